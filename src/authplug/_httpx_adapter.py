@@ -1,0 +1,126 @@
+"""httpx (and httpx2): sync and async auth flows, replay by yielding the request again.
+
+The flows override ``sync_auth_flow``/``async_auth_flow`` because getting a token does
+I/O and waits on other callers. ``requires_request_body`` stays off, so a user's
+streamed body stays a stream; such a one-shot body cannot be sent twice, so a refusal
+of it is handed back (with the token renewed for the caller's own retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Collection, Generator
+from typing import TYPE_CHECKING, Any
+
+from ._requests_adapter import bearer
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._manager import TokenManager
+    from .token import Token
+
+__all__ = ["async_flow", "sync_flow"]
+
+log = logging.getLogger("authplug")
+
+# Streams httpx can send again as they are: bytes, str, form, JSON and multipart
+# bodies. The names are shared by httpx and httpx2.
+_REPLAYABLE_STREAMS = frozenset({"ByteStream", "MultipartStream"})
+
+
+class _Rewind:
+    """How to send a request's body again, decided before it is first sent."""
+
+    __slots__ = ("_file", "_position", "replayable")
+
+    def __init__(self, request: httpx.Request) -> None:
+        stream: Any = request.stream
+        self._file: Any = None
+        self._position = 0
+        self.replayable = type(stream).__name__ in _REPLAYABLE_STREAMS
+        if not self.replayable:
+            # A file handed in as content= is read from where it stands: note that
+            # place and seek back to it before the replay.
+            inner = getattr(stream, "_stream", None)
+            if isinstance(inner, (list, tuple)):  # chunks httpx can iterate again
+                self.replayable = True
+            elif inner is not None and hasattr(inner, "seek") and hasattr(inner, "tell"):
+                try:
+                    self._position = inner.tell()
+                except OSError:
+                    return
+                self._file = inner
+                self.replayable = True
+
+    def rewind(self) -> None:
+        if self._file is not None:
+            self._file.seek(self._position)
+
+
+def _refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
+    # Only a request that carried this token: after a redirect to another origin,
+    # httpx has stripped the header and the refusal is not ours to answer.
+    return (
+        response.status_code in codes
+        and response.request.headers.get("Authorization") == bearer(sent)
+    )
+
+
+def _log_not_replayed(request: httpx.Request, status: int) -> None:
+    log.warning(
+        "%s://%s%s: the API answered %d; the token was renewed but the request was not "
+        "sent again because its body is a one-shot stream; retry it",
+        request.url.scheme,
+        request.url.host,
+        request.url.path,
+        status,
+    )
+
+
+def _log_replay(request: httpx.Request, status: int) -> None:
+    log.info(
+        "%s://%s%s: the API answered %d; replaying the request with a renewed token",
+        request.url.scheme,
+        request.url.host,
+        request.url.path,
+        status,
+    )
+
+
+def sync_flow(
+    manager: TokenManager, codes: Collection[int], request: httpx.Request
+) -> Generator[httpx.Request, httpx.Response]:
+    token = manager.get()
+    rewind = _Rewind(request)
+    request.headers["Authorization"] = bearer(token)
+    response = yield request
+    if not _refused(codes, response, token):
+        return
+    fresh = manager.renew_rejected(token)
+    if not rewind.replayable:
+        _log_not_replayed(request, response.status_code)
+        return
+    rewind.rewind()
+    _log_replay(request, response.status_code)
+    request.headers["Authorization"] = bearer(fresh)
+    yield request
+
+
+async def async_flow(
+    manager: TokenManager, codes: Collection[int], request: httpx.Request
+) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    token = await manager.aget()
+    rewind = _Rewind(request)
+    request.headers["Authorization"] = bearer(token)
+    response = yield request
+    if not _refused(codes, response, token):
+        return
+    fresh = await manager.arenew_rejected(token)
+    if not rewind.replayable:
+        _log_not_replayed(request, response.status_code)
+        return
+    rewind.rewind()
+    _log_replay(request, response.status_code)
+    request.headers["Authorization"] = bearer(fresh)
+    yield request

@@ -1,0 +1,462 @@
+"""The token brain: when to renew, single flight, refresh-then-full-grant.
+
+It imports neither requests nor httpx: the adapters ask it for a token before a
+request (:meth:`TokenManager.get`) and after a refusal (:meth:`TokenManager.renew_rejected`).
+
+Single flight. One renewal at a time per manager, whoever asks: threads and asyncio
+tasks join the same :class:`_Flight`. A thread leads a flight in its own thread; a
+task leads it in a detached task, so that cancelling the task that started it strands
+no one. Threads wait on an event, tasks on a future resolved through
+``call_soon_threadsafe``: waiting never blocks an event loop. A failed flight is
+remembered for :data:`FAILURE_MEMORY` seconds so a failing endpoint is not hammered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from .errors import AuthError, TokenEndpointError
+from .token import Token, TokenState, mask
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+    from .cache import TokenCache
+
+__all__ = ["FAILURE_MEMORY", "TokenManager", "TokenSource"]
+
+log = logging.getLogger("authplug")
+
+#: Seconds a failed renewal is remembered (and re-raised without a call).
+FAILURE_MEMORY = 1.0
+
+
+class TokenSource(Protocol):
+    """Where tokens come from (implemented by :class:`authplug._authlib.TokenClient`)."""
+
+    def grant(self) -> Token: ...
+    def refresh(self, refresh_token: str) -> Token: ...
+    async def agrant(self) -> Token: ...
+    async def arefresh(self, refresh_token: str) -> Token: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A token with its deadlines on this process's monotonic clock."""
+
+    token: Token
+    deadline: float | None  # the access token expires
+    renew_at: float | None  # proactive renewal is due
+    refresh_deadline: float | None  # the refresh token expires
+
+
+class _Flight:
+    """One renewal in progress and everyone waiting for it."""
+
+    __slots__ = ("_callbacks", "_event", "_lock", "error", "loop", "reason", "token")
+
+    def __init__(self, reason: str, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self.reason = reason
+        self.loop = loop  # the loop of an async leader
+        self.token: Token | None = None
+        self.error: AuthError | None = None
+
+    def complete(self, token: Token | None, error: AuthError | None) -> None:
+        with self._lock:
+            self.token, self.error = token, error
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def _outcome(self) -> Token:
+        if self.error is not None:
+            raise self.error.clone()
+        assert self.token is not None  # noqa: S101 - complete() sets one of the two
+        return self.token
+
+    def wait(self, limit: float) -> Token:
+        if not self._event.is_set():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not None and running is self.loop:
+                raise TokenEndpointError(
+                    "a blocking HTTP call on the event loop's thread is waiting for a token "
+                    "call that this same loop runs; use an async client inside async code"
+                )
+            if not self._event.wait(limit):
+                raise TokenEndpointError(
+                    f"gave up after {limit:.0f}s waiting for the token call in progress"
+                )
+        return self._outcome()
+
+    async def wait_async(self) -> Token:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def notify() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(resolve)
+
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(notify)
+                pending = True
+            else:
+                pending = False
+        if pending:
+            await future
+        return self._outcome()
+
+
+@dataclass(frozen=True, slots=True)
+class _Join:
+    """What a caller does after looking at the current state."""
+
+    token: Token | None = None  # use this, nothing to renew
+    flight: _Flight | None = None  # wait for (or lead) this
+    leader: bool = False
+    entry: _Entry | None = None  # the entry seen when joining
+    error: AuthError | None = None  # a remembered failure
+
+
+def _refused(exc: AuthError) -> bool:
+    """Any 4xx except 429 on a refresh means: fall back to the full grant."""
+    return exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code != 429
+
+
+class TokenManager:
+    """Holds one token and decides when and how to renew it."""
+
+    def __init__(
+        self,
+        *,
+        source: TokenSource,
+        provider: str,
+        cache: TokenCache,
+        key: str,
+        leeway: float,
+        clock: Clock,
+        on_token: Callable[[Token], object] | None,
+        initial: Token | None,
+        wait_limit: float,
+        grant_type: str,
+    ) -> None:
+        self._source = source
+        self._provider = provider
+        self._cache = cache
+        self._key = key
+        self._leeway = leeway
+        self._clock = clock
+        self._on_token = on_token
+        self._wait_limit = wait_limit
+        self._grant_type = grant_type
+        self._lock = threading.Lock()
+        self._flight: _Flight | None = None
+        self._failure: tuple[AuthError, float] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._entry = self._entry_for(initial) if initial else None
+
+    def __repr__(self) -> str:
+        return f"TokenManager(provider={self._provider!r})"
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def token(self) -> Token | None:
+        entry = self._entry
+        return entry.token if entry else None
+
+    def _entry_for(self, token: Token) -> _Entry:
+        """Put a token on the monotonic clock.
+
+        A token fetched here has a known lifetime: renew when less than ``leeway``
+        remains, but not before half of it has passed. A token from elsewhere has its
+        ``issued_at`` (cache) or nothing (handed in): only ``leeway`` applies then.
+        """
+        mono, wall = self._clock.monotonic(), self._clock.time()
+        refresh_deadline = (
+            mono + (token.refresh_expires_at - wall) if token.refresh_expires_at else None
+        )
+        if token.expires_at is None:
+            return _Entry(token, None, None, refresh_deadline)
+        deadline = mono + (token.expires_at - wall)
+        renew_at = deadline - self._leeway
+        lifetime = token.lifetime
+        if lifetime is not None and token.issued_at is not None:
+            half = mono + (token.issued_at + lifetime / 2 - wall)
+            renew_at = max(renew_at, half)
+        return _Entry(token, deadline, renew_at, refresh_deadline)
+
+    def state(self, entry: _Entry | None = None) -> TokenState:
+        entry = entry if entry is not None else self._entry
+        if entry is None:
+            return TokenState.INVALID
+        if entry.deadline is None or entry.renew_at is None:
+            return TokenState.FRESH
+        now = self._clock.monotonic()
+        if now >= entry.deadline:
+            return TokenState.INVALID
+        if now >= entry.renew_at:
+            return TokenState.STALE
+        return TokenState.FRESH
+
+    def _reason(self, entry: _Entry | None) -> str:
+        if entry is None:
+            return "first use"
+        if entry.deadline is None:
+            return "no token"
+        left = entry.deadline - self._clock.monotonic()
+        return f"token expires in {left:.0f}s" if left > 0 else "token expired"
+
+    def _join(self, rejected: Token | None, loop: asyncio.AbstractEventLoop | None) -> _Join:
+        with self._lock:
+            entry = self._entry
+            if rejected is not None:
+                if entry is not None and entry.token.access_token != rejected.access_token:
+                    return _Join(token=entry.token)  # someone renewed it already
+                reason = "the API refused the token"
+            else:
+                if entry is not None and self.state(entry) is TokenState.FRESH:
+                    return _Join(token=entry.token)
+                reason = self._reason(entry)
+            if self._flight is not None:
+                return _Join(flight=self._flight, entry=entry)
+            if self._failure is not None:
+                error, when = self._failure
+                if self._clock.monotonic() - when < FAILURE_MEMORY:
+                    return _Join(entry=entry, error=error)
+            self._flight = _Flight(reason, loop)
+            return _Join(flight=self._flight, leader=True, entry=entry)
+
+    def _finish(
+        self, flight: _Flight, entry: _Entry | None, error: AuthError | None, *, remember: bool
+    ) -> None:
+        with self._lock:
+            self._flight = None
+            if entry is not None:
+                self._entry = entry
+                self._failure = None
+            elif error is not None and remember:
+                self._failure = (error, self._clock.monotonic())
+                if flight.reason == "the API refused the token":
+                    self._entry = None  # do not keep sending a refused token
+        flight.complete(entry.token if entry else None, error)
+
+    def _fallback(self, join: _Join, rejected: Token | None, exc: AuthError) -> Token:
+        """A proactive renewal failed: a still-valid token goes out anyway."""
+        entry = join.entry
+        if rejected is None and entry is not None and self.state(entry) is TokenState.STALE:
+            log.warning(
+                "%s: token renewal failed (%s); using the current token until it expires",
+                self._provider,
+                exc,
+            )
+            return entry.token
+        raise exc
+
+    # -- sync --------------------------------------------------------------------
+
+    def get(self) -> Token:
+        """A token to send now: the current one, or a renewed one."""
+        entry = self._entry
+        if entry is not None and self.state(entry) is TokenState.FRESH:
+            return entry.token
+        return self._renew(None)
+
+    def renew_rejected(self, rejected: Token) -> Token:
+        """The API refused ``rejected``: a new token (or the one another caller got)."""
+        return self._renew(rejected)
+
+    def _renew(self, rejected: Token | None) -> Token:
+        join = self._join(rejected, None)
+        if join.token is not None:
+            return join.token
+        try:
+            if join.error is not None:
+                raise join.error.clone()
+            assert join.flight is not None  # noqa: S101 - _join returns one of the three
+            if join.leader:
+                self._lead(join.flight, join.entry)
+            return join.flight.wait(self._wait_limit)
+        except AuthError as exc:
+            return self._fallback(join, rejected, exc)
+
+    def _lead(self, flight: _Flight, entry: _Entry | None) -> None:
+        try:
+            new, fetched = self._work(flight.reason, entry)
+        except AuthError as exc:
+            self._finish(flight, None, exc, remember=True)
+            return
+        except BaseException as exc:
+            self._finish(flight, None, self._aborted(exc), remember=False)
+            raise
+        self._finish(flight, new, None, remember=False)
+        if fetched:
+            self._notify(new.token)
+
+    def _work(self, reason: str, entry: _Entry | None) -> tuple[_Entry, bool]:
+        with self._cache.lock(self._key):
+            adopted = self._adopt(self._cache.get(self._key), entry)
+            if adopted is not None:
+                return adopted, False
+            token = self._obtain(reason, entry)
+            self._cache.set(self._key, token)
+        return self._entry_for(token), True
+
+    def _obtain(self, reason: str, entry: _Entry | None) -> Token:
+        refresh_token = self._usable_refresh_token(entry)
+        if refresh_token is not None:
+            self._log_call("refresh_token", reason)
+            try:
+                return self._keep_refresh_token(self._source.refresh(refresh_token), entry)
+            except AuthError as exc:
+                if not _refused(exc):
+                    raise
+                self._log_refused(exc)
+        self._log_call(self._grant_type, reason)
+        return self._source.grant()
+
+    # -- async -------------------------------------------------------------------
+
+    async def aget(self) -> Token:
+        """Async :meth:`get`; never blocks the event loop while waiting."""
+        entry = self._entry
+        if entry is not None and self.state(entry) is TokenState.FRESH:
+            return entry.token
+        return await self._arenew(None)
+
+    async def arenew_rejected(self, rejected: Token) -> Token:
+        """Async :meth:`renew_rejected`."""
+        return await self._arenew(rejected)
+
+    async def _arenew(self, rejected: Token | None) -> Token:
+        loop = asyncio.get_running_loop()
+        join = self._join(rejected, loop)
+        if join.token is not None:
+            return join.token
+        try:
+            if join.error is not None:
+                raise join.error.clone()
+            assert join.flight is not None  # noqa: S101 - _join returns one of the three
+            if join.leader:
+                task = loop.create_task(self._alead(join.flight, join.entry))
+                self._tasks.add(task)  # a strong reference until it ends
+                task.add_done_callback(self._tasks.discard)
+            return await join.flight.wait_async()
+        except AuthError as exc:
+            return self._fallback(join, rejected, exc)
+
+    async def _alead(self, flight: _Flight, entry: _Entry | None) -> None:
+        try:
+            new, fetched = await self._awork(flight.reason, entry)
+        except AuthError as exc:
+            self._finish(flight, None, exc, remember=True)
+            return
+        except BaseException as exc:
+            self._finish(flight, None, self._aborted(exc), remember=False)
+            raise
+        self._finish(flight, new, None, remember=False)
+        if fetched:
+            self._notify(new.token)
+
+    async def _awork(self, reason: str, entry: _Entry | None) -> tuple[_Entry, bool]:
+        async with self._cache.alock(self._key):
+            adopted = self._adopt(await self._cache.aget(self._key), entry)
+            if adopted is not None:
+                return adopted, False
+            token = await self._aobtain(reason, entry)
+            await self._cache.aset(self._key, token)
+        return self._entry_for(token), True
+
+    async def _aobtain(self, reason: str, entry: _Entry | None) -> Token:
+        refresh_token = self._usable_refresh_token(entry)
+        if refresh_token is not None:
+            self._log_call("refresh_token", reason)
+            try:
+                token = await self._source.arefresh(refresh_token)
+                return self._keep_refresh_token(token, entry)
+            except AuthError as exc:
+                if not _refused(exc):
+                    raise
+                self._log_refused(exc)
+        self._log_call(self._grant_type, reason)
+        return await self._source.agrant()
+
+    # -- shared helpers ----------------------------------------------------------
+
+    def _adopt(self, cached: Token | None, entry: _Entry | None) -> _Entry | None:
+        """A token another process (or an earlier call) stored, if it beats ours."""
+        if cached is None:
+            return None
+        if entry is not None and cached.access_token == entry.token.access_token:
+            return None
+        candidate = self._entry_for(cached)
+        if self.state(candidate) is not TokenState.FRESH:
+            return None
+        log.info(
+            "%s: using a token renewed elsewhere (%s), no token call",
+            self._provider,
+            mask(cached.access_token),
+        )
+        return candidate
+
+    def _usable_refresh_token(self, entry: _Entry | None) -> str | None:
+        if entry is None or not entry.token.refresh_token:
+            return None
+        if entry.refresh_deadline is not None and self._clock.monotonic() >= entry.refresh_deadline:
+            log.info("%s: the refresh token has expired; using the full grant", self._provider)
+            return None
+        return entry.token.refresh_token
+
+    @staticmethod
+    def _keep_refresh_token(token: Token, entry: _Entry | None) -> Token:
+        """A refresh answer without a refresh token keeps the one that was used."""
+        if token.refresh_token is None and entry is not None:
+            return dataclasses.replace(
+                token,
+                refresh_token=entry.token.refresh_token,
+                refresh_expires_at=entry.token.refresh_expires_at,
+            )
+        return token
+
+    def _aborted(self, exc: BaseException) -> AuthError:
+        if isinstance(exc, asyncio.CancelledError):
+            description = "the token call was cancelled"
+        else:
+            description = f"the token call failed unexpectedly ({type(exc).__name__})"
+        return TokenEndpointError(description, provider=self._provider)
+
+    def _notify(self, token: Token) -> None:
+        log.debug("%s: new token %s", self._provider, mask(token.access_token))
+        if self._on_token is None:
+            return
+        try:
+            self._on_token(token)
+        except Exception as exc:  # a user's callback must not break requests
+            log.warning("%s: the on_token callback raised %s", self._provider, type(exc).__name__)
+
+    def _log_call(self, grant: str, reason: str) -> None:
+        log.info("%s: token call, %s grant (reason: %s)", self._provider, grant, reason)
+
+    def _log_refused(self, exc: AuthError) -> None:
+        log.info(
+            "%s: the refresh token was refused (HTTP %s); falling back to the full grant",
+            self._provider,
+            exc.status_code,
+        )

@@ -1,0 +1,105 @@
+"""requests: the Bearer header, a response hook, rewind, replay once.
+
+Modelled on ``requests.auth.HTTPDigestAuth.handle_401``: remember where the body
+started, and on a refusal seek back, consume and close the refused response, copy the
+request, carry its cookies, send the copy on the same connection adapter and put the
+refused response in the history. The copy is sent with the adapter directly, so the
+hook does not run for it: one replay at most.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+from .token import Token
+
+if TYPE_CHECKING:
+    import requests
+
+    from ._manager import TokenManager
+
+__all__ = ["apply"]
+
+log = logging.getLogger("authplug")
+
+
+def bearer(token: Token) -> str:
+    # Capital B whatever the provider's token_type says (RFC 6750 §2.1).
+    return f"Bearer {token.access_token}"
+
+
+def apply(
+    manager: TokenManager, codes: Collection[int], request: requests.PreparedRequest
+) -> requests.PreparedRequest:
+    token = manager.get()
+    request.headers["Authorization"] = bearer(token)
+    body = request.body
+    position: int | None = None
+    if body is not None and not isinstance(body, (bytes, str)) and hasattr(body, "tell"):
+        try:
+            position = body.tell()
+        except OSError:
+            position = None
+
+    def handle(response: requests.Response, **kwargs: Any) -> requests.Response:
+        return _handle(manager, codes, token, position, response, **kwargs)
+
+    request.register_hook("response", handle)
+    return request
+
+
+def _replayable(body: object, position: int | None) -> bool:
+    return body is None or isinstance(body, (bytes, str)) or position is not None
+
+
+def _handle(
+    manager: TokenManager,
+    codes: Collection[int],
+    sent: Token,
+    position: int | None,
+    response: requests.Response,
+    **kwargs: Any,
+) -> requests.Response:
+    request = response.request
+    if response.status_code not in codes:
+        return response
+    # Only a request that carried this token (not, say, one redirected elsewhere).
+    if request.headers.get("Authorization") != bearer(sent):
+        return response
+    body = request.body
+    if not _replayable(body, position):
+        manager.renew_rejected(sent)
+        log.warning(
+            "%s: the API answered %d; the token was renewed but the request was not "
+            "sent again because its body is a one-shot stream; retry it",
+            request.url and _origin(request.url),
+            response.status_code,
+        )
+        return response
+    if position is not None:
+        body.seek(position)  # type: ignore[union-attr]
+    fresh = manager.renew_rejected(sent)
+    from requests.cookies import extract_cookies_to_jar
+
+    response.content  # noqa: B018 - consume the body so the connection can be reused
+    response.close()
+    replay = request.copy()
+    extract_cookies_to_jar(replay._cookies, request, response.raw)  # type: ignore[attr-defined]
+    replay.prepare_cookies(replay._cookies)  # type: ignore[attr-defined]
+    replay.headers["Authorization"] = bearer(fresh)
+    log.info(
+        "%s: the API answered %d; replaying the request with a renewed token",
+        _origin(replay.url or ""),
+        response.status_code,
+    )
+    second = response.connection.send(replay, **kwargs)  # type: ignore[attr-defined]
+    second.history.append(response)
+    second.request = replay
+    return second  # type: ignore[no-any-return]
+
+
+def _origin(url: str) -> str:
+    """Scheme, host and path: never the query, which may carry secrets."""
+    return url.split("?", 1)[0]

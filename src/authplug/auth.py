@@ -1,0 +1,316 @@
+"""The auth base class (requests and httpx in one object) and the generic classes."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import numbers
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from . import _httpx_adapter, _requests_adapter
+from ._authlib import Secret, TokenClient
+from ._clock import Clock, SystemClock
+from ._manager import TokenManager
+from ._retry import RetryPolicy
+from ._transport import CertOption, HttpxTransport, VerifyOption, check_cert_files
+from .cache import MemoryTokenCache, TokenCache, cache_key
+from .errors import ConfigurationError
+from .spec import GENERIC, ProviderSpec
+from .token import Token
+
+if TYPE_CHECKING:
+    import requests
+
+    _AuthBases: tuple[type, ...] = (httpx.Auth,)
+    _Base = httpx.Auth
+else:
+    try:  # the maintained fork: the same object serves its clients too
+        import httpx2
+
+        _Base = type("_Base", (httpx.Auth, httpx2.Auth), {})
+    except ImportError:
+        _Base = httpx.Auth
+
+__all__ = ["BaseAuth", "OAuth2ClientCredentialsAuth", "OAuth2PasswordAuth"]
+
+log = logging.getLogger("authplug")
+
+ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
+_CLIENT_AUTH = ("client_secret_post", "client_secret_basic", "none")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(name: str, url: object) -> str:
+    """An https URL, or http on a loopback host; anything else is a ConfigurationError."""
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"{name}= must be a URL string")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"{name}={url!r} is not a valid URL ({exc})") from None
+    if not parsed.host:
+        raise ConfigurationError(f"{name}={url!r} has no host")
+    if parsed.userinfo:
+        raise ConfigurationError(f"{name}= must not carry credentials in the URL")
+    if parsed.scheme == "https":
+        return url
+    if parsed.scheme == "http" and _is_loopback(parsed.host):
+        return url
+    if parsed.scheme == "http":
+        raise ConfigurationError(
+            f"{name}={url!r} uses plain http: credentials would travel unencrypted. "
+            "Use https (http is accepted only for localhost and loopback addresses)"
+        )
+    raise ConfigurationError(f"{name}={url!r} must be an https URL")
+
+
+def _text(name: str, value: object, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name}= must be a non-empty string")
+    return value
+
+
+def _scope(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, Iterable) and all(isinstance(v, str) for v in value):
+        return " ".join(value) or None  # type: ignore[arg-type]
+    raise ConfigurationError("scope= takes a space-separated string or a list of strings")
+
+
+def _number(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{name}= must be a number of seconds")
+    number = float(value)
+    if number < minimum or (strict and number == minimum):
+        relation = ">" if strict else ">="
+        raise ConfigurationError(f"{name}= must be {relation} {minimum:g}")
+    return number
+
+
+class BaseAuth(_Base):
+    """OAuth2 bearer authentication for requests, httpx and httpx async, in one object.
+
+    Subclasses (the generic grants and the providers) choose the spec and the
+    credentials; every option below is shared. All arguments are keyword-only.
+
+    Args:
+        leeway: renew a token when fewer seconds than this remain (but never before
+            half of its lifetime has passed).
+        timeout: seconds allowed to each token call.
+        verify: TLS verification of token calls: True, False, a CA file or directory,
+            or an ``ssl.SSLContext``.
+        cert: a client certificate presented on token calls: a PEM file holding the
+            certificate and key, or a ``(certfile, keyfile)`` pair.
+        client_auth: ``"client_secret_post"``, ``"client_secret_basic"`` or ``"none"``.
+        retries: how often a token call that met a network error, a 429 or a 5xx is
+            tried again.
+        refresh_status_codes: API statuses that make the package renew the token and
+            send the request once more.
+        token: a token to start from (an ``authplug.Token`` or a provider's dict).
+        on_token: called with each new token, e.g. to persist it.
+        cache: where the token is kept (default: this process's memory).
+        clock: the time source (for tests).
+    """
+
+    # httpx must not buffer users' streams on our account.
+    requires_request_body = False
+    requires_response_body = False
+
+    def __init__(
+        self,
+        *,
+        spec: ProviderSpec,
+        token_url: str,
+        refresh_url: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        scope: str | Iterable[str] | None = None,
+        leeway: float = 60,
+        timeout: float = 10.0,
+        verify: VerifyOption = True,
+        cert: CertOption = None,
+        client_auth: ClientAuthMethod = "client_secret_post",
+        retries: int = 3,
+        refresh_status_codes: Iterable[int] = (401,),
+        token: Token | Mapping[str, Any] | None = None,
+        on_token: Callable[[Token], object] | None = None,
+        cache: TokenCache | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.spec = spec
+        self.provider = spec.name
+        self.token_url = check_url("token_url", token_url)
+        refresh_url = check_url("refresh_url", refresh_url) if refresh_url else None
+        self.client_id = _text("client_id", client_id, required=False)
+        self.username = _text("username", username, required=spec.grant_type == "password")
+        secret = _text("client_secret", client_secret, required=False)
+        password = _text("password", password, required=spec.grant_type == "password")
+        self.scope = _scope(scope)
+        leeway = _number("leeway", leeway, minimum=0)
+        timeout = _number("timeout", timeout, minimum=0, strict=True)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError("retries= must be a whole number >= 0")
+        if client_auth not in _CLIENT_AUTH:
+            raise ConfigurationError(f"client_auth= must be one of {', '.join(_CLIENT_AUTH)}")
+        if secret is None and client_auth != "none":
+            if client_auth == "client_secret_basic":
+                raise ConfigurationError('client_auth="client_secret_basic" needs client_secret=')
+            client_auth = "none"
+        codes = tuple(refresh_status_codes)
+        if not all(isinstance(c, int) and 100 <= c <= 599 for c in codes):
+            raise ConfigurationError("refresh_status_codes= takes HTTP status codes (100-599)")
+        self.refresh_status_codes = frozenset(codes)
+        if on_token is not None and not callable(on_token):
+            raise ConfigurationError("on_token= must be callable")
+        if cache is not None and not isinstance(cache, TokenCache):
+            raise ConfigurationError(
+                "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
+            )
+        check_cert_files(cert)
+        self._clock: Clock = clock or SystemClock()
+        policy = RetryPolicy(retries=retries)
+        self._client = TokenClient(
+            spec=spec,
+            token_url=self.token_url,
+            refresh_url=refresh_url,
+            client_id=self.client_id,
+            client_secret=Secret(secret) if secret else None,
+            username=self.username,
+            password=Secret(password) if password else None,
+            scope=self.scope,
+            client_auth=client_auth,
+            transport=HttpxTransport(timeout=timeout, verify=verify, cert=cert),
+            retry=policy,
+            clock=self._clock,
+        )
+        initial = Token.coerce(token, now=self._clock.time()) if token is not None else None
+        self._manager = TokenManager(
+            source=self._client,
+            provider=spec.name,
+            cache=cache if cache is not None else MemoryTokenCache(),
+            key=cache_key(
+                provider=spec.name,
+                token_url=self.token_url,
+                client_id=self.client_id,
+                username=self.username,
+                scope=self.scope,
+            ),
+            leeway=leeway,
+            clock=self._clock,
+            on_token=on_token,
+            initial=initial,
+            wait_limit=timeout * (retries + 1) + policy.max_backoff * retries + 5,
+            grant_type=spec.grant_type,
+        )
+
+    def __repr__(self) -> str:
+        fields = [f"token_url={self.token_url!r}"]
+        if self.client_id:
+            fields.append(f"client_id={self.client_id!r}")
+        if self.username:
+            fields.append(f"username={self.username!r}")
+        return f"{type(self).__name__}({', '.join(fields)})"
+
+    # -- outside HTTP --------------------------------------------------------------
+
+    @property
+    def token(self) -> Token | None:
+        """The current token, or None before the first one."""
+        return self._manager.token
+
+    def get_token(self) -> Token:
+        """A valid token, fetched or renewed if needed."""
+        return self._manager.get()
+
+    async def aget_token(self) -> Token:
+        """A valid token, fetched or renewed if needed, without blocking the loop."""
+        return await self._manager.aget()
+
+    def close(self) -> None:
+        """Close the connections of token calls (they reopen on the next call)."""
+        self._client.close()
+
+    # -- requests ----------------------------------------------------------------
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return _requests_adapter.apply(self._manager, self.refresh_status_codes, request)
+
+    # -- httpx -------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        return _httpx_adapter.sync_flow(self._manager, self.refresh_status_codes, request)
+
+    def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        return _httpx_adapter.async_flow(self._manager, self.refresh_status_codes, request)
+
+
+class OAuth2PasswordAuth(BaseAuth):
+    """The resource owner password grant against any RFC 6749 token endpoint."""
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        username: str,
+        password: str,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scope: str | Iterable[str] | None = None,
+        spec: ProviderSpec = GENERIC,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            spec=spec,
+            token_url=token_url,
+            username=username,
+            password=password,
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=scope,
+            **options,
+        )
+
+
+class OAuth2ClientCredentialsAuth(BaseAuth):
+    """The client credentials grant against any RFC 6749 token endpoint."""
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | Iterable[str] | None = None,
+        spec: ProviderSpec | None = None,
+        **options: Any,
+    ) -> None:
+        _text("client_id", client_id, required=True)
+        _text("client_secret", client_secret, required=True)
+        super().__init__(
+            spec=spec or ProviderSpec(name="oauth2", grant_type="client_credentials"),
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=scope,
+            **options,
+        )

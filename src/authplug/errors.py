@@ -1,0 +1,117 @@
+"""The exceptions authplug raises.
+
+The tree, named after what the caller does next::
+
+    Exception
+    ├── AuthError                     a token could not be had; carries provider,
+    │   │                             status_code, error and description
+    │   ├── CredentialsRejectedError  the token endpoint refused the credentials
+    │   │                             (400, 401, 403, 422): fix them, do not retry
+    │   ├── TokenEndpointError        no usable answer (unreachable, TLS, timeout,
+    │   │                             404, 5xx or 429 after the retries): try later
+    │   └── TokenResponseError        a 2xx answer that is not a usable token:
+    │                                 the provider is misbehaving, report it
+    └── ValueError
+        └── ConfigurationError        a mistake in the arguments, found at construction
+
+No message, attribute or ``repr`` of these exceptions carries a password, a client
+secret or a token: descriptions are scrubbed of every secret the package knows of
+before the exception is built.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ConfigurationError",
+    "CredentialsRejectedError",
+    "TokenEndpointError",
+    "TokenResponseError",
+]
+
+_MAX_DESCRIPTION = 300
+
+
+class AuthError(Exception):
+    """A token could not be obtained.
+
+    Attributes:
+        provider: ``"oauth2"`` for the generic classes, else the provider's lower-case name.
+        status_code: the HTTP status of the token endpoint's answer, or None when there
+            was no answer.
+        error: the provider's error code (``"invalid_grant"``), or None.
+        description: the provider's own words, or what went wrong.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        provider: str = "oauth2",
+        status_code: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        if len(description) > _MAX_DESCRIPTION:
+            description = description[: _MAX_DESCRIPTION - 1] + "…"
+        self.provider = provider
+        self.status_code = status_code
+        self.error = error
+        self.description = description
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [self.provider]
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}")
+        if self.error:
+            parts.append(self.error)
+        return f"{': '.join(parts)}: {self.description}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, "
+            f"status_code={self.status_code!r}, error={self.error!r}, "
+            f"description={self.description!r})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments do not survive the default pickling; processes
+        # (and tests) that ship errors across a pipe need this.
+        return (
+            _rebuild,
+            (type(self), self.description, self.provider, self.status_code, self.error),
+        )
+
+    def clone(self) -> AuthError:
+        """Return a fresh exception with the same content and no traceback.
+
+        Several threads may re-raise one remembered failure at the same moment;
+        each gets its own instance so that tracebacks never interleave.
+        """
+        return _rebuild(type(self), self.description, self.provider, self.status_code, self.error)
+
+
+def _rebuild(
+    cls: type[AuthError],
+    description: str,
+    provider: str,
+    status_code: int | None,
+    error: str | None,
+) -> AuthError:
+    return cls(description, provider=provider, status_code=status_code, error=error)
+
+
+class CredentialsRejectedError(AuthError):
+    """The token endpoint refused the credentials (HTTP 400, 401, 403 or 422)."""
+
+
+class TokenEndpointError(AuthError):
+    """The token endpoint gave no usable answer: unreachable, TLS, timeout, 404, 5xx, 429."""
+
+
+class TokenResponseError(AuthError):
+    """The token endpoint answered 2xx with something that is not a usable token."""
+
+
+class ConfigurationError(ValueError):
+    """An argument is wrong; the message says which one and what to do."""

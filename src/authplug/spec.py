@@ -1,0 +1,192 @@
+"""How a provider's token endpoint speaks: a small declarative description.
+
+A provider is a :class:`ProviderSpec` plus, at most, a few hooks. The description is
+public so that a user can describe a provider of their own in a few lines::
+
+    from authplug import OAuth2PasswordAuth, ProviderSpec, problem_details_error
+
+    ACME = ProviderSpec(
+        name="acme",
+        grant_type="password",
+        body="json",
+        param_names={"client_id": "clientId"},
+        expires_in_field="ttl",
+        parse_error=problem_details_error,
+    )
+
+    auth = OAuth2PasswordAuth(
+        spec=ACME, token_url="https://login.acme.example/token", username="u", password="p"
+    )
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol
+
+__all__ = [
+    "ErrorDetails",
+    "ErrorParser",
+    "ExtraParams",
+    "ProviderSpec",
+    "describe_body",
+    "description_error",
+    "message_error",
+    "problem_details_error",
+    "rfc6749_error",
+]
+
+
+class ErrorDetails(NamedTuple):
+    """What a provider's error body says: its error code (if any) and its words."""
+
+    error: str | None
+    description: str
+
+
+class ErrorParser(Protocol):
+    """Reads a non-2xx answer of the token endpoint."""
+
+    def __call__(self, status: int, content_type: str, body: bytes) -> ErrorDetails:
+        """Return the error code and message; never raise."""
+
+
+class ExtraParams(Protocol):
+    """Adds parameters to each token request (``grant_type`` tells which kind)."""
+
+    def __call__(self, grant_type: str) -> Mapping[str, str]:
+        """Return the parameters to add; a name already present is left alone."""
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def describe_body(status: int, content_type: str, body: bytes) -> str:
+    """Say what an unexpected body is, without echoing more than a short excerpt."""
+    text = body.strip()
+    if not text:
+        return f"an empty body (HTTP {status})"
+    if b"<html" in text[:512].lower() or "html" in content_type.lower():
+        title = _TITLE.search(text)
+        name = title.group(1).decode("utf-8", "replace").strip() if title else ""
+        return f"an HTML page{f' titled {name!r}' if name else ''} (HTTP {status})"
+    excerpt = text[:120].decode("utf-8", "replace")
+    return f"an unexpected body (HTTP {status}): {excerpt!r}"
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def rfc6749_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
+    """RFC 6749 §5.2: ``{"error", "error_description", "error_uri"}``."""
+    data = _json_object(body)
+    if data is not None and data.get("error"):
+        error = _text(data["error"])
+        description = _text(data.get("error_description")) or error or ""
+        return ErrorDetails(error, description)
+    return _fallback(status, content_type, body)
+
+
+def problem_details_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
+    """RFC 9457 problem details: ``{"type", "title", "status", "detail"}``."""
+    data = _json_object(body)
+    if data is not None and (data.get("title") or data.get("detail")):
+        title = _text(data.get("title"))
+        return ErrorDetails(title, _text(data.get("detail")) or title or "")
+    return _fallback(status, content_type, body)
+
+
+def description_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
+    """A bare ``{"description": …}`` object."""
+    data = _json_object(body)
+    if data is not None and data.get("description"):
+        return ErrorDetails(None, _text(data["description"]) or "")
+    return _fallback(status, content_type, body)
+
+
+def message_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
+    """Plain text, or JSON carrying a message under a usual name."""
+    data = _json_object(body)
+    if data is not None:
+        for name in ("message", "error_description", "detail", "description", "error"):
+            if data.get(name):
+                return ErrorDetails(None, _text(data[name]) or "")
+        return _fallback(status, content_type, body)
+    text = body.strip()
+    looks_like_text = text and b"<" not in text[:64] and "html" not in content_type.lower()
+    if looks_like_text and len(text) <= 300:
+        return ErrorDetails(None, text.decode("utf-8", "replace"))
+    return _fallback(status, content_type, body)
+
+
+def _fallback(status: int, content_type: str, body: bytes) -> ErrorDetails:
+    """Any shape at all: every parser ends here when the body is not its own."""
+    data = _json_object(body)
+    if data is not None:
+        for name in ("error_description", "detail", "description", "message", "title", "error"):
+            if data.get(name):
+                error = _text(data.get("error")) if name != "error" else None
+                return ErrorDetails(error, _text(data[name]) or "")
+    return ErrorDetails(None, describe_body(status, content_type, body))
+
+
+def _frozen(mapping: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """Everything that differs between token endpoints, as data.
+
+    Attributes:
+        name: lower-case provider name, carried by errors and log lines.
+        grant_type: the full grant, ``"password"`` or ``"client_credentials"``.
+        body: ``"form"`` (application/x-www-form-urlencoded) or ``"json"``.
+        grant_type_in: ``"body"``, or ``"query"`` for a grant type in the URL.
+        params_in: ``"body"``, or ``"query"`` to send every parameter in the URL
+            with an empty body.
+        param_names: renames of the standard parameter names (``client_id`` →
+            ``clientId``).
+        headers: extra request headers (``Accept`` is ``application/json`` unless set).
+        expires_in_field: the answer's field holding the lifetime in seconds.
+        refresh_expires_in_field: the answer's field holding the refresh token's
+            lifetime, when the provider has one.
+        parse_error: reads the provider's error bodies.
+        extra_params: adds parameters to each token request.
+    """
+
+    name: str
+    grant_type: Literal["password", "client_credentials"] = "password"
+    body: Literal["form", "json"] = "form"
+    grant_type_in: Literal["body", "query"] = "body"
+    params_in: Literal["body", "query"] = "body"
+    param_names: Mapping[str, str] = field(default_factory=_frozen)
+    headers: Mapping[str, str] = field(default_factory=_frozen)
+    expires_in_field: str = "expires_in"
+    refresh_expires_in_field: str | None = None
+    parse_error: ErrorParser = rfc6749_error
+    extra_params: ExtraParams | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("param_names", "headers"):
+            value = getattr(self, name)
+            if not isinstance(value, MappingProxyType):
+                object.__setattr__(self, name, _frozen(value))
+
+
+GENERIC = ProviderSpec(name="oauth2")

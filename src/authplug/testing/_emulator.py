@@ -1,0 +1,306 @@
+"""A token endpoint and a protected resource that behave like a real provider.
+
+:class:`OAuth2Emulator` speaks RFC 6749 (form body, ``error``/``error_description``
+errors). Provider emulators subclass it and change only what their provider does
+differently: where the parameters are read from, what the answer looks like, how
+errors read. Every knob a test needs is a method or attribute:
+
+- ``token_lifetime``: seconds each new access token lives (None: no expiry given);
+- ``revoke_all()``: every token issued so far is refused by the API from now on;
+- ``reject_refresh``: refresh grants are refused;
+- ``fail_next(n, status=503, retry_after=None)``: the next n token calls fail;
+- ``malformed_next(n, body=…)``: the next n token calls answer 200 with that body;
+- ``token_calls``: a Counter of token calls by grant type (``.total()`` for all);
+- ``api_calls``: how many API requests arrived, and ``api_log`` what they carried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ._server import LoopbackServer, Request, Response
+
+__all__ = ["ApiHit", "OAuth2Emulator"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiHit:
+    """One request the protected resource received."""
+
+    method: str
+    path: str
+    authorization: str | None
+    body_sha256: str
+    status: int
+
+
+@dataclass(slots=True)
+class _Issued:
+    expires: float | None  # server monotonic time
+    revoked: bool = False
+
+
+class OAuth2Emulator:
+    """An RFC 6749 token endpoint (password, client credentials, refresh) and an API."""
+
+    name = "oauth2"
+    token_path = "/token"
+    api_prefix = "/api"
+
+    def __init__(
+        self,
+        *,
+        username: str = "demo-user",
+        password: str = "demo-password",
+        client_id: str | None = "demo-client",
+        client_secret: str | None = "demo-secret",
+        token_lifetime: float | None = 3600,
+        issue_refresh_tokens: bool = True,
+        token_delay: float = 0.0,
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_lifetime = token_lifetime
+        self.issue_refresh_tokens = issue_refresh_tokens
+        self.token_delay = token_delay
+        self.reject_refresh = False
+        self.token_calls: Counter[str] = Counter()
+        self.token_requests: list[Request] = []
+        self.api_calls = 0
+        self.api_log: list[ApiHit] = []
+        self._lock = threading.Lock()
+        self._access: dict[str, _Issued] = {}
+        self._refresh: dict[str, bool] = {}  # refresh token -> still valid
+        self._failures: list[Response] = []
+        self._serial = itertools.count(1)
+        self._server: LoopbackServer | None = None
+
+    # -- knobs -------------------------------------------------------------------
+
+    def revoke_all(self) -> None:
+        """Every access token issued so far is refused from now on."""
+        with self._lock:
+            for issued in self._access.values():
+                issued.revoked = True
+
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
+        """The next ``count`` token calls answer ``status`` with an HTML error page."""
+        headers = {"Content-Type": "text/html"}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        page = f"<html><head><title>{status} Service Unavailable</title></head></html>"
+        with self._lock:
+            self._failures.extend([Response(status, page.encode(), headers)] * count)
+
+    def malformed_next(
+        self,
+        count: int = 1,
+        body: bytes = b'{"access_token": "trunc',
+        status: int = 200,
+        content_type: str = "application/json",
+    ) -> None:
+        """The next ``count`` token calls answer with this (broken) body."""
+        with self._lock:
+            self._failures.extend([Response(status, body, {"Content-Type": content_type})] * count)
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.token_calls.clear()
+            self.token_requests.clear()
+            self.api_calls = 0
+            self.api_log.clear()
+
+    # -- server ------------------------------------------------------------------
+
+    def start(self) -> OAuth2Emulator:
+        if self._server is None:
+            self._server = LoopbackServer(self.handle, ssl_context=self.server_ssl_context())
+            self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> OAuth2Emulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def server_ssl_context(self) -> Any:
+        """None: plain http. The Mogoplus emulator serves TLS."""
+        return None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return self._server.url
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + self.token_path
+
+    def api_url(self, path: str = "/resource") -> str:
+        return self.base_url + self.api_prefix + path
+
+    def handle(self, request: Request) -> Response:
+        if request.path == self.token_path:
+            return self._token_endpoint(request)
+        if request.path.startswith(self.api_prefix + "/"):
+            return self._api(request)
+        return self.not_found()
+
+    # -- the wire format (what subclasses change) ----------------------------------
+
+    def read_params(self, request: Request) -> dict[str, str] | Response:
+        """The request's parameters under RFC 6749 names, or an error answer."""
+        if not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            return self.error(400, "invalid_request", "expected a form body")
+        params = request.form()
+        basic = request.headers.get("authorization", "")
+        if basic.lower().startswith("basic "):
+            import base64
+
+            decoded = base64.b64decode(basic[6:]).decode("utf-8", "replace")
+            params["client_id"], _, params["client_secret"] = decoded.partition(":")
+        return params
+
+    def token_body(self, access: str, refresh: str | None, lifetime: float | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"access_token": access, "token_type": "bearer"}
+        if lifetime is not None:
+            body["expires_in"] = lifetime
+        if refresh is not None:
+            body["refresh_token"] = refresh
+        return body
+
+    def error(self, status: int, code: str, description: str) -> Response:
+        return Response.json(status, {"error": code, "error_description": description})
+
+    def not_found(self) -> Response:
+        return Response.json(404, {"error": "not_found", "error_description": "no such path"})
+
+    def check_client(self, params: dict[str, str]) -> Response | None:
+        """None when the client authenticates (or none is configured)."""
+        if self.client_id is None:
+            return None
+        if params.get("client_id") != self.client_id or (
+            self.client_secret is not None and params.get("client_secret") != self.client_secret
+        ):
+            return self.error(401, "invalid_client", "client authentication failed")
+        return None
+
+    def grants(self) -> tuple[str, ...]:
+        return ("password", "client_credentials", "refresh_token")
+
+    def new_access_token(self) -> str:
+        return f"at-{next(self._serial)}-{secrets.token_hex(12)}"
+
+    # -- token endpoint ----------------------------------------------------------
+
+    def _token_endpoint(self, request: Request) -> Response:
+        if request.method != "POST":
+            return self.error(405, "invalid_request", "use POST")
+        if self.token_delay:
+            time.sleep(self.token_delay)
+        with self._lock:
+            self.token_requests.append(request)
+            failure = self._failures.pop(0) if self._failures else None
+        params = self.read_params(request)
+        grant = params.get("grant_type", "") if isinstance(params, dict) else "invalid"
+        with self._lock:
+            self.token_calls[grant or "missing"] += 1
+        if failure is not None:
+            return failure
+        if isinstance(params, Response):
+            return params
+        if grant not in self.grants():
+            return self.error(400, "unsupported_grant_type", f"grant type {grant!r}")
+        client_error = self.check_client(params)
+        if client_error is not None:
+            return client_error
+        if grant == "password":
+            if params.get("username") != self.username or params.get("password") != self.password:
+                return self.error(400, "invalid_grant", "wrong username or password")
+        elif grant == "refresh_token":
+            with self._lock:
+                valid = self._refresh.get(params.get("refresh_token", ""), False)
+            if self.reject_refresh or not valid:
+                return self.error(400, "invalid_grant", "refresh token is invalid")
+        return self.issue(grant)
+
+    def issue(self, grant: str) -> Response:
+        access = self.new_access_token()
+        refresh = None
+        if self.issue_refresh_tokens and grant != "client_credentials":
+            refresh = f"rt-{secrets.token_hex(12)}"
+        lifetime = self.token_lifetime
+        with self._lock:
+            expires = time.monotonic() + lifetime if lifetime is not None else None
+            self._access[access] = _Issued(expires)
+            if refresh is not None:
+                self._refresh[refresh] = True
+        return Response.json(200, self.token_body(access, refresh, lifetime))
+
+    # -- protected resource ------------------------------------------------------
+
+    def token_valid(self, access: str) -> bool:
+        with self._lock:
+            issued = self._access.get(access)
+        if issued is None or issued.revoked:
+            return False
+        return issued.expires is None or time.monotonic() < issued.expires
+
+    def _api(self, request: Request) -> Response:
+        header = request.headers.get("authorization")
+        scheme, _, access = (header or "").partition(" ")
+        ok = scheme == "Bearer" and self.token_valid(access)
+        if request.path == self.api_prefix + "/redirect" and ok:
+            target = request.args().get("to", "/")
+            response = Response(302, b"", {"Location": target})
+        elif ok:
+            response = Response.json(
+                200,
+                {
+                    "ok": True,
+                    "path": request.path,
+                    "body_sha256": hashlib.sha256(request.body).hexdigest(),
+                    "body_length": len(request.body),
+                },
+            )
+        else:
+            response = Response(
+                401,
+                json.dumps({"error": "invalid_token"}).encode(),
+                {
+                    "WWW-Authenticate": 'Bearer error="invalid_token"',
+                    "Content-Type": "application/json",
+                    "Set-Cookie": "seen401=yes; Path=/",
+                },
+            )
+        with self._lock:
+            self.api_calls += 1
+            self.api_log.append(
+                ApiHit(
+                    request.method,
+                    request.path,
+                    header,
+                    hashlib.sha256(request.body).hexdigest(),
+                    response.status,
+                )
+            )
+        return response

@@ -1,0 +1,188 @@
+"""The token value and its state.
+
+A :class:`Token` is frozen and never shows a secret in its ``repr``: the access and
+refresh tokens appear shortened to their last four characters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["Token", "TokenState", "mask"]
+
+_KNOWN = frozenset(
+    {
+        "access_token",
+        "token_type",
+        "expires_at",
+        "expires_in",
+        "refresh_token",
+        "scope",
+        "issued_at",
+        "refresh_expires_at",
+    }
+)
+
+
+def mask(secret: str | None) -> str:
+    """Show at most the last four characters of a secret (fewer for short ones)."""
+    if not secret:
+        return "None" if secret is None else "''"
+    keep = 4 if len(secret) >= 16 else 0
+    return "'…" + secret[-keep:] + "'" if keep else "'…'"
+
+
+class TokenState(enum.Enum):
+    """How usable a token is right now."""
+
+    FRESH = "fresh"  # use it; a token with no known expiry is fresh until a 401
+    STALE = "stale"  # still valid, but renewal is due
+    INVALID = "invalid"  # expired: do not send it
+
+
+def _number(value: object) -> float | None:
+    """Return a finite number from an int, float or numeric string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Token:
+    """An access token and what the provider said about it.
+
+    Attributes:
+        access_token: the bearer credential.
+        token_type: what the provider called it (``"bearer"``, ``"Bearer"``, or None).
+            authplug always sends ``Authorization: Bearer …`` whatever this says.
+        expires_at: when the access token expires, in epoch seconds, or None when the
+            provider gave no lifetime. For persistence and display; renewal decisions
+            use a monotonic clock.
+        refresh_token: the refresh token, or None.
+        scope: the granted scope as a space-separated string, or None.
+        extra: every other field of the provider's answer (read-only).
+        issued_at: when the answer arrived, in epoch seconds (None for a token handed
+            in by the caller, whose lifetime is unknown).
+        refresh_expires_at: when the refresh token expires, in epoch seconds, when the
+            provider says so.
+    """
+
+    access_token: str
+    token_type: str | None = None
+    expires_at: float | None = None
+    refresh_token: str | None = None
+    scope: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    issued_at: float | None = None
+    refresh_expires_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.extra, MappingProxyType):
+            object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    def __repr__(self) -> str:
+        return (
+            f"Token(access_token={mask(self.access_token)}, token_type={self.token_type!r}, "
+            f"expires_at={self.expires_at!r}, refresh_token={mask(self.refresh_token)}, "
+            f"scope={self.scope!r}, extra_keys={sorted(self.extra)!r})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def lifetime(self) -> float | None:
+        """Seconds between issue and expiry, when both are known."""
+        if self.expires_at is None or self.issued_at is None:
+            return None
+        return self.expires_at - self.issued_at
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict that :meth:`from_dict` reads back."""
+        data: dict[str, Any] = dict(self.extra)
+        data["access_token"] = self.access_token
+        for name in ("token_type", "expires_at", "refresh_token", "scope", "issued_at"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.refresh_expires_at is not None:
+            data["refresh_expires_at"] = self.refresh_expires_at
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, now: float | None = None) -> Token:
+        """Build a token from a stored dict or a provider's answer.
+
+        ``expires_at`` wins over ``expires_in``; ``expires_in`` is counted from ``now``
+        (epoch seconds) when given. Raises ``ValueError`` on an unusable dict.
+        """
+        access = data.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise ValueError("the token has no access_token string")
+        expires_at = _number(data.get("expires_at"))
+        if data.get("expires_at") is not None and expires_at is None:
+            raise ValueError("expires_at is not a number")
+        if expires_at is None and data.get("expires_in") is not None:
+            expires_in = _number(data.get("expires_in"))
+            if expires_in is None:
+                raise ValueError("expires_in is not a number")
+            if now is None:
+                raise ValueError("expires_in needs the time the answer arrived")
+            expires_at = now + max(expires_in, 0.0)
+        scope = data.get("scope")
+        if isinstance(scope, (list, tuple)):
+            scope = " ".join(str(s) for s in scope)
+        elif scope is not None and not isinstance(scope, str):
+            raise ValueError("scope is neither a string nor a list")
+        refresh = data.get("refresh_token")
+        if refresh is not None and not isinstance(refresh, str):
+            raise ValueError("refresh_token is not a string")
+        token_type = data.get("token_type")
+        if token_type is not None and not isinstance(token_type, str):
+            raise ValueError("token_type is not a string")
+        return cls(
+            access_token=access,
+            token_type=token_type,
+            expires_at=expires_at,
+            refresh_token=refresh or None,
+            scope=scope or None,
+            extra={k: v for k, v in data.items() if k not in _KNOWN},
+            issued_at=_number(data.get("issued_at")),
+            refresh_expires_at=_number(data.get("refresh_expires_at")),
+        )
+
+    @classmethod
+    def coerce(cls, value: Token | Mapping[str, Any], *, now: float) -> Token:
+        """Accept a Token or a provider's dict as handed in through ``token=``.
+
+        A handed-in token has no known lifetime, so ``issued_at`` is dropped.
+        """
+        if isinstance(value, Token):
+            token = value
+        elif isinstance(value, Mapping):
+            try:
+                token = cls.from_dict(value, now=now)
+            except ValueError as exc:
+                raise ConfigurationError(f"token=: {exc}") from None
+        else:
+            raise ConfigurationError(
+                "token= takes an authplug.Token or the dict a provider returned, "
+                f"not {type(value).__name__}"
+            )
+        return dataclasses.replace(token, issued_at=None)
