@@ -69,8 +69,12 @@ def _handle(
     if request.headers.get("Authorization") != bearer(sent):
         return response
     body = request.body
+    try:
+        fresh = manager.renew_rejected(sent)
+    except BaseException:
+        _release(response)
+        raise
     if not _replayable(body, position):
-        manager.renew_rejected(sent)
         log.warning(
             "%s: the API answered %d; the token was renewed but the request was not "
             "sent again because its body is a one-shot stream; retry it",
@@ -80,11 +84,9 @@ def _handle(
         return response
     if position is not None:
         body.seek(position)  # type: ignore[union-attr]
-    fresh = manager.renew_rejected(sent)
     from requests.cookies import extract_cookies_to_jar
 
-    response.content  # noqa: B018 - consume the body so the connection can be reused
-    response.close()
+    _release(response)
     replay = request.copy()
     extract_cookies_to_jar(replay._cookies, request, response.raw)  # type: ignore[attr-defined]
     replay.prepare_cookies(replay._cookies)  # type: ignore[attr-defined]
@@ -98,6 +100,12 @@ def _handle(
     second.history.append(response)
     second.request = replay
     return second  # type: ignore[no-any-return]
+
+
+def _release(response: requests.Response) -> None:
+    """Consume and close a refused response so its connection goes back to the pool."""
+    response.content  # noqa: B018 - reading is the point
+    response.close()
 
 
 def _origin(url: str) -> str:

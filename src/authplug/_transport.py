@@ -121,8 +121,6 @@ class HttpxTransport:
         self._cert = cert
         self._lock = threading.Lock()
         self._context: ssl.SSLContext | None = None
-        self._client: httpx.Client | None = None
-        self._pid = 0
 
     def __repr__(self) -> str:
         return f"HttpxTransport(timeout={self._timeout!r})"
@@ -133,31 +131,28 @@ class HttpxTransport:
                 self._context = build_ssl_context(self._verify, self._cert)
             return self._context
 
-    def _sync_client(self) -> httpx.Client:
-        context = self._ssl_context()
-        with self._lock:
-            # A client made before a fork would share its sockets with the child.
-            if self._client is None or self._pid != os.getpid():
-                self._client = httpx.Client(
-                    verify=context, timeout=self._timeout, follow_redirects=False
-                )
-                self._pid = os.getpid()
-            return self._client
-
     def send(self, request: TokenRequest) -> RawResponse:
-        client = self._sync_client()
+        # A fresh client per call: token calls are rare (a keep-alive connection would
+        # long be closed by the next one), and nothing is left open when the auth
+        # object is dropped or the process forks. The SSL context, the costly part,
+        # is shared.
         try:
-            response = client.request(
-                request.method, request.url, headers=dict(request.headers), content=request.body
-            )
+            with httpx.Client(
+                verify=self._ssl_context(), timeout=self._timeout, follow_redirects=False
+            ) as client:
+                response = client.request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
+                    content=request.body,
+                )
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             raise TransportFailure(_describe(exc)) from exc
         return RawResponse(response.status_code, dict(response.headers), response.content)
 
     async def asend(self, request: TokenRequest) -> RawResponse:
-        # A fresh AsyncClient per call: an async client is bound to the event loop it
-        # first ran on, and the same auth object may serve several loops. Token calls
-        # are rare; the SSL context (the costly part) is shared.
+        # Likewise, and an async client is bound to the event loop it first ran on,
+        # while one auth object may serve several loops.
         context = self._ssl_context()
         try:
             async with httpx.AsyncClient(
@@ -172,9 +167,3 @@ class HttpxTransport:
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             raise TransportFailure(_describe(exc)) from exc
         return RawResponse(response.status_code, dict(response.headers), response.content)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None

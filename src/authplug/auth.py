@@ -244,10 +244,6 @@ class BaseAuth(_Base):
         """A valid token, fetched or renewed if needed, without blocking the loop."""
         return await self._manager.aget()
 
-    def close(self) -> None:
-        """Close the connections of token calls (they reopen on the next call)."""
-        self._client.close()
-
     # -- requests ----------------------------------------------------------------
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:

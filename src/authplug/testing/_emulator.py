@@ -12,6 +12,9 @@ errors read. Every knob a test needs is a method or attribute:
 - ``malformed_next(n, body=…)``: the next n token calls answer 200 with that body;
 - ``token_calls``: a Counter of token calls by grant type (``.total()`` for all);
 - ``api_calls``: how many API requests arrived, and ``api_log`` what they carried.
+
+The API answers ``/api/deny`` with 401 whatever the token, and ``/api/redirect?to=URL``
+with a redirect.
 """
 
 from __future__ import annotations
@@ -269,6 +272,8 @@ class OAuth2Emulator:
         header = request.headers.get("authorization")
         scheme, _, access = (header or "").partition(" ")
         ok = scheme == "Bearer" and self.token_valid(access)
+        if request.path == self.api_prefix + "/deny":
+            ok = False  # refuses every token: a replay that fails again
         if request.path == self.api_prefix + "/redirect" and ok:
             target = request.args().get("to", "/")
             response = Response(302, b"", {"Location": target})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -62,10 +63,17 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     app: Handler
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: a client hanging up (a test's timeout, a refused TLS peer) is normal."""
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read counters, not access logs."""
@@ -96,9 +104,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
+        # Head and body in one write: two small writes meet the peer's delayed ACK.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            self._headers_buffer.append(response.body)
+        self.flush_headers()
 
     def _read_chunked(self) -> bytes:
         chunks = []

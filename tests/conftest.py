@@ -1,0 +1,143 @@
+"""Shared fixtures: emulators on loopback, a fake clock, and one driver per HTTP client.
+
+The behavioural suite is written once against :class:`Driver` and runs for requests,
+httpx and httpx async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+from authplug import BaseAuth
+from authplug.testing import FakeClock, OAuth2Emulator
+
+CLIENTS = ("requests", "httpx", "httpx_async")
+
+
+@dataclass
+class Result:
+    status: int
+    data: Any
+    history: int
+
+
+class Driver:
+    """Sends requests through one kind of client with a given auth object."""
+
+    kind: str
+
+    def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the driver holds."""
+
+
+def _json(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class RequestsDriver(Driver):
+    kind = "requests"
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+
+    def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        self.session.auth = auth
+        if "content" in kwargs:
+            kwargs["data"] = kwargs.pop("content")
+        response = self.session.request(method, url, timeout=10, **kwargs)
+        return Result(response.status_code, _json(response.text), len(response.history))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class HttpxDriver(Driver):
+    kind = "httpx"
+
+    def __init__(self) -> None:
+        self.client = httpx.Client(timeout=10)
+
+    def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        response = self.client.request(method, url, auth=auth, **kwargs)
+        return Result(response.status_code, _json(response.text), len(response.history))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class AsyncHttpxDriver(Driver):
+    kind = "httpx_async"
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.client = httpx.AsyncClient(timeout=10)
+
+    def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        async def go() -> Result:
+            response = await self.client.request(method, url, auth=auth, **kwargs)
+            return Result(response.status_code, _json(response.text), len(response.history))
+
+        return self.loop.run_until_complete(go())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+
+def make_driver(kind: str) -> Driver:
+    return {"requests": RequestsDriver, "httpx": HttpxDriver, "httpx_async": AsyncHttpxDriver}[
+        kind
+    ]()
+
+
+@pytest.fixture(params=CLIENTS)
+def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
+    """Each behavioural test runs once per HTTP client."""
+    made = make_driver(request.param)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def emulator() -> Iterator[OAuth2Emulator]:
+    with OAuth2Emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def authlog(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record of the authplug logger, down to DEBUG."""
+    caplog.set_level(logging.DEBUG, logger="authplug")
+    return caplog
+
+
+def password_auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
+    """The generic password grant against an emulator's default credentials."""
+    from authplug import OAuth2PasswordAuth
+
+    options.setdefault("username", emulator.username)
+    options.setdefault("password", emulator.password)
+    options.setdefault("client_id", emulator.client_id)
+    options.setdefault("client_secret", emulator.client_secret)
+    return OAuth2PasswordAuth(token_url=emulator.token_url, **options)
