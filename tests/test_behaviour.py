@@ -20,7 +20,9 @@ class TokenTypeEmulator(OAuth2Emulator):
         super().__init__()
         self.token_type = token_type
 
-    def token_body(self, access: str, refresh: str | None, lifetime: float | None) -> dict[str, Any]:
+    def token_body(
+        self, access: str, refresh: str | None, lifetime: float | None
+    ) -> dict[str, Any]:
         body = super().token_body(access, refresh, lifetime)
         if self.token_type is None:
             del body["token_type"]

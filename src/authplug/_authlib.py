@@ -92,7 +92,9 @@ def _preparing_client_class() -> type[Any]:
     """An Authlib ``OAuth2Client`` that returns the prepared request instead of sending it."""
     from authlib.oauth2.client import OAuth2Client
 
-    def prepared(method: str, url: str, headers: Mapping[str, str], body: str, auth: Any) -> Any:
+    def prepared(
+        method: str, url: str, headers: Mapping[str, str], body: str | bytes, auth: Any
+    ) -> Any:
         url, headers, body = auth.prepare(method, url, dict(headers), body)
         data = body if isinstance(body, bytes) else body.encode("utf-8")
         return TokenRequest(method, url, dict(headers), data)
@@ -342,7 +344,9 @@ class TokenClient:
     def _retry_after(self, raw: RawResponse) -> float | None:
         return parse_retry_after(raw.headers.get("retry-after"), now=self._clock.time())
 
-    def _call(self, kind: str, prepare: Callable[[], TokenRequest], secrets: tuple[str, ...]) -> Token:
+    def _call(
+        self, kind: str, prepare: Callable[[], TokenRequest], secrets: tuple[str, ...]
+    ) -> Token:
         request = prepare()
         attempt = 0
         while True:
@@ -417,9 +421,7 @@ class TokenClient:
         return self._call("grant", self.prepare_grant, ())
 
     def refresh(self, refresh_token: str) -> Token:
-        return self._call(
-            "refresh", lambda: self.prepare_refresh(refresh_token), (refresh_token,)
-        )
+        return self._call("refresh", lambda: self.prepare_refresh(refresh_token), (refresh_token,))
 
     async def agrant(self) -> Token:
         return await self._acall("grant", self.prepare_grant, ())

@@ -61,10 +61,9 @@ class _Rewind:
 def _refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
     # Only a request that carried this token: after a redirect to another origin,
     # httpx has stripped the header and the refusal is not ours to answer.
-    return (
-        response.status_code in codes
-        and response.request.headers.get("Authorization") == bearer(sent)
-    )
+    return response.status_code in codes and response.request.headers.get(
+        "Authorization"
+    ) == bearer(sent)
 
 
 def _log_not_replayed(request: httpx.Request, status: int) -> None:

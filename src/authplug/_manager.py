@@ -81,7 +81,7 @@ class _Flight:
     def _outcome(self) -> Token:
         if self.error is not None:
             raise self.error.clone()
-        assert self.token is not None  # noqa: S101 - complete() sets one of the two
+        assert self.token is not None
         return self.token
 
     def wait(self, limit: float) -> Token:
@@ -290,7 +290,7 @@ class TokenManager:
         try:
             if join.error is not None:
                 raise join.error.clone()
-            assert join.flight is not None  # noqa: S101 - _join returns one of the three
+            assert join.flight is not None
             if join.leader:
                 self._lead(join.flight, join.entry)
             return join.flight.wait(self._wait_limit)
@@ -353,7 +353,7 @@ class TokenManager:
         try:
             if join.error is not None:
                 raise join.error.clone()
-            assert join.flight is not None  # noqa: S101 - _join returns one of the three
+            assert join.flight is not None
             if join.leader:
                 task = loop.create_task(self._alead(join.flight, join.entry))
                 self._tasks.add(task)  # a strong reference until it ends

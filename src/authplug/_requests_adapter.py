@@ -35,7 +35,7 @@ def apply(
 ) -> requests.PreparedRequest:
     token = manager.get()
     request.headers["Authorization"] = bearer(token)
-    body = request.body
+    body: object = request.body  # the stubs say bytes | str; files and iterators happen too
     position: int | None = None
     if body is not None and not isinstance(body, (bytes, str)) and hasattr(body, "tell"):
         try:
@@ -46,7 +46,7 @@ def apply(
     def handle(response: requests.Response, **kwargs: Any) -> requests.Response:
         return _handle(manager, codes, token, position, response, **kwargs)
 
-    request.register_hook("response", handle)
+    request.register_hook("response", handle)  # type: ignore[no-untyped-call]
     return request
 
 
@@ -68,7 +68,7 @@ def _handle(
     # Only a request that carried this token (not, say, one redirected elsewhere).
     if request.headers.get("Authorization") != bearer(sent):
         return response
-    body = request.body
+    body: object = request.body
     try:
         fresh = manager.renew_rejected(sent)
     except BaseException:
@@ -83,23 +83,25 @@ def _handle(
         )
         return response
     if position is not None:
-        body.seek(position)  # type: ignore[union-attr]
+        body.seek(position)  # type: ignore[attr-defined]
     from requests.cookies import extract_cookies_to_jar
 
     _release(response)
     replay = request.copy()
-    extract_cookies_to_jar(replay._cookies, request, response.raw)  # type: ignore[attr-defined]
-    replay.prepare_cookies(replay._cookies)  # type: ignore[attr-defined]
+    # As HTTPDigestAuth.handle_401 does: cookies set by the refusal go with the replay.
+    jar = replay._cookies  # type: ignore[attr-defined]
+    extract_cookies_to_jar(jar, request, response.raw)  # type: ignore[no-untyped-call]
+    replay.prepare_cookies(jar)
     replay.headers["Authorization"] = bearer(fresh)
     log.info(
         "%s: the API answered %d; replaying the request with a renewed token",
         _origin(replay.url or ""),
         response.status_code,
     )
-    second = response.connection.send(replay, **kwargs)  # type: ignore[attr-defined]
+    second: requests.Response = response.connection.send(replay, **kwargs)
     second.history.append(response)
     second.request = replay
-    return second  # type: ignore[no-any-return]
+    return second
 
 
 def _release(response: requests.Response) -> None:

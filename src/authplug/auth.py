@@ -89,7 +89,7 @@ def _scope(value: object) -> str | None:
     if isinstance(value, str):
         return value or None
     if isinstance(value, Iterable) and all(isinstance(v, str) for v in value):
-        return " ".join(value) or None  # type: ignore[arg-type]
+        return " ".join(value) or None
     raise ConfigurationError("scope= takes a space-separated string or a list of strings")
 
 

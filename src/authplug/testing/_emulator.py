@@ -43,6 +43,7 @@ class ApiHit:
     authorization: str | None
     body_sha256: str
     status: int
+    cookie: str | None = None
 
 
 @dataclass(slots=True)
@@ -183,7 +184,9 @@ class OAuth2Emulator:
             params["client_id"], _, params["client_secret"] = decoded.partition(":")
         return params
 
-    def token_body(self, access: str, refresh: str | None, lifetime: float | None) -> dict[str, Any]:
+    def token_body(
+        self, access: str, refresh: str | None, lifetime: float | None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"access_token": access, "token_type": "bearer"}
         if lifetime is not None:
             body["expires_in"] = lifetime
@@ -218,15 +221,14 @@ class OAuth2Emulator:
     def _token_endpoint(self, request: Request) -> Response:
         if request.method != "POST":
             return self.error(405, "invalid_request", "use POST")
-        if self.token_delay:
-            time.sleep(self.token_delay)
-        with self._lock:
-            self.token_requests.append(request)
-            failure = self._failures.pop(0) if self._failures else None
         params = self.read_params(request)
         grant = params.get("grant_type", "") if isinstance(params, dict) else "invalid"
         with self._lock:
+            self.token_requests.append(request)
             self.token_calls[grant or "missing"] += 1
+            failure = self._failures.pop(0) if self._failures else None
+        if self.token_delay:
+            time.sleep(self.token_delay)
         if failure is not None:
             return failure
         if isinstance(params, Response):
@@ -306,6 +308,7 @@ class OAuth2Emulator:
                     header,
                     hashlib.sha256(request.body).hexdigest(),
                     response.status,
+                    request.headers.get("cookie"),
                 )
             )
         return response

@@ -1,0 +1,131 @@
+"""No password, client secret or token in a repr, a log record or an exception message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import requests
+
+from authplug import AuthError, CredentialsRejectedError, OAuth2PasswordAuth
+from authplug.testing import FakeClock, LoopbackServer, OAuth2Emulator, Request, Response
+
+PASSWORD = "hunter2-correct-horse"
+SECRET = "client-secret-battery-staple"
+
+
+@pytest.fixture
+def secret_emulator() -> Iterator[OAuth2Emulator]:
+    with OAuth2Emulator(password=PASSWORD, client_secret=SECRET) as emulator:
+        yield emulator
+
+
+def _auth(url: str, password: str = PASSWORD, **options: object) -> OAuth2PasswordAuth:
+    return OAuth2PasswordAuth(
+        token_url=url,
+        username="demo-user",
+        password=password,
+        client_id="demo-client",
+        client_secret=SECRET,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _secrets(emulator: OAuth2Emulator) -> list[str]:
+    """Every credential and token the emulator ever issued or received."""
+    found = [PASSWORD, SECRET]
+    for request in emulator.token_requests:
+        form = request.form()
+        found += [v for k, v in form.items() if k in ("refresh_token",)]
+    for hit in emulator.api_log:
+        if hit.authorization:
+            found.append(hit.authorization.split()[1])
+    return found
+
+
+def test_full_flow_leaks_nothing(
+    secret_emulator: OAuth2Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fetch, refresh, replay and a failure, at DEBUG: no secret in any record or repr."""
+    caplog.set_level(logging.DEBUG)
+    clock = FakeClock()
+    auth = _auth(secret_emulator.token_url, clock=clock)
+    with requests.Session() as session:
+        session.auth = auth
+        session.get(secret_emulator.api_url())
+        secret_emulator.revoke_all()
+        session.get(secret_emulator.api_url())
+    with httpx.Client(auth=auth) as client:
+        clock.advance(3590)
+        client.get(secret_emulator.api_url())
+        client.post(secret_emulator.api_url(), content=iter([b"x"]))
+    texts = [record.getMessage() for record in caplog.records]
+    texts += [repr(auth), str(auth), repr(auth.token), str(auth.token), repr(auth._manager)]
+    texts += [repr(auth._client), repr(auth._client.prepare_grant())]
+    secrets = _secrets(secret_emulator)
+    assert len(secrets) > 4
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_error_messages_and_locals_leak_nothing(secret_emulator: OAuth2Emulator) -> None:
+    """A refused password: message, repr and a traceback with locals hold no secret."""
+    auth = _auth(secret_emulator.token_url, password="wrong-" + PASSWORD)
+    with pytest.raises(CredentialsRejectedError) as info:
+        auth.get_token()
+    rendered = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    for text in (str(info.value), repr(info.value), rendered):
+        assert PASSWORD not in text
+        assert SECRET not in text
+
+
+def test_echoed_secrets_are_scrubbed() -> None:
+    """A provider that echoes the password or refresh token in its error gets scrubbed."""
+
+    def app(request: Request) -> Response:
+        form = request.form()
+        if "refresh_token" in form:  # a 5xx is not a refusal: it reaches the caller
+            return Response.json(503, {"error": "down", "error_description": form["refresh_token"]})
+        echoed = form.get("password", "")
+        return Response.json(400, {"error": "invalid_grant", "error_description": f"bad {echoed}"})
+
+    with LoopbackServer(app) as server:
+        auth = _auth(server.url + "/token")
+        with pytest.raises(AuthError) as info:
+            auth.get_token()
+        assert PASSWORD not in str(info.value)
+        assert "bad ***" in str(info.value)
+        refresh = "refresh-token-value-123456"
+        seeded = _auth(
+            server.url + "/token",
+            token={"access_token": "a" * 20, "refresh_token": refresh, "expires_at": 0},
+            retries=0,
+        )
+        with pytest.raises(AuthError) as info:
+            asyncio.run(seeded.aget_token())
+        assert info.value.status_code == 503
+        assert refresh not in str(info.value)
+        assert str(info.value) == "oauth2: HTTP 503: down: ***"
+
+
+def test_token_repr_shows_four_characters_at_most() -> None:
+    """Token reprs show the last four characters of long tokens and nothing of short ones."""
+    from authplug import Token
+
+    token = Token(
+        access_token="A" * 30 + "wxyz",
+        refresh_token="R" * 30 + "9876",
+        extra={"id_token": "header.payload.signature"},
+    )
+    text = repr(token)
+    assert "…wxyz" in text
+    assert "A" * 5 not in text
+    assert "signature" not in text
+    assert "secret" not in repr(Token(access_token="secret"))

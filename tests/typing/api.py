@@ -1,0 +1,60 @@
+"""Type-checked by mypy --strict (never run): the public API reads as documented."""
+
+from __future__ import annotations
+
+import httpx
+import requests
+
+import authplug
+from authplug import (
+    AuthError,
+    CredentialsRejectedError,
+    OAuth2ClientCredentialsAuth,
+    OAuth2PasswordAuth,
+    ProviderSpec,
+    Token,
+    rfc6749_error,
+)
+
+
+def persist(token: Token) -> None:
+    print(token.expires_at)
+
+
+auth = OAuth2PasswordAuth(
+    token_url="https://login.example.com/token",
+    username="u",
+    password="p",
+    client_id="id",
+    scope=["read"],
+    leeway=30,
+    on_token=persist,
+)
+cc = OAuth2ClientCredentialsAuth(
+    token_url="https://login.example.com/token", client_id="id", client_secret="s"
+)
+
+session = requests.Session()
+session.auth = auth
+client = httpx.Client(auth=auth)
+aclient = httpx.AsyncClient(auth=cc)
+
+token: Token | None = auth.token
+fresh: Token = auth.get_token()
+access: str = fresh.access_token
+when: float | None = fresh.expires_at
+
+
+async def use() -> str:
+    return (await cc.aget_token()).access_token
+
+
+try:
+    auth.get_token()
+except CredentialsRejectedError as exc:
+    status: int | None = exc.status_code
+except AuthError as exc:
+    provider: str = exc.provider
+
+spec = ProviderSpec(name="acme", body="json", parse_error=rfc6749_error)
+version: str = authplug.__version__
