@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -270,3 +271,14 @@ def test_reasons_are_logged(
     assert any("password grant (reason: first use)" in m for m in messages)
     assert any("refresh_token grant (reason: token expires in 10s)" in m for m in messages)
     assert any("reason: the API refused the token" in m for m in messages)
+
+
+def test_refusal_of_an_old_token_reuses_the_new_one(emulator: OAuth2Emulator) -> None:
+    """A refusal of a token someone else already replaced costs no token call."""
+    auth = password_auth(emulator)
+    old = auth.get_token()
+    emulator.revoke_all()
+    renewed = auth._manager.renew_rejected(old)
+    assert auth._manager.renew_rejected(old) is renewed
+    assert asyncio.run(auth._manager.arenew_rejected(old)) is renewed
+    assert emulator.token_calls == {"password": 1, "refresh_token": 1}

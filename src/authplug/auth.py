@@ -275,6 +275,8 @@ class OAuth2PasswordAuth(BaseAuth):
         spec: ProviderSpec = GENERIC,
         **options: Any,
     ) -> None:
+        if spec.grant_type != "password":
+            raise ConfigurationError("OAuth2PasswordAuth needs a spec with grant_type='password'")
         super().__init__(
             spec=spec,
             token_url=token_url,
@@ -302,8 +304,13 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
     ) -> None:
         _text("client_id", client_id, required=True)
         _text("client_secret", client_secret, required=True)
+        spec = spec or ProviderSpec(name="oauth2", grant_type="client_credentials")
+        if spec.grant_type != "client_credentials":
+            raise ConfigurationError(
+                "OAuth2ClientCredentialsAuth needs a spec with grant_type='client_credentials'"
+            )
         super().__init__(
-            spec=spec or ProviderSpec(name="oauth2", grant_type="client_credentials"),
+            spec=spec,
             token_url=token_url,
             client_id=client_id,
             client_secret=client_secret,
