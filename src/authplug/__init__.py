@@ -19,6 +19,7 @@ from .errors import (
     TokenEndpointError,
     TokenResponseError,
 )
+from .providers import DakotaAuth, LoginFormAuth, MogoplusAuth, SemansysAuth, TelmaiAuth
 from .spec import (
     ErrorDetails,
     ProviderSpec,
@@ -39,11 +40,16 @@ __all__ = [
     "BaseAuth",
     "ConfigurationError",
     "CredentialsRejectedError",
+    "DakotaAuth",
     "ErrorDetails",
+    "LoginFormAuth",
     "MemoryTokenCache",
+    "MogoplusAuth",
     "OAuth2ClientCredentialsAuth",
     "OAuth2PasswordAuth",
     "ProviderSpec",
+    "SemansysAuth",
+    "TelmaiAuth",
     "Token",
     "TokenCache",
     "TokenEndpointError",

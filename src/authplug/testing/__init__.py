@@ -1,8 +1,9 @@
 """Test against real servers on loopback, offline: emulators, a server helper, a clock.
 
 Install with ``pip install authplug[testing]``. The pytest plugin (registered
-automatically) provides the ``oauth2_emulator`` fixture; emulators also work as context
-managers::
+automatically) provides the fixtures ``oauth2_emulator``, ``semansys_emulator``,
+``mogoplus_emulator``, ``telmai_emulator``, ``dakota_emulator`` and
+``loginform_emulator``; emulators also work as context managers::
 
     from authplug.testing import OAuth2Emulator
 
@@ -16,6 +17,35 @@ from __future__ import annotations
 
 from ._clock import FakeClock
 from ._emulator import ApiHit, OAuth2Emulator
+from ._providers import (
+    DakotaEmulator,
+    LoginFormEmulator,
+    MogoplusEmulator,
+    SemansysEmulator,
+    TelmaiEmulator,
+)
 from ._server import LoopbackServer, Request, Response
 
-__all__ = ["ApiHit", "FakeClock", "LoopbackServer", "OAuth2Emulator", "Request", "Response"]
+__all__ = [
+    "EMULATORS",
+    "ApiHit",
+    "DakotaEmulator",
+    "FakeClock",
+    "LoginFormEmulator",
+    "LoopbackServer",
+    "MogoplusEmulator",
+    "OAuth2Emulator",
+    "Request",
+    "Response",
+    "SemansysEmulator",
+    "TelmaiEmulator",
+]
+
+#: Lower-case provider name -> emulator class.
+EMULATORS: dict[str, type[OAuth2Emulator]] = {
+    "semansys": SemansysEmulator,
+    "mogoplus": MogoplusEmulator,
+    "telmai": TelmaiEmulator,
+    "dakota": DakotaEmulator,
+    "loginform": LoginFormEmulator,
+}

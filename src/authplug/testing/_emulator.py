@@ -27,11 +27,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ._server import LoopbackServer, Request, Response
 
 __all__ = ["ApiHit", "OAuth2Emulator"]
+
+_E = TypeVar("_E", bound="OAuth2Emulator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,9 @@ class OAuth2Emulator:
     """An RFC 6749 token endpoint (password, client credentials, refresh) and an API."""
 
     name = "oauth2"
+    base_path = ""  # the part of the base URL after the host (Login form: "/api")
     token_path = "/token"
+    refresh_path: str | None = None  # a separate refresh endpoint, when the provider has one
     api_prefix = "/api"
 
     def __init__(
@@ -84,7 +88,8 @@ class OAuth2Emulator:
         self.api_log: list[ApiHit] = []
         self._lock = threading.Lock()
         self._access: dict[str, _Issued] = {}
-        self._refresh: dict[str, bool] = {}  # refresh token -> still valid
+        # refresh token -> True (valid until revoked) or its monotonic deadline
+        self._refresh: dict[str, float | bool] = {}
         self._failures: list[Response] = []
         self._serial = itertools.count(1)
         self._server: LoopbackServer | None = None
@@ -126,7 +131,7 @@ class OAuth2Emulator:
 
     # -- server ------------------------------------------------------------------
 
-    def start(self) -> OAuth2Emulator:
+    def start(self: _E) -> _E:
         if self._server is None:
             self._server = LoopbackServer(self.handle, ssl_context=self.server_ssl_context())
             self._server.start()
@@ -137,7 +142,7 @@ class OAuth2Emulator:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> OAuth2Emulator:
+    def __enter__(self: _E) -> _E:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -148,10 +153,16 @@ class OAuth2Emulator:
         return None
 
     @property
-    def base_url(self) -> str:
+    def server_url(self) -> str:
+        """``scheme://127.0.0.1:port``."""
         if self._server is None:
             raise RuntimeError("the emulator is not started")
         return self._server.url
+
+    @property
+    def base_url(self) -> str:
+        """What the provider's documentation calls the base URL."""
+        return self.server_url + self.base_path
 
     @property
     def token_url(self) -> str:
@@ -160,11 +171,28 @@ class OAuth2Emulator:
     def api_url(self, path: str = "/resource") -> str:
         return self.base_url + self.api_prefix + path
 
+    def auth_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the matching auth class, pointed at this emulator."""
+        kwargs: dict[str, Any] = {
+            "token_url": self.token_url,
+            "username": self.username,
+            "password": self.password,
+        }
+        if self.client_id is not None:
+            kwargs["client_id"] = self.client_id
+        if self.client_secret is not None:
+            kwargs["client_secret"] = self.client_secret
+        return kwargs
+
     def handle(self, request: Request) -> Response:
-        if request.path == self.token_path:
+        path = request.path
+        if not path.startswith(self.base_path + "/"):
+            return self.not_found()
+        path = path[len(self.base_path) :]
+        if path == self.token_path or (self.refresh_path and path == self.refresh_path):
             return self._token_endpoint(request)
-        if request.path.startswith(self.api_prefix + "/"):
-            return self._api(request)
+        if path.startswith(self.api_prefix + "/"):
+            return self._api(request, path[len(self.api_prefix) :])
         return self.not_found()
 
     # -- the wire format (what subclasses change) ----------------------------------
@@ -200,6 +228,22 @@ class OAuth2Emulator:
     def not_found(self) -> Response:
         return Response.json(404, {"error": "not_found", "error_description": "no such path"})
 
+    def reject_client(self) -> Response:
+        return self.error(401, "invalid_client", "client authentication failed")
+
+    def reject_user(self) -> Response:
+        return self.error(400, "invalid_grant", "wrong username or password")
+
+    def reject_refresh_token(self) -> Response:
+        return self.error(400, "invalid_grant", "refresh token is invalid")
+
+    def reject_grant_type(self, grant: str) -> Response:
+        return self.error(400, "unsupported_grant_type", f"grant type {grant!r}")
+
+    def check_request(self, request: Request, params: dict[str, str]) -> Response | None:
+        """A provider's extra demands on a token request (a client certificate…)."""
+        return None
+
     def check_client(self, params: dict[str, str]) -> Response | None:
         """None when the client authenticates (or none is configured)."""
         if self.client_id is None:
@@ -207,7 +251,7 @@ class OAuth2Emulator:
         if params.get("client_id") != self.client_id or (
             self.client_secret is not None and params.get("client_secret") != self.client_secret
         ):
-            return self.error(401, "invalid_client", "client authentication failed")
+            return self.reject_client()
         return None
 
     def grants(self) -> tuple[str, ...]:
@@ -233,33 +277,50 @@ class OAuth2Emulator:
             return failure
         if isinstance(params, Response):
             return params
+        demand = self.check_request(request, params)
+        if demand is not None:
+            return demand
         if grant not in self.grants():
-            return self.error(400, "unsupported_grant_type", f"grant type {grant!r}")
+            return self.reject_grant_type(grant)
         client_error = self.check_client(params)
         if client_error is not None:
             return client_error
         if grant == "password":
             if params.get("username") != self.username or params.get("password") != self.password:
-                return self.error(400, "invalid_grant", "wrong username or password")
+                return self.reject_user()
         elif grant == "refresh_token":
             with self._lock:
-                valid = self._refresh.get(params.get("refresh_token", ""), False)
-            if self.reject_refresh or not valid:
-                return self.error(400, "invalid_grant", "refresh token is invalid")
+                deadline = self._refresh.get(params.get("refresh_token", ""))
+            expired = deadline is None or (deadline is not True and time.monotonic() > deadline)
+            if self.reject_refresh or expired:
+                return self.reject_refresh_token()
         return self.issue(grant)
+
+    def refresh_lifetime(self) -> float | None:
+        """Seconds a refresh token lives (None: until revoked)."""
+        return None
+
+    def new_refresh_token(self) -> str:
+        return f"rt-{secrets.token_hex(12)}"
 
     def issue(self, grant: str) -> Response:
         access = self.new_access_token()
         refresh = None
         if self.issue_refresh_tokens and grant != "client_credentials":
-            refresh = f"rt-{secrets.token_hex(12)}"
+            refresh = self.new_refresh_token()
         lifetime = self.token_lifetime
+        refresh_lifetime = self.refresh_lifetime()
         with self._lock:
-            expires = time.monotonic() + lifetime if lifetime is not None else None
-            self._access[access] = _Issued(expires)
+            now = time.monotonic()
+            self._access[access] = _Issued(now + lifetime if lifetime is not None else None)
             if refresh is not None:
-                self._refresh[refresh] = True
-        return Response.json(200, self.token_body(access, refresh, lifetime))
+                self._refresh[refresh] = (
+                    now + refresh_lifetime if refresh_lifetime is not None else True
+                )
+        return self.token_response(self.token_body(access, refresh, lifetime))
+
+    def token_response(self, body: dict[str, Any]) -> Response:
+        return Response.json(200, body)
 
     # -- protected resource ------------------------------------------------------
 
@@ -270,13 +331,13 @@ class OAuth2Emulator:
             return False
         return issued.expires is None or time.monotonic() < issued.expires
 
-    def _api(self, request: Request) -> Response:
+    def _api(self, request: Request, path: str) -> Response:
         header = request.headers.get("authorization")
         scheme, _, access = (header or "").partition(" ")
         ok = scheme == "Bearer" and self.token_valid(access)
-        if request.path == self.api_prefix + "/deny":
+        if path == "/deny":
             ok = False  # refuses every token: a replay that fails again
-        if request.path == self.api_prefix + "/redirect" and ok:
+        if path == "/redirect" and ok:
             target = request.args().get("to", "/")
             response = Response(302, b"", {"Location": target})
         elif ok:
