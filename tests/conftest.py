@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,14 +54,16 @@ def _json(text: str) -> Any:
 class RequestsDriver(Driver):
     kind = "requests"
 
-    def __init__(self) -> None:
+    def __init__(self, verify: str | bool = True) -> None:
         self.session = requests.Session()
+        # Passed on each call: the machine's REQUESTS_CA_BUNDLE beats a session's verify.
+        self.verify = verify
 
     def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
         self.session.auth = auth
         if "content" in kwargs:
             kwargs["data"] = kwargs.pop("content")
-        response = self.session.request(method, url, timeout=10, **kwargs)
+        response = self.session.request(method, url, timeout=10, verify=self.verify, **kwargs)
         return Result(response.status_code, _json(response.text), len(response.history))
 
     def close(self) -> None:
@@ -70,8 +73,8 @@ class RequestsDriver(Driver):
 class HttpxDriver(Driver):
     kind = "httpx"
 
-    def __init__(self) -> None:
-        self.client = httpx.Client(timeout=10)
+    def __init__(self, verify: str | bool = True) -> None:
+        self.client = httpx.Client(timeout=10, verify=_context(verify))
 
     def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
         response = self.client.request(method, url, auth=auth, **kwargs)
@@ -84,9 +87,9 @@ class HttpxDriver(Driver):
 class AsyncHttpxDriver(Driver):
     kind = "httpx_async"
 
-    def __init__(self) -> None:
+    def __init__(self, verify: str | bool = True) -> None:
         self.loop = asyncio.new_event_loop()
-        self.client = httpx.AsyncClient(timeout=10)
+        self.client = httpx.AsyncClient(timeout=10, verify=_context(verify))
 
     def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
         async def go() -> Result:
@@ -100,10 +103,18 @@ class AsyncHttpxDriver(Driver):
         self.loop.close()
 
 
-def make_driver(kind: str) -> Driver:
-    return {"requests": RequestsDriver, "httpx": HttpxDriver, "httpx_async": AsyncHttpxDriver}[
-        kind
-    ]()
+def _context(verify: str | bool) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
+def make_driver(kind: str, verify: str | bool = True) -> Driver:
+    """A driver of that kind; ``verify`` is a CA file for HTTPS emulators."""
+    classes: dict[str, type[RequestsDriver | HttpxDriver | AsyncHttpxDriver]] = {
+        "requests": RequestsDriver,
+        "httpx": HttpxDriver,
+        "httpx_async": AsyncHttpxDriver,
+    }
+    return classes[kind](verify)
 
 
 @pytest.fixture(params=CLIENTS)

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from ._server import LoopbackServer, Request, Response
 
-__all__ = ["ApiHit", "OAuth2Emulator"]
+__all__ = ["ApiHit", "JournalEntry", "OAuth2Emulator"]
 
 _E = TypeVar("_E", bound="OAuth2Emulator")
 
@@ -46,6 +46,16 @@ class ApiHit:
     body_sha256: str
     status: int
     cookie: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One request the emulator answered, token endpoint or API, in arrival order."""
+
+    kind: str  # "token" or "api"
+    request: Request
+    status: int
+    issued: str | None = None  # the access token a token call issued
 
 
 @dataclass(slots=True)
@@ -86,6 +96,7 @@ class OAuth2Emulator:
         self.token_requests: list[Request] = []
         self.api_calls = 0
         self.api_log: list[ApiHit] = []
+        self.journal: list[JournalEntry] = []
         self._lock = threading.Lock()
         self._access: dict[str, _Issued] = {}
         # refresh token -> True (valid until revoked) or its monotonic deadline
@@ -128,6 +139,7 @@ class OAuth2Emulator:
             self.token_requests.clear()
             self.api_calls = 0
             self.api_log.clear()
+            self.journal.clear()
 
     # -- server ------------------------------------------------------------------
 
@@ -263,6 +275,18 @@ class OAuth2Emulator:
     # -- token endpoint ----------------------------------------------------------
 
     def _token_endpoint(self, request: Request) -> Response:
+        response = self._token_answer(request)
+        issued = None
+        if response.status == 200:
+            try:
+                issued = json.loads(response.body).get("access_token")
+            except (ValueError, AttributeError):
+                issued = None
+        with self._lock:
+            self.journal.append(JournalEntry("token", request, response.status, issued))
+        return response
+
+    def _token_answer(self, request: Request) -> Response:
         if request.method != "POST":
             return self.error(405, "invalid_request", "use POST")
         params = self.read_params(request)
@@ -362,6 +386,7 @@ class OAuth2Emulator:
             )
         with self._lock:
             self.api_calls += 1
+            self.journal.append(JournalEntry("api", request, response.status))
             self.api_log.append(
                 ApiHit(
                     request.method,

@@ -1,0 +1,138 @@
+"""The ``authplug`` command: ``authplug demo`` and ``authplug token PROVIDER``.
+
+``authplug token`` takes each keyword argument of the provider's class as an option or
+an environment variable: ``client_id`` is ``--client-id`` or
+``AUTHPLUG_SEMANSYS_CLIENT_ID``. Prefer the environment for secrets: command-line
+arguments are visible to other users of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import AuthError, ConfigurationError
+from .providers import PROVIDERS
+
+__all__ = ["main"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parameters(provider: str) -> list[inspect.Parameter]:
+    """The provider class's own keyword arguments (not the shared ``**options``)."""
+    signature = inspect.signature(PROVIDERS[provider].__init__)
+    return [p for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def _env_name(provider: str, name: str) -> str:
+    return f"AUTHPLUG_{provider.upper()}_{name.upper()}"
+
+
+def _convert(name: str, default: object, text: str) -> object:
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigurationError(f"{name}: expected true or false, got {text!r}")
+    if name == "cert" and "," in text:
+        certfile, keyfile = text.split(",", 1)
+        return (certfile, keyfile)
+    return text
+
+
+def _token_parser(provider: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"authplug token {provider}",
+        description=(
+            f"Fetch a {provider} access token and print it. Each option can also be given "
+            f"as an environment variable AUTHPLUG_{provider.upper()}_<NAME>; prefer the "
+            "environment for secrets."
+        ),
+    )
+    for parameter in _parameters(provider):
+        flag = "--" + parameter.name.replace("_", "-")
+        required = parameter.default is inspect.Parameter.empty
+        hint = "required" if required else f"default: {parameter.default!r}"
+        extra = "; a pair as certfile,keyfile" if parameter.name == "cert" else ""
+        parser.add_argument(
+            flag,
+            dest=parameter.name,
+            metavar=parameter.name.upper(),
+            help=f"or {_env_name(provider, parameter.name)} ({hint}{extra})",
+        )
+    parser.add_argument("--timeout", type=float, help="seconds for the token call")
+    parser.add_argument("--verify", metavar="CA_FILE", help="CA bundle to verify TLS with")
+    parser.add_argument("--json", action="store_true", help="print the whole token as JSON")
+    return parser
+
+
+def _token(provider: str, argv: Sequence[str]) -> int:
+    args = _token_parser(provider).parse_args(argv)
+    kwargs: dict[str, Any] = {}
+    missing = []
+    for parameter in _parameters(provider):
+        value = getattr(args, parameter.name)
+        if value is None:
+            value = os.environ.get(_env_name(provider, parameter.name))
+        if value is None:
+            if parameter.default is inspect.Parameter.empty:
+                flag = "--" + parameter.name.replace("_", "-")
+                missing.append(f"{flag} (or {_env_name(provider, parameter.name)})")
+            continue
+        kwargs[parameter.name] = _convert(parameter.name, parameter.default, value)
+    if missing:
+        print(f"authplug token {provider}: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.timeout is not None:
+        kwargs["timeout"] = args.timeout
+    if args.verify is not None:
+        kwargs["verify"] = args.verify
+    try:
+        token = PROVIDERS[provider](**kwargs).get_token()
+    except ConfigurationError as exc:
+        print(f"authplug token {provider}: {exc}", file=sys.stderr)
+        return 2
+    except AuthError as exc:
+        print(f"authplug token {provider}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(token.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(token.access_token)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``authplug`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="authplug",
+        description="OAuth2 plugins for requests and httpx: a demo, and a token fetcher.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="show the whole flow against local emulators")
+    demo.add_argument("providers", nargs="*", choices=[[], *PROVIDERS], help="only these providers")
+    token = commands.add_parser(
+        "token",
+        help="fetch a real token and print it",
+        description="authplug token PROVIDER [options]; see authplug token PROVIDER --help",
+    )
+    token.add_argument("provider", choices=sorted(PROVIDERS))
+    if argv[:1] == ["token"] and len(argv) >= 2 and argv[1] in PROVIDERS:
+        return _token(argv[1], argv[2:])
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return run_demo(sys.stdout, args.providers or None)
+    parser.error("authplug token PROVIDER: unknown provider")  # pragma: no cover
+    return 2  # pragma: no cover

@@ -1,0 +1,143 @@
+"""The ``authplug`` command, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from authplug.testing import MogoplusEmulator, SemansysEmulator, TelmaiEmulator
+
+
+def authplug(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "authplug", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_demo_shows_the_whole_flow() -> None:
+    """The demo runs offline for all five providers, with requests and httpx, secrets masked."""
+    result = authplug("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for title in ("Semansys", "Mogoplus", "Telmai", "Dakota", "Login form"):
+        assert f"== {title}" in out
+    assert out.count("\n  with requests:\n") == 5
+    assert out.count("\n  with httpx:\n") == 5
+    assert out.count("raises CredentialsRejectedError") == 10
+    assert out.count("the caller sees only the replay's answer: 200") == 10
+    assert "Authorization: Bearer …" in out
+    assert "→ 401" in out
+    assert "client certificate presented" in out
+    for secret in ("demo-password", "demo-secret", "mogoplus-secret", "not-the-right-one"):
+        assert secret not in out
+    # No full token either: every token the demo shows is shortened.
+    assert "at-1-" not in out
+
+
+def test_demo_of_one_provider() -> None:
+    result = authplug("demo", "dakota")
+    assert result.returncode == 0, result.stderr
+    assert "== Dakota" in result.stdout
+    assert "== Semansys" not in result.stdout
+
+
+def test_token_from_environment() -> None:
+    """``authplug token semansys`` prints the access token alone, for $(...) in a shell."""
+    with SemansysEmulator() as emulator:
+        env = {
+            "AUTHPLUG_SEMANSYS_CLIENT_ID": str(emulator.client_id),
+            "AUTHPLUG_SEMANSYS_CLIENT_SECRET": str(emulator.client_secret),
+            "AUTHPLUG_SEMANSYS_USERNAME": emulator.username,
+            "AUTHPLUG_SEMANSYS_PASSWORD": emulator.password,
+            "AUTHPLUG_SEMANSYS_TOKEN_URL": emulator.token_url,
+        }
+        result = authplug("token", "semansys", env=env)
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip()
+        assert "\n" not in token
+        assert emulator.token_valid(token)
+        rejected = authplug("token", "semansys", "--password", "wrong-password", env=env)
+    assert rejected.returncode == 1
+    assert rejected.stdout == ""
+    assert "HTTP 403" in rejected.stderr
+    assert "wrong-password" not in rejected.stderr
+
+
+def test_token_json_with_options() -> None:
+    """Options on the command line, the whole token as JSON; a certificate pair for mTLS."""
+    with MogoplusEmulator() as emulator:
+        result = authplug(
+            "token",
+            "mogoplus",
+            "--json",
+            "--token-url",
+            emulator.token_url,
+            "--client-id",
+            str(emulator.client_id),
+            "--client-secret",
+            str(emulator.client_secret),
+            "--cert",
+            ",".join(emulator.client_cert),
+            "--verify",
+            emulator.ca_file,
+        )
+        assert result.returncode == 0, result.stderr
+        token = json.loads(result.stdout)
+        assert token["token_type"] == "Bearer"
+        assert emulator.token_valid(token["access_token"])
+
+
+def test_token_boolean_and_base_url_options() -> None:
+    with TelmaiEmulator() as emulator:
+        result = authplug(
+            "token",
+            "telmai",
+            "--auth-endpoint",
+            emulator.base_url,
+            "--client-id",
+            str(emulator.client_id),
+            "--username",
+            emulator.username,
+            "--transaction-ids",
+            "yes",
+            env={"AUTHPLUG_TELMAI_PASSWORD": emulator.password},
+        )
+        assert result.returncode == 0, result.stderr
+        assert emulator.transaction_ids[0] is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("token", "semansys"), "missing --client-id (or AUTHPLUG_SEMANSYS_CLIENT_ID)"),
+        (
+            (
+                "token",
+                "dakota",
+                "--username",
+                "u",
+                "--password",
+                "p",
+                "--base-url",
+                "http://x.example",
+            ),
+            "plain http",
+        ),
+        (("token", "nosuch"), "invalid choice"),
+    ],
+)
+def test_token_usage_errors(args: tuple[str, ...], words: str) -> None:
+    """Errors go to stderr with a non-zero status."""
+    result = authplug(*args)
+    assert result.returncode == 2
+    assert words in result.stderr
+    assert result.stdout == ""
