@@ -141,3 +141,26 @@ def test_token_usage_errors(args: tuple[str, ...], words: str) -> None:
     assert result.returncode == 2
     assert words in result.stderr
     assert result.stdout == ""
+
+
+def test_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """The same entry point called in-process (so coverage sees the demo and the CLI)."""
+    from authplug.cli import main
+
+    assert main(["demo", "telmai", "loginform"]) == 0
+    out = capsys.readouterr().out
+    assert "== Telmai" in out
+    assert "== Login form" in out
+    with SemansysEmulator() as emulator:
+        kwargs = emulator.auth_kwargs()
+        argv = ["token", "semansys", "--json", "--timeout", "5"]
+        for name in ("client_id", "client_secret", "username", "password", "token_url"):
+            argv += ["--" + name.replace("_", "-"), str(kwargs[name])]
+        assert main(argv) == 0
+        assert emulator.token_valid(json.loads(capsys.readouterr().out)["access_token"])
+        assert main([*argv[:2], "--client-id", "x"]) == 2
+        assert "missing --client-secret" in capsys.readouterr().err
+        assert main([*argv, "--password", "wrong-password"]) == 1
+        assert "CredentialsRejectedError" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["token", "telmai", "--transaction-ids", "maybe", "--help"])

@@ -179,11 +179,11 @@ def test_mogoplus_needs_its_certificate(tmp_path: Any) -> None:
     base = {"client_id": "c", "client_secret": "s"}
     with pytest.raises(ConfigurationError, match="cert= is required"):
         PROVIDERS["mogoplus"](cert=None, **base)
-    with pytest.raises(ConfigurationError, match="nowhere.pem"):
+    with pytest.raises(ConfigurationError, match=r"nowhere\.pem"):
         PROVIDERS["mogoplus"](cert=str(tmp_path / "nowhere.pem"), **base)
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
-    with pytest.raises(ConfigurationError, match="garbage.pem"):
+    with pytest.raises(ConfigurationError, match=r"garbage\.pem"):
         PROVIDERS["mogoplus"](cert=str(garbage), **base)
 
 

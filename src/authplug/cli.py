@@ -27,7 +27,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def _parameters(provider: str) -> list[inspect.Parameter]:
     """The provider class's own keyword arguments (not the shared ``**options``)."""
-    signature = inspect.signature(PROVIDERS[provider].__init__)
+    signature = inspect.signature(PROVIDERS[provider])
     return [p for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
@@ -130,9 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["token"] and len(argv) >= 2 and argv[1] in PROVIDERS:
         return _token(argv[1], argv[2:])
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
+    if args.command != "demo":  # "token" with a known provider returned above
+        parser.error("authplug token PROVIDER: unknown provider")
+    from ._demo import run_demo
 
-        return run_demo(sys.stdout, args.providers or None)
-    parser.error("authplug token PROVIDER: unknown provider")  # pragma: no cover
-    return 2  # pragma: no cover
+    return run_demo(sys.stdout, args.providers or None)
