@@ -152,3 +152,13 @@ def password_auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
     options.setdefault("client_id", emulator.client_id)
     options.setdefault("client_secret", emulator.client_secret)
     return OAuth2PasswordAuth(token_url=emulator.token_url, **options)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Any) -> Iterator[Any]:
+    """A real redis-server on a free port (skipped, with the reason, when not installed)."""
+    from .redis_server import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

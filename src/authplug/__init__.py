@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .auth import BaseAuth, OAuth2ClientCredentialsAuth, OAuth2PasswordAuth
-from .cache import MemoryTokenCache, TokenCache
+from .cache import CacheError, FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
 from .errors import (
     AuthError,
     ConfigurationError,
@@ -38,16 +38,19 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "AuthError",
     "BaseAuth",
+    "CacheError",
     "ConfigurationError",
     "CredentialsRejectedError",
     "DakotaAuth",
     "ErrorDetails",
+    "FileTokenCache",
     "LoginFormAuth",
     "MemoryTokenCache",
     "MogoplusAuth",
     "OAuth2ClientCredentialsAuth",
     "OAuth2PasswordAuth",
     "ProviderSpec",
+    "RedisTokenCache",
     "SemansysAuth",
     "TelmaiAuth",
     "Token",

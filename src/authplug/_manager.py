@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .cache import CacheError
 from .errors import AuthError, TokenEndpointError
 from .token import Token, TokenState, mask
 
@@ -170,6 +171,7 @@ class TokenManager:
         self._flight: _Flight | None = None
         self._failure: tuple[AuthError, float] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cache_down = False
         self._entry = self._entry_for(initial) if initial else None
 
     def __repr__(self) -> str:
@@ -311,12 +313,25 @@ class TokenManager:
             self._notify(new.token)
 
     def _work(self, reason: str, entry: _Entry | None) -> tuple[_Entry, bool]:
-        with self._cache.lock(self._key):
-            adopted = self._adopt(self._cache.get(self._key), entry)
-            if adopted is not None:
-                return adopted, False
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(self._cache.lock(self._key))
+            except CacheError as exc:
+                self._cache_failed(exc)
+            try:
+                cached = self._cache.get(self._key)
+            except CacheError as exc:
+                self._cache_failed(exc)
+            else:
+                self._cache_ok()
+                adopted, entry = self._consider(cached, entry)
+                if adopted and entry is not None:
+                    return entry, False
             token = self._obtain(reason, entry)
-            self._cache.set(self._key, token)
+            try:
+                self._cache.set(self._key, token)
+            except CacheError as exc:
+                self._cache_failed(exc)
         return self._entry_for(token), True
 
     def _obtain(self, reason: str, entry: _Entry | None) -> Token:
@@ -368,20 +383,40 @@ class TokenManager:
         except AuthError as exc:
             self._finish(flight, None, exc, remember=True)
             return
-        except BaseException as exc:
+        except asyncio.CancelledError as exc:
             self._finish(flight, None, self._aborted(exc), remember=False)
             raise
+        except Exception as exc:
+            # A detached task: nobody would see this exception. The waiters get an
+            # AuthError; the log keeps the cause (the traceback at DEBUG only).
+            self._finish(flight, None, self._aborted(exc), remember=False)
+            log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
+            log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
+            return
         self._finish(flight, new, None, remember=False)
         if fetched:
             self._notify(new.token)
 
     async def _awork(self, reason: str, entry: _Entry | None) -> tuple[_Entry, bool]:
-        async with self._cache.alock(self._key):
-            adopted = self._adopt(await self._cache.aget(self._key), entry)
-            if adopted is not None:
-                return adopted, False
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._cache.alock(self._key))
+            except CacheError as exc:
+                self._cache_failed(exc)
+            try:
+                cached = await self._cache.aget(self._key)
+            except CacheError as exc:
+                self._cache_failed(exc)
+            else:
+                self._cache_ok()
+                adopted, entry = self._consider(cached, entry)
+                if adopted and entry is not None:
+                    return entry, False
             token = await self._aobtain(reason, entry)
-            await self._cache.aset(self._key, token)
+            try:
+                await self._cache.aset(self._key, token)
+            except CacheError as exc:
+                self._cache_failed(exc)
         return self._entry_for(token), True
 
     async def _aobtain(self, reason: str, entry: _Entry | None) -> Token:
@@ -400,21 +435,45 @@ class TokenManager:
 
     # -- shared helpers ----------------------------------------------------------
 
-    def _adopt(self, cached: Token | None, entry: _Entry | None) -> _Entry | None:
-        """A token another process (or an earlier call) stored, if it beats ours."""
-        if cached is None:
-            return None
-        if entry is not None and cached.access_token == entry.token.access_token:
-            return None
+    def _cache_failed(self, exc: CacheError) -> None:
+        """One warning when the cache goes down; requests go on with our own token."""
+        if not self._cache_down:
+            self._cache_down = True
+            log.warning(
+                "%s: the token cache is unavailable (%s); going on with this process's "
+                "own token until it is back",
+                self._provider,
+                exc,
+            )
+        else:
+            log.debug("%s: the token cache is still unavailable (%s)", self._provider, exc)
+
+    def _cache_ok(self) -> None:
+        if self._cache_down:
+            self._cache_down = False
+            log.info("%s: the token cache is reachable again", self._provider)
+
+    def _consider(self, cached: Token | None, entry: _Entry | None) -> tuple[bool, _Entry | None]:
+        """Weigh the shared token against ours.
+
+        Returns ``(True, its entry)`` when another process (or an earlier call) stored
+        a fresh token: use it, no token call. Otherwise ``(False, basis)``: the entry
+        to renew from, the shared one when it differs from ours (its refresh token is
+        the newest, rotation included).
+        """
+        if cached is None or (
+            entry is not None and cached.access_token == entry.token.access_token
+        ):
+            return False, entry
         candidate = self._entry_for(cached)
-        if self.state(candidate) is not TokenState.FRESH:
-            return None
-        log.info(
-            "%s: using a token renewed elsewhere (%s), no token call",
-            self._provider,
-            mask(cached.access_token),
-        )
-        return candidate
+        if self.state(candidate) is TokenState.FRESH:
+            log.info(
+                "%s: using a token renewed elsewhere (%s), no token call",
+                self._provider,
+                mask(cached.access_token),
+            )
+            return True, candidate
+        return False, candidate
 
     def _usable_refresh_token(self, entry: _Entry | None) -> str | None:
         if entry is None or not entry.token.refresh_token:

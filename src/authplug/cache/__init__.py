@@ -6,7 +6,16 @@ refused: the hot path of a request never touches it.
 
 from __future__ import annotations
 
-from ._base import TokenCache, cache_key
+from ._base import CacheError, TokenCache, cache_key
+from ._file import FileTokenCache
 from ._memory import MemoryTokenCache
+from ._redis import RedisTokenCache
 
-__all__ = ["MemoryTokenCache", "TokenCache", "cache_key"]
+__all__ = [
+    "CacheError",
+    "FileTokenCache",
+    "MemoryTokenCache",
+    "RedisTokenCache",
+    "TokenCache",
+    "cache_key",
+]

@@ -9,7 +9,15 @@ from typing import Protocol, runtime_checkable
 
 from ..token import Token
 
-__all__ = ["TokenCache", "cache_key"]
+__all__ = ["CacheError", "TokenCache", "cache_key"]
+
+
+class CacheError(Exception):
+    """A cache could not be used (Redis down, file unwritable, lock timed out).
+
+    The manager catches it, logs one warning, and goes on with this process's own
+    token: no request is lost because a cache is down.
+    """
 
 
 @runtime_checkable
@@ -23,7 +31,7 @@ class TokenCache(Protocol):
     """
 
     def get(self, key: str) -> Token | None:
-        """The stored token, or None (also when the store cannot be read)."""
+        """The stored token, or None; raises CacheError when the store is unavailable."""
 
     def set(self, key: str, token: Token) -> None:
         """Store a token."""
