@@ -125,6 +125,10 @@ class HttpxTransport:
     def __repr__(self) -> str:
         return f"HttpxTransport(timeout={self._timeout!r})"
 
+    def check(self) -> None:
+        """Build the TLS settings now, so that a bad certificate fails at construction."""
+        self._ssl_context()
+
     def _ssl_context(self) -> ssl.SSLContext:
         with self._lock:
             if self._context is None:

@@ -185,6 +185,11 @@ class BaseAuth(_Base):
                 "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
             )
         check_cert_files(cert)
+        transport = HttpxTransport(timeout=timeout, verify=verify, cert=cert)
+        if cert is not None:
+            # A file that is not a certificate and key is a configuration mistake,
+            # better found here than on the first request.
+            transport.check()
         self._clock: Clock = clock or SystemClock()
         policy = RetryPolicy(retries=retries)
         self._client = TokenClient(
@@ -197,7 +202,7 @@ class BaseAuth(_Base):
             password=Secret(password) if password else None,
             scope=self.scope,
             client_auth=client_auth,
-            transport=HttpxTransport(timeout=timeout, verify=verify, cert=cert),
+            transport=transport,
             retry=policy,
             clock=self._clock,
         )

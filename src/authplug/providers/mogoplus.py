@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._transport import CertOption, build_ssl_context
+from .._transport import CertOption
 from ..auth import BaseAuth
 from ..errors import ConfigurationError
 from ..spec import ProviderSpec, rfc6749_error
@@ -55,6 +55,3 @@ class MogoplusAuth(BaseAuth):
             cert=cert,
             **options,
         )
-        # Load the certificate now: a file that is not a certificate and key is a
-        # configuration mistake, better found here than on the first request.
-        build_ssl_context(options.get("verify", True), cert)

@@ -183,13 +183,14 @@ class OAuth2Emulator:
     def api_url(self, path: str = "/resource") -> str:
         return self.base_url + self.api_prefix + path
 
+    def endpoint_kwargs(self) -> dict[str, Any]:
+        """How the matching auth class is told where the token endpoint is."""
+        return {"token_url": self.token_url}
+
     def auth_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the matching auth class, pointed at this emulator."""
-        kwargs: dict[str, Any] = {
-            "token_url": self.token_url,
-            "username": self.username,
-            "password": self.password,
-        }
+        kwargs: dict[str, Any] = self.endpoint_kwargs()
+        kwargs.update(username=self.username, password=self.password)
         if self.client_id is not None:
             kwargs["client_id"] = self.client_id
         if self.client_secret is not None:

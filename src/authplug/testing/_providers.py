@@ -186,13 +186,8 @@ class TelmaiEmulator(OAuth2Emulator):
         self.tenant = tenant
         self.transaction_ids: list[str | None] = []
 
-    def auth_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "auth_endpoint": self.base_url,
-            "client_id": self.client_id,
-            "username": self.username,
-            "password": self.password,
-        }
+    def endpoint_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"auth_endpoint": self.base_url}
         if self.tenant is not None:
             kwargs["tenant"] = self.tenant
         return kwargs
@@ -268,8 +263,8 @@ class DakotaEmulator(OAuth2Emulator):
         self.refresh_token_lifetime = refresh_token_lifetime
         self.fuse_client_id_seq = fuse_client_id_seq
 
-    def auth_kwargs(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "username": self.username, "password": self.password}
+    def endpoint_kwargs(self) -> dict[str, Any]:
+        return {"base_url": self.base_url}
 
     def grants(self) -> tuple[str, ...]:
         return ("password", "refresh_token")
@@ -337,16 +332,8 @@ class LoginFormEmulator(OAuth2Emulator):
         super().__init__(**options)
         self.refresh_path = refresh_path
 
-    def auth_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "base_url": self.base_url,
-            "username": self.username,
-            "password": self.password,
-        }
-        if self.client_id is not None:
-            kwargs["client_id"] = self.client_id
-        if self.client_secret is not None:
-            kwargs["client_secret"] = self.client_secret
+    def endpoint_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"base_url": self.base_url}
         if self.refresh_path is not None:
             kwargs["refresh_path"] = self.refresh_path
         return kwargs
