@@ -33,13 +33,7 @@ USER, PASSWORD, CLIENT, SECRET = "demo-user", "demo-password", "demo-client", "d
 
 def expired_token(emulator: OAuth2Emulator) -> dict[str, Any]:
     """A real token from the emulator, marked as expired a minute ago."""
-    token = OAuth2PasswordAuth(
-        token_url=emulator.token_url,
-        username=USER,
-        password=PASSWORD,
-        client_id=CLIENT,
-        client_secret=SECRET,
-    ).get_token()
+    token = authplug_auth(emulator, None).get_token()
     import time
 
     return {
@@ -86,12 +80,8 @@ def prepared(emulator: OAuth2Emulator, expired: bool) -> dict[str, Any] | None:
     return token
 
 
-# -- threads ------------------------------------------------------------------------
-
-
-def authplug_threads(emulator: OAuth2Emulator) -> str:
-    token = prepared(emulator, expired=True)
-    auth = OAuth2PasswordAuth(
+def authplug_auth(emulator: OAuth2Emulator, token: dict[str, Any] | None) -> OAuth2PasswordAuth:
+    return OAuth2PasswordAuth(
         token_url=emulator.token_url,
         username=USER,
         password=PASSWORD,
@@ -99,6 +89,14 @@ def authplug_threads(emulator: OAuth2Emulator) -> str:
         client_secret=SECRET,
         token=token,
     )
+
+
+# -- threads ------------------------------------------------------------------------
+
+
+def authplug_threads(emulator: OAuth2Emulator) -> str:
+    token = prepared(emulator, expired=True)
+    auth = authplug_auth(emulator, token)
     with httpx.Client(auth=auth) as client:
         return in_threads(lambda: client.get(emulator.api_url()).status_code)
 
@@ -147,13 +145,7 @@ def httpx_auth_threads(emulator: OAuth2Emulator) -> str:
 
 def authplug_threads_missing(emulator: OAuth2Emulator) -> str:
     prepared(emulator, expired=False)
-    auth = OAuth2PasswordAuth(
-        token_url=emulator.token_url,
-        username=USER,
-        password=PASSWORD,
-        client_id=CLIENT,
-        client_secret=SECRET,
-    )
+    auth = authplug_auth(emulator, None)
     with httpx.Client(auth=auth) as client:
         return in_threads(lambda: client.get(emulator.api_url()).status_code)
 
@@ -169,14 +161,7 @@ async def gather(send: Callable[[], Any]) -> str:
 
 def authplug_tasks(emulator: OAuth2Emulator, expired: bool = True) -> str:
     token = prepared(emulator, expired=expired)
-    auth = OAuth2PasswordAuth(
-        token_url=emulator.token_url,
-        username=USER,
-        password=PASSWORD,
-        client_id=CLIENT,
-        client_secret=SECRET,
-        token=token,
-    )
+    auth = authplug_auth(emulator, token)
 
     async def main() -> str:
         clients = [httpx.AsyncClient(auth=auth, timeout=60) for _ in range(20)]

@@ -37,6 +37,8 @@ log = logging.getLogger("authplug")
 #: Seconds a failed renewal is remembered (and re-raised without a call).
 FAILURE_MEMORY = 1.0
 
+_REFUSED = "the API refused the token"  # the reason of a renewal after a 401
+
 
 class TokenSource(Protocol):
     """Where tokens come from (implemented by :class:`authplug._authlib.TokenClient`)."""
@@ -232,7 +234,7 @@ class TokenManager:
             if rejected is not None:
                 if entry is not None and entry.token.access_token != rejected.access_token:
                     return _Join(token=entry.token)  # someone renewed it already
-                reason = "the API refused the token"
+                reason = _REFUSED
             else:
                 if entry is not None and self.state(entry) is TokenState.FRESH:
                     return _Join(token=entry.token)
@@ -256,7 +258,7 @@ class TokenManager:
                 self._failure = None
             elif error is not None and remember:
                 self._failure = (error, self._clock.monotonic())
-                if flight.reason == "the API refused the token":
+                if flight.reason == _REFUSED:
                     self._entry = None  # do not keep sending a refused token
         flight.complete(entry.token if entry else None, error)
 
