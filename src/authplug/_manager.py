@@ -82,9 +82,8 @@ class _Flight:
             callback()
 
     def _outcome(self) -> Token:
-        if self.error is not None:
-            raise self.error.clone()
-        assert self.token is not None
+        if self.token is None:
+            raise _error_of(self.error)
         return self.token
 
     def wait(self, limit: float) -> Token:
@@ -136,6 +135,13 @@ class _Join:
     leader: bool = False
     entry: _Entry | None = None  # the entry seen when joining
     error: AuthError | None = None  # a remembered failure
+
+
+def _error_of(error: AuthError | None) -> AuthError:
+    """The error to raise for an outcome without a token (a fresh copy of ``error``)."""
+    if error is None:  # not reachable: a flight ends with a token or an error
+        return TokenEndpointError("the token call ended without a token or an error")
+    return error.clone()
 
 
 def _refused(exc: AuthError) -> bool:
@@ -292,9 +298,8 @@ class TokenManager:
         if join.token is not None:
             return join.token
         try:
-            if join.error is not None:
-                raise join.error.clone()
-            assert join.flight is not None
+            if join.flight is None:
+                raise _error_of(join.error)
             if join.leader:
                 self._lead(join.flight, join.entry)
             return join.flight.wait(self._wait_limit)
@@ -368,9 +373,8 @@ class TokenManager:
         if join.token is not None:
             return join.token
         try:
-            if join.error is not None:
-                raise join.error.clone()
-            assert join.flight is not None
+            if join.flight is None:
+                raise _error_of(join.error)
             if join.leader:
                 task = loop.create_task(self._alead(join.flight, join.entry))
                 self._tasks.add(task)  # a strong reference until it ends
