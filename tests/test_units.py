@@ -6,7 +6,14 @@ import email.utils
 
 import pytest
 
-from authplug import ConfigurationError, OAuth2PasswordAuth, ProviderSpec, Token
+from authplug import (
+    ConfigurationError,
+    CredentialsRejectedError,
+    OAuth2PasswordAuth,
+    ProviderSpec,
+    Token,
+    TokenEndpointError,
+)
 from authplug._retry import RetryPolicy, parse_retry_after
 from authplug.spec import (
     describe_body,
@@ -93,3 +100,16 @@ def test_spec_must_match_the_grant() -> None:
             password="p",
             spec=ProviderSpec(name="cc", grant_type="client_credentials"),
         )
+
+
+def test_error_message_names_provider_status_code_and_words() -> None:
+    """The message says provider, status, code and description, each once."""
+    both = CredentialsRejectedError(
+        "user authentication failed", provider="semansys", status_code=403, error="invalid_grant"
+    )
+    assert str(both) == "semansys: HTTP 403: invalid_grant: user authentication failed"
+    bare = CredentialsRejectedError(
+        "invalid_client", provider="mogoplus", status_code=401, error="invalid_client"
+    )
+    assert str(bare) == "mogoplus: HTTP 401: invalid_client"
+    assert str(TokenEndpointError("unreachable")) == "oauth2: unreachable"

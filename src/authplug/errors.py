@@ -63,7 +63,7 @@ class AuthError(Exception):
         parts = [self.provider]
         if self.status_code is not None:
             parts.append(f"HTTP {self.status_code}")
-        if self.error:
+        if self.error and self.error != self.description:  # {"error": "x"} says x once
             parts.append(self.error)
         return f"{': '.join(parts)}: {self.description}"
 
