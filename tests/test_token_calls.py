@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -113,6 +114,74 @@ def test_token_calls_time_out(mode: str) -> None:
         assert emulator.token_calls.total() == 2
 
 
+class TricklingServer:
+    """A real server that answers 200 and then sends its body one byte at a time."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.recv(65536)  # the request (small, one packet on loopback)
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                conn.sendall(head + b"Content-Length: 100000\r\n\r\n")
+                try:
+                    while not self._stop.wait(self._interval):
+                        conn.sendall(b" ")
+                except OSError:  # the client gave up: next connection
+                    continue
+
+    def __enter__(self) -> TricklingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._listener.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_trickling_answer_times_out_as_a_whole(clock: FakeClock, mode: str) -> None:
+    """``timeout`` bounds the whole answer, not only each read: a byte every 50 ms ends."""
+    with TricklingServer(interval=0.05) as server:
+        auth = password_auth_for(server.url, timeout=0.3, retries=1, clock=clock)
+        with pytest.raises(TokenEndpointError, match=r"took longer than 0\.3s") as info:
+            fetch(auth, mode)
+        assert server.connections == 2  # retried like any other timeout
+    assert info.value.status_code is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_oversized_answer_is_not_read_whole(clock: FakeClock, mode: str) -> None:
+    """A 2xx answer of several megabytes is cut at 1 MiB and reported, not swallowed."""
+    served = []
+
+    def app(request: Request) -> Response:
+        body = b'{"access_token": "' + b"a" * (3 << 20) + b'"}'
+        served.append(len(body))
+        return Response(200, body, {"Content-Type": "application/json"})
+
+    with LoopbackServer(app) as server, pytest.raises(TokenResponseError) as info:
+        fetch(password_auth_for(server.url, clock=clock), mode)
+    assert served == [(3 << 20) + 20]  # one call: an unusable 2xx is not retried
+    assert "JSON that does not parse (truncated?), 1048576 bytes (HTTP 200)" in str(info.value)
+    assert "aaaa" not in str(info.value)  # a piece of a token is never shown
+    assert len(str(info.value)) < 400
+
+
 BAD_BODIES = [
     pytest.param(b"<html><title>Login</title><body>sign in</body></html>", "text/html", id="html"),
     pytest.param(b"", "application/json", id="empty"),
@@ -156,6 +225,39 @@ def test_unusable_2xx_answers(
     # Nothing lost: the next call works.
     clock.advance(2)
     assert fetch(auth, mode).access_token
+
+
+JWT_PIECE = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (
+            b'{"access_token": "' + JWT_PIECE.encode(),
+            "application/json",
+            "JSON that does not parse (truncated?)",
+        ),
+        (JWT_PIECE.encode(), "text/plain", "a body that is not JSON"),
+        (b'["' + JWT_PIECE.encode() + b'"]', "application/json", "JSON that is not an object"),
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_broken_2xx_answer_is_described_never_quoted(
+    emulator: OAuth2Emulator,
+    clock: FakeClock,
+    body: bytes,
+    content_type: str,
+    expected: str,
+    mode: str,
+) -> None:
+    """A 2xx answer may hold a token, even when cut short: its text is never shown."""
+    emulator.malformed_next(1, body=body, content_type=content_type)
+    with pytest.raises(TokenResponseError) as info:
+        fetch(password_auth(emulator, clock=clock), mode)
+    assert expected in str(info.value)
+    for shown in (str(info.value), repr(info.value), info.value.description):
+        assert "eyJhbGci" not in shown
 
 
 @pytest.mark.parametrize(

@@ -304,7 +304,7 @@ class TokenClient:
                 TokenResponseError, status, exc.error, exc.description or "error in a 2xx answer"
             ) from None
         except (ValueError, TypeError, UnicodeDecodeError):
-            what = describe_body(status, raw.content_type, raw.content)
+            what = describe_body(status, raw.content_type, raw.content, excerpt=False)
             raise self._error(
                 TokenResponseError, status, None, f"expected a JSON token object, got {what}"
             ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["CertOption", "HttpxTransport", "RawResponse", "TokenRequest", "TransportFailure"]
+
+# A token answer is a few hundred bytes; an error page a few kB. What lies beyond this
+# is not read (a JSON answer cut here reads as truncated).
+MAX_ANSWER = 1 << 20
 
 CertOption = str | tuple[str, str] | None
 VerifyOption = bool | str | ssl.SSLContext
@@ -107,6 +112,35 @@ def check_cert_files(cert: CertOption) -> None:
             ) from None
 
 
+class _Answer:
+    """An answer's body, read within the call's deadline and up to MAX_ANSWER bytes.
+
+    httpx's ``timeout`` bounds each read, not the whole call: a server that trickles
+    its answer a byte at a time would never time out. The deadline does: after it, no
+    further chunk is waited for, so a call ends within about twice ``timeout``.
+    """
+
+    __slots__ = ("_chunks", "_deadline", "_size", "_timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; False once enough has been read."""
+        if time.monotonic() > self._deadline:
+            raise TransportFailure(f"the answer took longer than {self._timeout:g}s to arrive")
+        room = MAX_ANSWER - self._size
+        self._chunks.append(chunk[:room])
+        self._size += min(len(chunk), room)
+        return self._size < MAX_ANSWER
+
+    def response(self, response: httpx.Response) -> RawResponse:
+        return RawResponse(response.status_code, dict(response.headers), b"".join(self._chunks))
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -140,34 +174,40 @@ class HttpxTransport:
         # long be closed by the next one), and nothing is left open when the auth
         # object is dropped or the process forks. The SSL context, the costly part,
         # is shared.
+        answer = _Answer(self._timeout)
         try:
-            with httpx.Client(
-                verify=self._ssl_context(), timeout=self._timeout, follow_redirects=False
-            ) as client:
-                response = client.request(
-                    request.method,
-                    request.url,
-                    headers=dict(request.headers),
-                    content=request.body,
-                )
+            with (
+                httpx.Client(
+                    verify=self._ssl_context(), timeout=self._timeout, follow_redirects=False
+                ) as client,
+                client.stream(
+                    request.method, request.url, headers=dict(request.headers), content=request.body
+                ) as response,
+            ):
+                for chunk in response.iter_bytes():
+                    if not answer.add(chunk):
+                        break
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             raise TransportFailure(_describe(exc)) from exc
-        return RawResponse(response.status_code, dict(response.headers), response.content)
+        return answer.response(response)
 
     async def asend(self, request: TokenRequest) -> RawResponse:
         # Likewise, and an async client is bound to the event loop it first ran on,
         # while one auth object may serve several loops.
         context = self._ssl_context()
+        answer = _Answer(self._timeout)
         try:
-            async with httpx.AsyncClient(
-                verify=context, timeout=self._timeout, follow_redirects=False
-            ) as client:
-                response = await client.request(
-                    request.method,
-                    request.url,
-                    headers=dict(request.headers),
-                    content=request.body,
-                )
+            async with (
+                httpx.AsyncClient(
+                    verify=context, timeout=self._timeout, follow_redirects=False
+                ) as client,
+                client.stream(
+                    request.method, request.url, headers=dict(request.headers), content=request.body
+                ) as response,
+            ):
+                async for chunk in response.aiter_bytes():
+                    if not answer.add(chunk):
+                        break
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             raise TransportFailure(_describe(exc)) from exc
-        return RawResponse(response.status_code, dict(response.headers), response.content)
+        return answer.response(response)

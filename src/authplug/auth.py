@@ -112,7 +112,8 @@ class BaseAuth(_Base):
     Args:
         leeway: renew a token when fewer seconds than this remain (but never before
             half of its lifetime has passed).
-        timeout: seconds allowed to each token call.
+        timeout: seconds allowed to each token call: to connect, to each read, and
+            to the whole answer.
         verify: TLS verification of token calls: True, False, a CA file or directory,
             or an ``ssl.SSLContext``.
         cert: a client certificate presented on token calls: a PEM file holding the
@@ -222,7 +223,8 @@ class BaseAuth(_Base):
             clock=self._clock,
             on_token=on_token,
             initial=initial,
-            wait_limit=timeout * (retries + 1) + policy.max_backoff * retries + 5,
+            # Each attempt ends within about twice the timeout (see _transport._Answer).
+            wait_limit=2 * timeout * (retries + 1) + policy.max_backoff * retries + 5,
             grant_type=spec.grant_type,
         )
 

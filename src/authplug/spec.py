@@ -65,8 +65,12 @@ class ExtraParams(Protocol):
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
-def describe_body(status: int, content_type: str, body: bytes) -> str:
-    """Say what an unexpected body is, without echoing more than a short excerpt."""
+def describe_body(status: int, content_type: str, body: bytes, *, excerpt: bool = True) -> str:
+    """Say what an unexpected body is, without echoing more than a short excerpt.
+
+    With ``excerpt=False`` nothing of the body's text is shown: a broken 2xx answer
+    may hold (part of) a token.
+    """
     text = body.strip()
     if not text:
         return f"an empty body (HTTP {status})"
@@ -74,8 +78,19 @@ def describe_body(status: int, content_type: str, body: bytes) -> str:
         title = _TITLE.search(text)
         name = title.group(1).decode("utf-8", "replace").strip() if title else ""
         return f"an HTML page{f' titled {name!r}' if name else ''} (HTTP {status})"
-    excerpt = text[:120].decode("utf-8", "replace")
-    return f"an unexpected body (HTTP {status}): {excerpt!r}"
+    if not excerpt:
+        try:
+            value = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            looks_json = text[:1] in (b"{", b"[")
+            kind = (
+                "JSON that does not parse (truncated?)" if looks_json else "a body that is not JSON"
+            )
+        else:
+            kind = f"JSON that is not an object (a {type(value).__name__})"
+        return f"{kind}, {len(body)} bytes (HTTP {status})"
+    shown = text[:120].decode("utf-8", "replace")
+    return f"an unexpected body (HTTP {status}): {shown!r}"
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
