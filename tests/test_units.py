@@ -113,3 +113,15 @@ def test_error_message_names_provider_status_code_and_words() -> None:
     )
     assert str(bare) == "mogoplus: HTTP 401: invalid_client"
     assert str(TokenEndpointError("unreachable")) == "oauth2: unreachable"
+
+
+def test_describe_body_without_excerpt_quotes_nothing() -> None:
+    """A 2xx answer is described by kind and size only."""
+    for body, kind in [
+        (b'{"access_token": "secret-part', "JSON that does not parse (truncated?)"),
+        (b"secret-part", "a body that is not JSON"),
+        (b'["secret-part"]', "JSON that is not an object (a list)"),
+        (b'{"access_token": "secret-part"}', "a JSON object"),
+    ]:
+        described = describe_body(200, "application/json", body, excerpt=False)
+        assert described == f"{kind}, {len(body)} bytes (HTTP 200)"

@@ -87,7 +87,8 @@ def describe_body(status: int, content_type: str, body: bytes, *, excerpt: bool 
                 "JSON that does not parse (truncated?)" if looks_json else "a body that is not JSON"
             )
         else:
-            kind = f"JSON that is not an object (a {type(value).__name__})"
+            what = type(value).__name__
+            kind = "a JSON object" if what == "dict" else f"JSON that is not an object (a {what})"
         return f"{kind}, {len(body)} bytes (HTTP {status})"
     shown = text[:120].decode("utf-8", "replace")
     return f"an unexpected body (HTTP {status}): {shown!r}"
