@@ -1,87 +1,81 @@
-"""Authlib's only door: token requests are prepared and parsed by Authlib's OAuth2 core.
+"""Authlib's only door: token requests are prepared and answers read by Authlib's OAuth2 core.
 
 Authlib's transport-independent ``OAuth2Client`` builds the grant and refresh
 requests (``prepare_token_request``, scope handling) and authenticates them with a
 client-auth method; its ``parse_response_token`` and compliance hooks read the answer.
 What Authlib has no hook for (a JSON body, a grant type in the query string, renamed
 parameters) is done by a client-auth method registered here, built from the
-:class:`~authplug.spec.ProviderSpec`. The wire itself is our own thin transport
-(:mod:`authplug._transport`), so sync and async encode identically and share one
-error table. ``authlib.integrations.httpx_client`` is not used: since Authlib 1.8 it
-targets the httpx2 fork.
+:class:`~authplug.spec.ProviderSpec`.
+
+Two things Authlib does not do are done here too:
+
+- ``client_secret_basic`` form-encodes the client id and the secret before Base64
+  (RFC 6749 §2.3.1; Authlib 1.9 sends them raw, which servers refuse for a secret
+  holding ``+``, ``/``, ``=`` or ``%``).
+- Authlib, the spec's encoding and the user's ``extra_params`` see only stand-ins for
+  the password, the client secret and the refresh token (:mod:`authplug._redact`); the
+  transport puts the real values in at the last moment. An exception from any of them
+  therefore carries no secret in its frames' locals.
+
+A token call is a plan (:mod:`authplug._plan`): the retries of
+:func:`authplug._retry.attempts`, then the reading of the final answer. Every answer,
+whatever its shape, ends as a :class:`~authplug.Token` or one of the package's errors.
 
 Authlib is imported on the first token call, not when ``authplug`` is imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._retry import RetryPolicy, parse_retry_after
-from ._transport import RawResponse, TokenRequest, TransportFailure
+from ._plan import Plan, arun, run
+from ._redact import Scrubber, Secret, StandIn, basic_credentials, stand_in
+from ._retry import RetryPolicy, attempts
+from ._wire import RawResponse, TokenRequest, TransportFailure
 from .errors import (
     AuthError,
     CredentialsRejectedError,
     TokenEndpointError,
     TokenResponseError,
 )
-from .spec import describe_body
-from .token import Token, _number
+from .spec import ErrorDetails, describe_body, read_json
+from .token import Token, parse_number
 
 if TYPE_CHECKING:
     from ._clock import Clock
-    from ._transport import HttpxTransport
+    from ._transport import TokenTransport
     from .spec import ProviderSpec
 
-__all__ = ["Secret", "TokenClient"]
+__all__ = ["TokenClient"]
 
 log = logging.getLogger("authplug")
+
+T = TypeVar("T")
 
 REJECTED_STATUSES = frozenset({400, 401, 403, 422})
 _AUTH_METHOD = "authplug"
 _FORM = "application/x-www-form-urlencoded"
 
 
-class Secret:
-    """A string that never shows itself in a repr, a str or a traceback's locals."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
+class _Unusable(Exception):
+    """A 2xx answer that is not a usable token (raised and caught inside this module)."""
 
 
 class _ResponseView:
     """What Authlib's ``parse_response_token`` expects of a response object."""
 
-    def __init__(self, raw: RawResponse, data: Any = None, *, parsed: bool = False) -> None:
-        self.raw = raw
-        self.status_code = raw.status_code
+    def __init__(self, status_code: int, data: dict[str, Any]) -> None:
+        self.status_code = status_code
         self._data = data
-        self._parsed = parsed
 
-    def json(self) -> Any:
-        if not self._parsed:
-            self._data = json.loads(self.raw.content)
-            self._parsed = True
+    def json(self) -> dict[str, Any]:
         return self._data
-
-    def json_if_parsed(self) -> dict[str, Any]:
-        """The normalized object, or an empty dict when it was not one."""
-        return dict(self._data) if self._parsed and isinstance(self._data, dict) else {}
 
     def raise_for_status(self) -> None:
         """Non-2xx answers never reach Authlib: they are read by the spec's error parser."""
@@ -140,7 +134,7 @@ class TokenClient:
         password: Secret | None,
         scope: str | None,
         client_auth: str,
-        transport: HttpxTransport,
+        transport: TokenTransport,
         retry: RetryPolicy,
         clock: Clock,
     ) -> None:
@@ -152,68 +146,157 @@ class TokenClient:
         self._username = username
         self._password = password
         self._scope = scope
-        self._client_auth = client_auth
+        self._client_auth = client_auth if client_id is not None else "none"
+        self._basic = (
+            basic_credentials(client_id, client_secret)
+            if self._client_auth == "client_secret_basic" and client_id and client_secret
+            else None
+        )
+        self._scrub = Scrubber((password, client_secret, self._basic))
         self._transport = transport
         self._retry = retry
         self._clock = clock
+        self._warned_lifetime = False
 
     def __repr__(self) -> str:
         return f"TokenClient(provider={self.spec.name!r}, token_url={self.token_url!r})"
 
+    @property
+    def wait_limit(self) -> float:
+        """The longest a token call may take, retries and waits included."""
+        return self._retry.worst_case(self._transport.timeout)
+
+    # -- running -----------------------------------------------------------------
+
+    def run(self, plan: Plan[T]) -> T:
+        """Run a plan of this client with blocking I/O."""
+        return run(plan, self._transport, self._clock)
+
+    async def arun(self, plan: Plan[T]) -> T:
+        """Run a plan of this client without blocking the event loop."""
+        return await arun(plan, self._transport, self._clock)
+
+    def grant(self) -> Plan[Token]:
+        """The full grant (password or client credentials)."""
+        return self._call(self.prepare_grant, self._scrub)
+
+    def refresh(self, token: Token) -> Plan[Token]:
+        """A refresh-token grant with ``token``'s refresh token."""
+        refresh = Secret(token.refresh_token or "")
+        scrub = self._scrub.with_secrets((refresh,))
+        return self._call(lambda: self.prepare_refresh(refresh, scrub), scrub)
+
+    def _call(self, prepare: Callable[[], TokenRequest], scrub: Scrubber) -> Plan[Token]:
+        outcome = yield from attempts(
+            self._retry,
+            lambda: self._prepared(prepare, scrub),
+            now=self._clock.time,
+            name=self.spec.name,
+        )
+        if isinstance(outcome, TransportFailure):
+            raise self._unreachable(outcome.description, scrub)
+        return self.interpret(outcome, scrub)
+
     # -- preparing ---------------------------------------------------------------
 
-    def _authlib_client(self) -> Any:
+    def _prepared(self, prepare: Callable[[], TokenRequest], scrub: Scrubber) -> TokenRequest:
+        """``prepare()``; anything unexpected (a user's hook raising) becomes an AuthError."""
+        try:
+            return prepare()
+        except AuthError:
+            raise
+        except Exception as exc:
+            error = self._error(
+                TokenEndpointError,
+                None,
+                None,
+                f"the token request could not be prepared ({type(exc).__name__}: {exc})",
+                scrub,
+            )
+            raise error from exc
+
+    def _stand_ins(self, refresh: Secret | None = None) -> dict[str, StandIn]:
+        secrets = {
+            "password": self._password,
+            "client_secret": self._client_secret,
+            "basic": self._basic,
+            "refresh_token": refresh,
+        }
+        return {role: stand_in(secret) for role, secret in secrets.items() if secret is not None}
+
+    def _authlib_client(self, fills: Mapping[str, StandIn]) -> Any:
+        secret = fills.get("client_secret")
         client = _preparing_client_class()(
             session=None,
             client_id=self._client_id,
-            client_secret=self._client_secret.reveal() if self._client_secret else None,
+            client_secret=secret.text if secret else None,
             token_endpoint_auth_method=_AUTH_METHOD,
             scope=self._scope,
         )
-        client.register_client_auth_method((_AUTH_METHOD, self._encode))
-        client.register_compliance_hook("access_token_response", self._normalize)
-        client.register_compliance_hook("refresh_token_response", self._normalize)
+        client.register_client_auth_method((_AUTH_METHOD, functools.partial(self._encode, fills)))
         return client
 
     def _headers(self) -> dict[str, str]:
         content_type = "application/json" if self.spec.body == "json" else _FORM
         # Always a fresh dict: Authlib's client-auth methods write into it.
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": content_type,
+            "User-Agent": "authplug",
+        }
         headers.update(self.spec.headers)
         return headers
 
+    def _sealed(
+        self, request: TokenRequest, fills: Mapping[str, StandIn], scrub: Scrubber
+    ) -> TokenRequest:
+        return dataclasses.replace(
+            request,
+            body_kind="json" if self.spec.body == "json" else "form",
+            stand_ins=tuple(fills.values()),
+            scrub=scrub,
+        )
+
     def prepare_grant(self) -> TokenRequest:
         """The full grant (password or client credentials), prepared by Authlib."""
-        client = self._authlib_client()
+        fills = self._stand_ins()
         kwargs: dict[str, Any] = {}
         if self.spec.grant_type == "password":
             kwargs["username"] = self._username
-            kwargs["password"] = self._password.reveal() if self._password else None
-        request: TokenRequest = client.fetch_token(
+            kwargs["password"] = fills["password"].text if "password" in fills else None
+        request = self._authlib_client(fills).fetch_token(
             self.token_url, grant_type=self.spec.grant_type, headers=self._headers(), **kwargs
         )
-        return request
+        return self._sealed(request, fills, self._scrub)
 
-    def prepare_refresh(self, refresh_token: str) -> TokenRequest:
+    def prepare_refresh(self, refresh: Secret, scrub: Scrubber | None = None) -> TokenRequest:
         """A refresh-token grant, prepared by Authlib."""
-        client = self._authlib_client()
-        request: TokenRequest = client.refresh_token(
-            self.refresh_url, refresh_token=refresh_token, headers=self._headers()
+        fills = self._stand_ins(refresh)
+        request = self._authlib_client(fills).refresh_token(
+            self.refresh_url, refresh_token=fills["refresh_token"].text, headers=self._headers()
         )
-        return request
+        return self._sealed(request, fills, scrub or self._scrub.with_secrets((refresh,)))
 
     def _encode(
-        self, client_auth: Any, method: str, uri: str, headers: dict[str, str], body: str
+        self,
+        fills: Mapping[str, StandIn],
+        client_auth: Any,
+        method: str,
+        uri: str,
+        headers: dict[str, str],
+        body: str,
     ) -> tuple[str, dict[str, str], str]:
         """The client-auth method registered with Authlib; it also applies the spec.
 
         Authlib has no hook on the first token request, so the provider's encoding
         (renamed parameters, grant type in the query, JSON body) happens here, after
-        the standard client authentication.
+        the client authentication.
         """
         from authlib.oauth2.auth import ClientAuth
 
-        if self._client_id is not None:
+        if "basic" in fills:
+            headers["Authorization"] = "Basic " + fills["basic"].text
+        elif self._client_id is not None:  # client_secret_post or none
             encode = ClientAuth.DEFAULT_AUTH_METHODS[self._client_auth]
             uri, headers, body = encode(client_auth, method, uri, headers, body)
         params = parse_qsl(body, keep_blank_values=True)
@@ -244,85 +327,115 @@ class TokenClient:
 
     # -- reading -----------------------------------------------------------------
 
-    def _normalize(self, view: _ResponseView) -> _ResponseView:
-        """Compliance hook: map the provider's field names onto RFC 6749's."""
-        try:
-            data = view.json()
-        except (ValueError, UnicodeDecodeError):
-            return view  # Authlib's parser reports it
+    def interpret(self, raw: RawResponse, scrub: Scrubber | None = None) -> Token:
+        """Turn the endpoint's answer into a Token, or raise one of the package's errors."""
+        outcome = self._read(raw, scrub or self._scrub)
+        if isinstance(outcome, AuthError):
+            raise outcome
+        return outcome
+
+    def _read(self, raw: RawResponse, scrub: Scrubber) -> Token | AuthError:
+        # Returns the error instead of raising it: this frame holds the answer's data
+        # (a token), and a raised error would carry it in its traceback's locals.
+        status = raw.status_code
+        if not 200 <= status < 300:
+            details = self._error_details(raw)
+            cls = CredentialsRejectedError if status in REJECTED_STATUSES else TokenEndpointError
+            return self._error(cls, status, details.error, details.description, scrub)
+        data = read_json(raw.content)
         if not isinstance(data, dict):
-            return view
+            what = describe_body(status, raw.content_type, raw.content, excerpt=False)
+            return self._error(
+                TokenResponseError, status, None, f"expected a JSON token object, got {what}", scrub
+            )
+        try:
+            fields = self._parsed(status, data, scrub)
+        except _Unusable as exc:
+            return self._error(TokenResponseError, status, None, str(exc), scrub)
+        except Exception as exc:
+            # Not expected of any answer; reported by kind, never by content.
+            return self._error(
+                TokenResponseError, status, None, f"unusable token ({type(exc).__name__})", scrub
+            )
+        if isinstance(fields, AuthError):
+            return fields
+        try:
+            return Token.from_dict(fields)
+        except ValueError as exc:
+            return self._error(TokenResponseError, status, None, f"unusable token: {exc}", scrub)
+
+    def _parsed(
+        self, status: int, data: dict[str, Any], scrub: Scrubber
+    ) -> dict[str, Any] | AuthError:
+        """Authlib's reading of a JSON object: the token's fields, or the error it holds."""
+        from authlib.oauth2.base import OAuth2Error
+
+        data = self._normalize(data)
+        try:
+            parsed = dict(
+                self._authlib_client({}).parse_response_token(_ResponseView(status, dict(data)))
+            )
+        except OAuth2Error as exc:
+            description = _text(exc.description) or "error in a 2xx answer"
+            return self._error(TokenResponseError, status, _text(exc.error), description, scrub)
+        # Authlib's OAuth2Token rounds expires_at to whole seconds (in the dict it is
+        # given, hence the copy above); keep ours.
+        if data.get("expires_at") is not None:
+            parsed["expires_at"] = data["expires_at"]
+        return parsed
+
+    def _normalize(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Map the provider's field names onto RFC 6749's; lifetimes to deadlines."""
         data = dict(data)
         now = self._clock.time()
         data["issued_at"] = now
-        expires_in = self._seconds(data, self.spec.expires_in_field, view.status_code)
+        data.pop("expires_at", None)  # a provider's absolute time is not ours to trust
+        expires_in = self._seconds(data, self.spec.expires_in_field, warn=True)
         data.pop("expires_in", None)
         if expires_in is not None:
             data["expires_in"] = expires_in
             data["expires_at"] = now + expires_in
         if self.spec.refresh_expires_in_field:
-            refresh_in = self._seconds(data, self.spec.refresh_expires_in_field, view.status_code)
+            refresh_in = self._seconds(data, self.spec.refresh_expires_in_field, warn=False)
             if refresh_in is not None:
                 data["refresh_expires_at"] = now + refresh_in
-        return _ResponseView(view.raw, data, parsed=True)
+        return data
 
-    def _seconds(self, data: dict[str, Any], name: str, status: int) -> float | None:
-        """A lifetime field as non-negative seconds; None when absent or null."""
+    def _seconds(self, data: dict[str, Any], name: str, *, warn: bool) -> float | None:
+        """A lifetime field in seconds; None when absent, null or not positive.
+
+        A lifetime that is not positive is treated as none given: the token is used
+        until the API refuses it (a 0 would otherwise mean a token call before every
+        request). Keycloak, for one, sends ``refresh_expires_in: 0`` for "no expiry".
+        """
         value = data.pop(name, None)
         if value is None:
             return None
-        seconds = _number(value)
+        seconds = parse_number(value)
         if seconds is None:
-            raise self._error(
-                TokenResponseError, status, None, f"the token answer's {name!r} is not a number"
+            raise _Unusable(f"the token answer's {name!r} is not a usable number")
+        if seconds > 0:
+            return seconds
+        if warn and not self._warned_lifetime:
+            self._warned_lifetime = True
+            log.warning(
+                "%s: the token endpoint gave %s=%g, not a positive lifetime; the token "
+                "is used until the API refuses it",
+                self.spec.name,
+                name,
+                seconds,
             )
-        return max(seconds, 0.0)
+        return None
 
-    def interpret(self, kind: str, raw: RawResponse) -> Token:
-        """Turn the endpoint's answer into a Token or one of the package's errors."""
-        status = raw.status_code
-        if not 200 <= status < 300:
-            details = self.spec.parse_error(status, raw.content_type, raw.content)
-            rejected = status in REJECTED_STATUSES
-            cls = CredentialsRejectedError if rejected else TokenEndpointError
-            raise self._error(cls, status, details.error, details.description)
-        from authlib.oauth2.base import OAuth2Error
-
-        client = self._authlib_client()
-        view = _ResponseView(raw)
-        hook_type = "refresh_token_response" if kind == "refresh" else "access_token_response"
-        for hook in client.compliance_hook[hook_type]:
-            view = hook(view)
-        # Authlib's OAuth2Token rounds expires_at to whole seconds; keep ours.
-        exact = view.json_if_parsed().get("expires_at")
+    def _error_details(self, raw: RawResponse) -> ErrorDetails:
+        """The spec's reading of an error body; a parser that fails is not believed."""
         try:
-            data = dict(client.parse_response_token(view))
-            if exact is not None:
-                data["expires_at"] = exact
-        except OAuth2Error as exc:
-            raise self._error(
-                TokenResponseError, status, exc.error, exc.description or "error in a 2xx answer"
-            ) from None
-        except (ValueError, TypeError, UnicodeDecodeError):
-            what = describe_body(status, raw.content_type, raw.content, excerpt=False)
-            raise self._error(
-                TokenResponseError, status, None, f"expected a JSON token object, got {what}"
-            ) from None
-        try:
-            return Token.from_dict(data)
-        except ValueError as exc:
-            raise self._error(TokenResponseError, status, None, f"unusable token: {exc}") from None
-
-    def _scrub(self, text: str | None, extra: tuple[str, ...] = ()) -> str | None:
-        if text is None:
-            return None
-        for secret in (self._password, self._client_secret):
-            if secret is not None and len(secret.reveal()) >= 3:
-                text = text.replace(secret.reveal(), "***")
-        for value in extra:
-            if len(value) >= 3:
-                text = text.replace(value, "***")
-        return text
+            details = self.spec.parse_error(raw.status_code, raw.content_type, raw.content)
+            error, description = details
+            return ErrorDetails(_text(error), _text(description) or "")
+        except Exception:
+            log.debug("%s: the error parser failed; describing the body", self.spec.name)
+            return ErrorDetails(None, describe_body(raw.status_code, raw.content_type, raw.content))
 
     def _error(
         self,
@@ -330,103 +443,27 @@ class TokenClient:
         status: int | None,
         error: str | None,
         description: str,
-        secrets: tuple[str, ...] = (),
+        scrub: Scrubber,
     ) -> AuthError:
         return cls(
-            self._scrub(description, secrets) or "",
+            scrub(description),
             provider=self.spec.name,
             status_code=status,
-            error=self._scrub(error, secrets),
+            error=scrub(error) if error is not None else None,
         )
 
-    # -- sending -----------------------------------------------------------------
-
-    def _retry_after(self, raw: RawResponse) -> float | None:
-        return parse_retry_after(raw.headers.get("retry-after"), now=self._clock.time())
-
-    def _call(
-        self, kind: str, prepare: Callable[[], TokenRequest], secrets: tuple[str, ...]
-    ) -> Token:
-        request = prepare()
-        attempt = 0
-        while True:
-            try:
-                raw = self._transport.send(request)
-            except TransportFailure as exc:
-                if attempt >= self._retry.retries:
-                    raise self._unreachable(exc, secrets) from None
-                delay = self._retry.delay(attempt)
-            else:
-                if attempt >= self._retry.retries or not self._retry.should_retry_status(
-                    raw.status_code
-                ):
-                    return self._interpret_scrubbed(kind, raw, secrets)
-                delay = self._retry.delay(attempt, self._retry_after(raw))
-            self._log_retry(attempt, delay)
-            attempt += 1
-            self._clock.sleep(delay)
-
-    async def _acall(
-        self, kind: str, prepare: Callable[[], TokenRequest], secrets: tuple[str, ...]
-    ) -> Token:
-        request = prepare()
-        attempt = 0
-        while True:
-            try:
-                raw = await self._transport.asend(request)
-            except TransportFailure as exc:
-                if attempt >= self._retry.retries:
-                    raise self._unreachable(exc, secrets) from None
-                delay = self._retry.delay(attempt)
-            else:
-                if attempt >= self._retry.retries or not self._retry.should_retry_status(
-                    raw.status_code
-                ):
-                    return self._interpret_scrubbed(kind, raw, secrets)
-                delay = self._retry.delay(attempt, self._retry_after(raw))
-            self._log_retry(attempt, delay)
-            attempt += 1
-            await self._clock.asleep(delay)
-
-    def _interpret_scrubbed(self, kind: str, raw: RawResponse, secrets: tuple[str, ...]) -> Token:
-        try:
-            return self.interpret(kind, raw)
-        except AuthError as exc:
-            # The refresh token is a secret of this call only; scrub it too.
-            if secrets:
-                raise self._error(
-                    type(exc), exc.status_code, exc.error, exc.description, secrets
-                ) from None
-            raise
-
-    def _unreachable(self, exc: TransportFailure, secrets: tuple[str, ...]) -> AuthError:
+    def _unreachable(self, description: str, scrub: Scrubber) -> AuthError:
         return self._error(
             TokenEndpointError,
             None,
             None,
             f"no answer from the token endpoint after {self._retry.retries + 1} attempt(s): "
-            f"{exc.description}",
-            secrets,
+            f"{description}",
+            scrub,
         )
 
-    def _log_retry(self, attempt: int, delay: float) -> None:
-        log.info(
-            "%s: token call attempt %d failed; retrying in %.2fs",
-            self.spec.name,
-            attempt + 1,
-            delay,
-        )
 
-    def grant(self) -> Token:
-        return self._call("grant", self.prepare_grant, ())
-
-    def refresh(self, refresh_token: str) -> Token:
-        return self._call("refresh", lambda: self.prepare_refresh(refresh_token), (refresh_token,))
-
-    async def agrant(self) -> Token:
-        return await self._acall("grant", self.prepare_grant, ())
-
-    async def arefresh(self, refresh_token: str) -> Token:
-        return await self._acall(
-            "refresh", lambda: self.prepare_refresh(refresh_token), (refresh_token,)
-        )
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import parse_qsl
 
+from ._redact import mask
 from .auth import BaseAuth
 from .errors import AuthError
 from .providers import PROVIDERS
-from .token import mask
 
 __all__ = ["run_demo"]
 

@@ -12,13 +12,13 @@ import logging
 from collections.abc import AsyncGenerator, Collection, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._requests_adapter import bearer
+from .token import Token, bearer
 
 if TYPE_CHECKING:
     import httpx
 
     from ._manager import TokenManager
-    from .token import Token
+    from ._net import PlainHttpWarner
 
 __all__ = ["async_flow", "sync_flow"]
 
@@ -58,7 +58,7 @@ class _Rewind:
             self._file.seek(self._position)
 
 
-def _refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
+def _our_token_refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
     # Only a request that carried this token: after a redirect to another origin,
     # httpx has stripped the header and the refusal is not ours to answer.
     return response.status_code in codes and response.request.headers.get(
@@ -87,39 +87,60 @@ def _log_replay(request: httpx.Request, status: int) -> None:
     )
 
 
-def sync_flow(
-    manager: TokenManager, codes: Collection[int], request: httpx.Request
-) -> Generator[httpx.Request, httpx.Response]:
-    token = manager.get()
+def _prepare(warner: PlainHttpWarner, request: httpx.Request, token: Token) -> _Rewind:
+    url = request.url
+    if url.scheme == "http":
+        warner.check("http", url.host, url.port)
     rewind = _Rewind(request)
     request.headers["Authorization"] = bearer(token)
+    return rewind
+
+
+def sync_flow(
+    manager: TokenManager,
+    codes: Collection[int],
+    warner: PlainHttpWarner,
+    request: httpx.Request,
+) -> Generator[httpx.Request, httpx.Response]:
+    token = manager.get()
+    rewind = _prepare(warner, request, token)
     response = yield request
-    if not _refused(codes, response, token):
+    if not _our_token_refused(codes, response, token):
         return
     fresh = manager.renew_rejected(token)
+    if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
+        return
     if not rewind.replayable:
         _log_not_replayed(request, response.status_code)
         return
     rewind.rewind()
     _log_replay(request, response.status_code)
     request.headers["Authorization"] = bearer(fresh)
-    yield request
+    response = yield request
+    if _our_token_refused(codes, response, fresh):
+        manager.replay_refused(fresh)
 
 
 async def async_flow(
-    manager: TokenManager, codes: Collection[int], request: httpx.Request
+    manager: TokenManager,
+    codes: Collection[int],
+    warner: PlainHttpWarner,
+    request: httpx.Request,
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
     token = await manager.aget()
-    rewind = _Rewind(request)
-    request.headers["Authorization"] = bearer(token)
+    rewind = _prepare(warner, request, token)
     response = yield request
-    if not _refused(codes, response, token):
+    if not _our_token_refused(codes, response, token):
         return
     fresh = await manager.arenew_rejected(token)
+    if fresh is None:
+        return
     if not rewind.replayable:
         _log_not_replayed(request, response.status_code)
         return
     rewind.rewind()
     _log_replay(request, response.status_code)
     request.headers["Authorization"] = bearer(fresh)
-    yield request
+    response = yield request
+    if _our_token_refused(codes, response, fresh):
+        manager.replay_refused(fresh)

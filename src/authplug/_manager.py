@@ -9,6 +9,17 @@ task leads it in a detached task, so that cancelling the task that started it st
 no one. Threads wait on an event, tasks on a future resolved through
 ``call_soon_threadsafe``: waiting never blocks an event loop. A failed flight is
 remembered for :data:`FAILURE_MEMORY` seconds so a failing endpoint is not hammered.
+
+Nobody waits forever. Every waiter, thread or task, gives up after ``wait_limit`` (the
+longest a token call may take, retries and cache waits included). A flight whose
+leader can no longer finish it is abandoned and led anew by the next caller: its
+event loop was closed under it, or it outlived the wait limit. A forked child starts
+with a lock of its own and no flight (``os.register_at_fork``).
+
+A refusal after a refusal. When the API refuses a token that was just renewed because
+it refused the previous one, renewing again will not help: the credentials work, the
+permission does not. Refusals are then handed back without renewal for
+:data:`REFUSAL_QUIET` seconds (logged once).
 """
 
 from __future__ import annotations
@@ -18,24 +29,36 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from ._fork import reset_after_fork
+from ._redact import mask
 from .cache import CacheError
 from .errors import AuthError, TokenEndpointError
-from .token import Token, TokenState, mask
+from .token import Token, TokenState
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._plan import Plan
     from .cache import TokenCache
 
-__all__ = ["FAILURE_MEMORY", "TokenManager", "TokenSource"]
+__all__ = ["FAILURE_MEMORY", "REFUSAL_QUIET", "TokenManager", "TokenSource"]
 
 log = logging.getLogger("authplug")
 
+T = TypeVar("T")
+
 #: Seconds a failed renewal is remembered (and re-raised without a call).
 FAILURE_MEMORY = 1.0
+
+#: Seconds refusals go unanswered after a freshly renewed token was refused too.
+REFUSAL_QUIET = 60.0
+
+#: A waiter looks this often (seconds) whether its flight was abandoned.
+_POLL = 0.5
 
 _REFUSED = "the API refused the token"  # the reason of a renewal after a 401
 
@@ -43,10 +66,12 @@ _REFUSED = "the API refused the token"  # the reason of a renewal after a 401
 class TokenSource(Protocol):
     """Where tokens come from (implemented by :class:`authplug._authlib.TokenClient`)."""
 
-    def grant(self) -> Token: ...
-    def refresh(self, refresh_token: str) -> Token: ...
-    async def agrant(self) -> Token: ...
-    async def arefresh(self, refresh_token: str) -> Token: ...
+    @property
+    def wait_limit(self) -> float: ...
+    def grant(self) -> Plan[Token]: ...
+    def refresh(self, token: Token) -> Plan[Token]: ...
+    def run(self, plan: Plan[T]) -> T: ...
+    async def arun(self, plan: Plan[T]) -> T: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +84,23 @@ class _Entry:
     refresh_deadline: float | None  # the refresh token expires
 
 
+class _Abandoned(Exception):
+    """The flight's leader can no longer finish it: join a new one."""
+
+
 class _Flight:
     """One renewal in progress and everyone waiting for it."""
 
-    __slots__ = ("_callbacks", "_event", "_lock", "error", "loop", "reason", "token")
+    __slots__ = (
+        "_callbacks",
+        "_event",
+        "_lock",
+        "error",
+        "loop",
+        "reason",
+        "started",
+        "token",
+    )
 
     def __init__(self, reason: str, loop: asyncio.AbstractEventLoop | None) -> None:
         self._event = threading.Event()
@@ -70,21 +108,43 @@ class _Flight:
         self._callbacks: list[Callable[[], None]] = []
         self.reason = reason
         self.loop = loop  # the loop of an async leader
+        self.started = time.monotonic()  # real time: waiting is real, whatever the clock
         self.token: Token | None = None
         self.error: AuthError | None = None
 
-    def complete(self, token: Token | None, error: AuthError | None) -> None:
+    @property
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def stranded(self, limit: float) -> bool:
+        """The leader cannot finish: its loop is closed, or it outlived the wait limit."""
+        if self.done:
+            return False
+        if self.loop is not None and self.loop.is_closed():
+            return True
+        return time.monotonic() - self.started > limit
+
+    def complete(self, token: Token | None, error: AuthError | None) -> bool:
+        """Settle the flight once; False when it was settled already."""
         with self._lock:
+            if self._event.is_set():
+                return False
             self.token, self.error = token, error
             self._event.set()
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback()
+        return True
 
     def _outcome(self) -> Token:
         if self.token is None:
             raise _error_of(self.error)
         return self.token
+
+    def _gave_up(self, limit: float) -> TokenEndpointError:
+        return TokenEndpointError(
+            f"gave up after {limit:.0f}s waiting for the token call in progress"
+        )
 
     def wait(self, limit: float) -> Token:
         if not self._event.is_set():
@@ -97,13 +157,18 @@ class _Flight:
                     "a blocking HTTP call on the event loop's thread is waiting for a token "
                     "call that this same loop runs; use an async client inside async code"
                 )
-            if not self._event.wait(limit):
-                raise TokenEndpointError(
-                    f"gave up after {limit:.0f}s waiting for the token call in progress"
-                )
+            # A leader on another event loop may have its loop closed under it: look
+            # now and then. A thread leader always settles its flight.
+            step = limit if self.loop is None else _POLL
+            end = time.monotonic() + limit
+            while not self._event.wait(max(0.0, min(step, end - time.monotonic()))):
+                if self.loop is not None and self.loop.is_closed():
+                    raise _Abandoned
+                if time.monotonic() >= end:
+                    raise self._gave_up(limit)
         return self._outcome()
 
-    async def wait_async(self) -> Token:
+    async def wait_async(self, limit: float) -> Token:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
 
@@ -121,8 +186,18 @@ class _Flight:
                 pending = True
             else:
                 pending = False
-        if pending:
-            await future
+        if not pending:
+            return self._outcome()
+        step = limit if self.loop is None or self.loop is loop else _POLL
+        end = time.monotonic() + limit
+        while not future.done():
+            left = end - time.monotonic()
+            if left <= 0:
+                raise self._gave_up(limit)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), min(step, left))
+            if not future.done() and self.loop is not None and self.loop.is_closed():
+                raise _Abandoned
         return self._outcome()
 
 
@@ -144,7 +219,7 @@ def _error_of(error: AuthError | None) -> AuthError:
     return error.clone()
 
 
-def _refused(exc: AuthError) -> bool:
+def _refresh_refused(exc: AuthError) -> bool:
     """Any 4xx except 429 on a refresh means: fall back to the full grant."""
     return exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code != 429
 
@@ -178,12 +253,20 @@ class TokenManager:
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
         self._failure: tuple[AuthError, float] | None = None
+        self._quiet_until: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._cache_down = False
         self._entry = self._entry_for(initial) if initial else None
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"TokenManager(provider={self._provider!r})"
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock of its own, no flight, no task of the parent's."""
+        self._lock = threading.Lock()
+        self._flight = None
+        self._tasks = set()
 
     # -- state -------------------------------------------------------------------
 
@@ -234,6 +317,11 @@ class TokenManager:
         left = entry.deadline - self._clock.monotonic()
         return f"token expires in {left:.0f}s" if left > 0 else "token expired"
 
+    def _quiet(self) -> bool:
+        """Refusals go unanswered: a freshly renewed token was refused too, lately."""
+        until = self._quiet_until
+        return until is not None and self._clock.monotonic() < until
+
     def _join(self, rejected: Token | None, loop: asyncio.AbstractEventLoop | None) -> _Join:
         with self._lock:
             entry = self._entry
@@ -245,8 +333,12 @@ class TokenManager:
                 if entry is not None and self.state(entry) is TokenState.FRESH:
                     return _Join(token=entry.token)
                 reason = self._reason(entry)
-            if self._flight is not None:
-                return _Join(flight=self._flight, entry=entry)
+            flight = self._flight
+            if flight is not None and flight.stranded(self._wait_limit):
+                self._abandon(flight)
+                flight = None
+            if flight is not None:
+                return _Join(flight=flight, entry=entry)
             if self._failure is not None:
                 error, when = self._failure
                 if self._clock.monotonic() - when < FAILURE_MEMORY:
@@ -254,11 +346,26 @@ class TokenManager:
             self._flight = _Flight(reason, loop)
             return _Join(flight=self._flight, leader=True, entry=entry)
 
+    def _abandon(self, flight: _Flight) -> None:
+        """Drop a flight its leader cannot finish (called with the lock held)."""
+        self._flight = None
+        self._tasks = {t for t in self._tasks if not t.get_loop().is_closed()}
+        log.warning(
+            "%s: the token call in progress was abandoned (%s); starting a new one",
+            self._provider,
+            "its event loop was closed" if flight.loop and flight.loop.is_closed() else "stuck",
+        )
+        flight.complete(
+            None,
+            TokenEndpointError("the token call in progress was abandoned", provider=self._provider),
+        )
+
     def _finish(
         self, flight: _Flight, entry: _Entry | None, error: AuthError | None, *, remember: bool
     ) -> None:
         with self._lock:
-            self._flight = None
+            if self._flight is flight:
+                self._flight = None
             if entry is not None:
                 self._entry = entry
                 self._failure = None
@@ -280,6 +387,25 @@ class TokenManager:
             return entry.token
         raise exc
 
+    # -- refusals ----------------------------------------------------------------
+
+    def replay_refused(self, token: Token) -> None:
+        """The API refused the token a renewal after its refusal just gave.
+
+        Renewing again would only cost token calls: the refusal is about the
+        permission, not the token. Refusals go unanswered for REFUSAL_QUIET seconds.
+        """
+        with self._lock:
+            if self._quiet():
+                return
+            self._quiet_until = self._clock.monotonic() + REFUSAL_QUIET
+        log.warning(
+            "%s: the API refused a freshly renewed token too; the credentials work but "
+            "the permission does not. Refusals are handed back without renewing for %.0fs",
+            self._provider,
+            REFUSAL_QUIET,
+        )
+
     # -- sync --------------------------------------------------------------------
 
     def get(self) -> Token:
@@ -289,22 +415,31 @@ class TokenManager:
             return entry.token
         return self._renew(None)
 
-    def renew_rejected(self, rejected: Token) -> Token:
-        """The API refused ``rejected``: a new token (or the one another caller got)."""
+    def renew_rejected(self, rejected: Token) -> Token | None:
+        """The API refused ``rejected``: a new token (or the one another caller got).
+
+        None while refusals go unanswered (see :meth:`replay_refused`): hand the
+        refusal back as it is.
+        """
+        if self._quiet():
+            return None
         return self._renew(rejected)
 
     def _renew(self, rejected: Token | None) -> Token:
-        join = self._join(rejected, None)
-        if join.token is not None:
-            return join.token
-        try:
-            if join.flight is None:
-                raise _error_of(join.error)
-            if join.leader:
-                self._lead(join.flight, join.entry)
-            return join.flight.wait(self._wait_limit)
-        except AuthError as exc:
-            return self._fallback(join, rejected, exc)
+        while True:
+            join = self._join(rejected, None)
+            if join.token is not None:
+                return join.token
+            try:
+                if join.flight is None:
+                    raise _error_of(join.error)
+                if join.leader:
+                    self._lead(join.flight, join.entry)
+                return join.flight.wait(self._wait_limit)
+            except _Abandoned:
+                continue  # its leader's loop is gone: the next join leads anew
+            except AuthError as exc:
+                return self._fallback(join, rejected, exc)
 
     def _lead(self, flight: _Flight, entry: _Entry | None) -> None:
         try:
@@ -342,17 +477,18 @@ class TokenManager:
         return self._entry_for(token), True
 
     def _obtain(self, reason: str, entry: _Entry | None) -> Token:
-        refresh_token = self._usable_refresh_token(entry)
-        if refresh_token is not None:
+        basis = self._refresh_basis(entry)
+        if basis is not None:
             self._log_call("refresh_token", reason)
             try:
-                return self._keep_refresh_token(self._source.refresh(refresh_token), entry)
+                token = self._source.run(self._source.refresh(basis))
+                return self._keep_refresh_token(token, basis)
             except AuthError as exc:
-                if not _refused(exc):
+                if not _refresh_refused(exc):
                     raise
                 self._log_refused(exc)
         self._log_call(self._grant_type, reason)
-        return self._source.grant()
+        return self._source.run(self._source.grant())
 
     # -- async -------------------------------------------------------------------
 
@@ -363,25 +499,30 @@ class TokenManager:
             return entry.token
         return await self._arenew(None)
 
-    async def arenew_rejected(self, rejected: Token) -> Token:
+    async def arenew_rejected(self, rejected: Token) -> Token | None:
         """Async :meth:`renew_rejected`."""
+        if self._quiet():
+            return None
         return await self._arenew(rejected)
 
     async def _arenew(self, rejected: Token | None) -> Token:
         loop = asyncio.get_running_loop()
-        join = self._join(rejected, loop)
-        if join.token is not None:
-            return join.token
-        try:
-            if join.flight is None:
-                raise _error_of(join.error)
-            if join.leader:
-                task = loop.create_task(self._alead(join.flight, join.entry))
-                self._tasks.add(task)  # a strong reference until it ends
-                task.add_done_callback(self._tasks.discard)
-            return await join.flight.wait_async()
-        except AuthError as exc:
-            return self._fallback(join, rejected, exc)
+        while True:
+            join = self._join(rejected, loop)
+            if join.token is not None:
+                return join.token
+            try:
+                if join.flight is None:
+                    raise _error_of(join.error)
+                if join.leader:
+                    task = loop.create_task(self._alead(join.flight, join.entry))
+                    self._tasks.add(task)  # a strong reference until it ends
+                    task.add_done_callback(self._tasks.discard)
+                return await join.flight.wait_async(self._wait_limit)
+            except _Abandoned:
+                continue
+            except AuthError as exc:
+                return self._fallback(join, rejected, exc)
 
     async def _alead(self, flight: _Flight, entry: _Entry | None) -> None:
         try:
@@ -389,9 +530,6 @@ class TokenManager:
         except AuthError as exc:
             self._finish(flight, None, exc, remember=True)
             return
-        except asyncio.CancelledError as exc:
-            self._finish(flight, None, self._aborted(exc), remember=False)
-            raise
         except Exception as exc:
             # A detached task: nobody would see this exception. The waiters get an
             # AuthError; the log keeps the cause (the traceback at DEBUG only).
@@ -399,6 +537,9 @@ class TokenManager:
             log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
             log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
             return
+        except BaseException as exc:  # cancelled, or closed with its event loop
+            self._finish(flight, None, self._aborted(exc), remember=False)
+            raise
         self._finish(flight, new, None, remember=False)
         if fetched:
             self._notify(new.token)
@@ -426,18 +567,18 @@ class TokenManager:
         return self._entry_for(token), True
 
     async def _aobtain(self, reason: str, entry: _Entry | None) -> Token:
-        refresh_token = self._usable_refresh_token(entry)
-        if refresh_token is not None:
+        basis = self._refresh_basis(entry)
+        if basis is not None:
             self._log_call("refresh_token", reason)
             try:
-                token = await self._source.arefresh(refresh_token)
-                return self._keep_refresh_token(token, entry)
+                token = await self._source.arun(self._source.refresh(basis))
+                return self._keep_refresh_token(token, basis)
             except AuthError as exc:
-                if not _refused(exc):
+                if not _refresh_refused(exc):
                     raise
                 self._log_refused(exc)
         self._log_call(self._grant_type, reason)
-        return await self._source.agrant()
+        return await self._source.arun(self._source.grant())
 
     # -- shared helpers ----------------------------------------------------------
 
@@ -481,22 +622,24 @@ class TokenManager:
             return True, candidate
         return False, candidate
 
-    def _usable_refresh_token(self, entry: _Entry | None) -> str | None:
+    def _refresh_basis(self, entry: _Entry | None) -> Token | None:
+        """The token whose refresh token may be used, if any (never the bare string:
+        a plain local would show in a traceback's locals)."""
         if entry is None or not entry.token.refresh_token:
             return None
         if entry.refresh_deadline is not None and self._clock.monotonic() >= entry.refresh_deadline:
             log.info("%s: the refresh token has expired; using the full grant", self._provider)
             return None
-        return entry.token.refresh_token
+        return entry.token
 
     @staticmethod
-    def _keep_refresh_token(token: Token, entry: _Entry | None) -> Token:
+    def _keep_refresh_token(token: Token, basis: Token) -> Token:
         """A refresh answer without a refresh token keeps the one that was used."""
-        if token.refresh_token is None and entry is not None:
+        if token.refresh_token is None:
             return dataclasses.replace(
                 token,
-                refresh_token=entry.token.refresh_token,
-                refresh_expires_at=entry.token.refresh_expires_at,
+                refresh_token=basis.refresh_token,
+                refresh_expires_at=basis.refresh_expires_at,
             )
         return token
 

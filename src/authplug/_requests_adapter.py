@@ -12,28 +12,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from .token import Token
+from ._redact import safe_url
+from .token import Token, bearer
 
 if TYPE_CHECKING:
     import requests
 
     from ._manager import TokenManager
+    from ._net import PlainHttpWarner
 
 __all__ = ["apply"]
 
 log = logging.getLogger("authplug")
 
 
-def bearer(token: Token) -> str:
-    # Capital B whatever the provider's token_type says (RFC 6750 §2.1).
-    return f"Bearer {token.access_token}"
-
-
 def apply(
-    manager: TokenManager, codes: Collection[int], request: requests.PreparedRequest
+    manager: TokenManager,
+    codes: Collection[int],
+    warner: PlainHttpWarner,
+    request: requests.PreparedRequest,
 ) -> requests.PreparedRequest:
     token = manager.get()
+    url = request.url or ""
+    if url.startswith("http://"):
+        parts = urlsplit(url)
+        warner.check("http", parts.hostname or "", parts.port)
     request.headers["Authorization"] = bearer(token)
     body: object = request.body  # the stubs say bytes | str; files and iterators happen too
     position: int | None = None
@@ -74,11 +79,13 @@ def _handle(
     except BaseException:
         _release(response)
         raise
+    if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
+        return response
     if not _replayable(body, position):
         log.warning(
             "%s: the API answered %d; the token was renewed but the request was not "
             "sent again because its body is a one-shot stream; retry it",
-            request.url and _origin(request.url),
+            safe_url(request.url or ""),
             response.status_code,
         )
         return response
@@ -93,14 +100,21 @@ def _handle(
     extract_cookies_to_jar(jar, request, response.raw)  # type: ignore[no-untyped-call]
     replay.prepare_cookies(jar)
     replay.headers["Authorization"] = bearer(fresh)
+    # requests follows a redirect of the replay from the *original* request object
+    # (Session.send's own variable): it must carry the new token, not the refused one.
+    # The refused response keeps a copy of what was really sent, for its history.
+    response.request = request.copy()
+    request.headers["Authorization"] = bearer(fresh)
     log.info(
         "%s: the API answered %d; replaying the request with a renewed token",
-        _origin(replay.url or ""),
+        safe_url(replay.url or ""),
         response.status_code,
     )
     second: requests.Response = response.connection.send(replay, **kwargs)
     second.history.append(response)
     second.request = replay
+    if second.status_code in codes:
+        manager.replay_refused(fresh)
     return second
 
 
@@ -108,8 +122,3 @@ def _release(response: requests.Response) -> None:
     """Consume and close a refused response so its connection goes back to the pool."""
     response.content  # noqa: B018 - reading is the point
     response.close()
-
-
-def _origin(url: str) -> str:
-    """Scheme, host and path: never the query, which may carry secrets."""
-    return url.split("?", 1)[0]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import numbers
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import httpx
 
 from . import _httpx_adapter, _requests_adapter
-from ._authlib import Secret, TokenClient
+from ._authlib import TokenClient
 from ._clock import Clock, SystemClock
 from ._manager import TokenManager
+from ._net import PlainHttpWarner, is_loopback
+from ._redact import Secret
 from ._retry import RetryPolicy
-from ._transport import CertOption, HttpxTransport, VerifyOption, check_cert_files
+from ._transport import CertOption, TokenTransport, VerifyOption, check_cert_files
 from .cache import MemoryTokenCache, TokenCache, cache_key
 from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
@@ -34,21 +35,18 @@ else:
     except ImportError:
         _Base = httpx.Auth
 
-__all__ = ["BaseAuth", "OAuth2ClientCredentialsAuth", "OAuth2PasswordAuth"]
+__all__ = [
+    "BaseAuth",
+    "CertOption",
+    "OAuth2ClientCredentialsAuth",
+    "OAuth2PasswordAuth",
+    "VerifyOption",
+]
 
 log = logging.getLogger("authplug")
 
 ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
 _CLIENT_AUTH = ("client_secret_post", "client_secret_basic", "none")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(name: str, url: object) -> str:
@@ -65,7 +63,7 @@ def check_url(name: str, url: object) -> str:
         raise ConfigurationError(f"{name}= must not carry credentials in the URL")
     if parsed.scheme == "https":
         return url
-    if parsed.scheme == "http" and _is_loopback(parsed.host):
+    if parsed.scheme == "http" and is_loopback(parsed.host):
         return url
     if parsed.scheme == "http":
         raise ConfigurationError(
@@ -81,6 +79,11 @@ def _text(name: str, value: object, *, required: bool) -> str | None:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name}= must be a non-empty string")
     return value
+
+
+def _secret(name: str, value: object, *, required: bool) -> Secret | None:
+    text = _text(name, value, required=required)
+    return Secret(text) if text is not None else None
 
 
 def _scope(value: object) -> str | None:
@@ -162,8 +165,10 @@ class BaseAuth(_Base):
         refresh_url = check_url("refresh_url", refresh_url) if refresh_url else None
         self.client_id = _text("client_id", client_id, required=False)
         self.username = _text("username", username, required=spec.grant_type == "password")
-        secret = _text("client_secret", client_secret, required=False)
-        password = _text("password", password, required=spec.grant_type == "password")
+        # Wrapped at once, the plain strings dropped: a traceback's locals show Secret('***').
+        secret = _secret("client_secret", client_secret, required=False)
+        wrapped = _secret("password", password, required=spec.grant_type == "password")
+        del client_secret, password
         self.scope = _scope(scope)
         leeway = _number("leeway", leeway, minimum=0)
         timeout = _number("timeout", timeout, minimum=0, strict=True)
@@ -186,11 +191,18 @@ class BaseAuth(_Base):
                 "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
             )
         check_cert_files(cert)
-        transport = HttpxTransport(timeout=timeout, verify=verify, cert=cert)
+        transport = TokenTransport(timeout=timeout, verify=verify, cert=cert)
         if cert is not None:
             # A file that is not a certificate and key is a configuration mistake,
             # better found here than on the first request.
             transport.check()
+        if verify is False:
+            log.warning(
+                "%s: verify=False: token calls do not check the server's certificate, so "
+                "credentials may go to anyone on the way",
+                spec.name,
+            )
+        self._warner = PlainHttpWarner(spec.name)
         self._clock: Clock = clock or SystemClock()
         policy = RetryPolicy(retries=retries)
         self._client = TokenClient(
@@ -198,9 +210,9 @@ class BaseAuth(_Base):
             token_url=self.token_url,
             refresh_url=refresh_url,
             client_id=self.client_id,
-            client_secret=Secret(secret) if secret else None,
+            client_secret=secret,
             username=self.username,
-            password=Secret(password) if password else None,
+            password=wrapped,
             scope=self.scope,
             client_auth=client_auth,
             transport=transport,
@@ -208,10 +220,11 @@ class BaseAuth(_Base):
             clock=self._clock,
         )
         initial = Token.coerce(token, now=self._clock.time()) if token is not None else None
+        cache = cache if cache is not None else MemoryTokenCache()
         self._manager = TokenManager(
             source=self._client,
             provider=spec.name,
-            cache=cache if cache is not None else MemoryTokenCache(),
+            cache=cache,
             key=cache_key(
                 provider=spec.name,
                 token_url=self.token_url,
@@ -223,8 +236,8 @@ class BaseAuth(_Base):
             clock=self._clock,
             on_token=on_token,
             initial=initial,
-            # Each attempt ends within about twice the timeout (see _transport._Answer).
-            wait_limit=2 * timeout * (retries + 1) + policy.max_backoff * retries + 5,
+            # The longest a renewal may take: the cache's own waits, then the token call.
+            wait_limit=self._client.wait_limit + float(getattr(cache, "max_wait", 0.0)) + 5,
             grant_type=spec.grant_type,
         )
 
@@ -235,6 +248,14 @@ class BaseAuth(_Base):
         if self.username:
             fields.append(f"username={self.username!r}")
         return f"{type(self).__name__}({', '.join(fields)})"
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} objects cannot be pickled or copied: they hold "
+            "credentials and live state (a token, locks). Build one in each process from "
+            "your settings, and share tokens with cache=FileTokenCache(...) or "
+            "RedisTokenCache(...)"
+        )
 
     # -- outside HTTP --------------------------------------------------------------
 
@@ -254,17 +275,23 @@ class BaseAuth(_Base):
     # -- requests ----------------------------------------------------------------
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return _requests_adapter.apply(self._manager, self.refresh_status_codes, request)
+        return _requests_adapter.apply(
+            self._manager, self.refresh_status_codes, self._warner, request
+        )
 
     # -- httpx -------------------------------------------------------------------
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        return _httpx_adapter.sync_flow(self._manager, self.refresh_status_codes, request)
+        return _httpx_adapter.sync_flow(
+            self._manager, self.refresh_status_codes, self._warner, request
+        )
 
     def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        return _httpx_adapter.async_flow(self._manager, self.refresh_status_codes, request)
+        return _httpx_adapter.async_flow(
+            self._manager, self.refresh_status_codes, self._warner, request
+        )
 
 
 class OAuth2PasswordAuth(BaseAuth):

@@ -37,8 +37,23 @@ __all__ = [
     "description_error",
     "message_error",
     "problem_details_error",
+    "read_json",
     "rfc6749_error",
 ]
+
+_INVALID: Any = object()
+
+
+def read_json(body: bytes) -> Any:
+    """The JSON value of ``body``, or a sentinel that is none of JSON's types.
+
+    Never raises: a body that does not decode, does not parse, nests too deeply
+    (``RecursionError``) or holds a number too long to read is simply not JSON.
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _INVALID
 
 
 class ErrorDetails(NamedTuple):
@@ -79,9 +94,8 @@ def describe_body(status: int, content_type: str, body: bytes, *, excerpt: bool 
         name = title.group(1).decode("utf-8", "replace").strip() if title else ""
         return f"an HTML page{f' titled {name!r}' if name else ''} (HTTP {status})"
     if not excerpt:
-        try:
-            value = json.loads(text)
-        except (ValueError, UnicodeDecodeError):
+        value = read_json(text)
+        if value is _INVALID:
             looks_json = text[:1] in (b"{", b"[")
             kind = (
                 "JSON that does not parse (truncated?)" if looks_json else "a body that is not JSON"
@@ -95,17 +109,19 @@ def describe_body(status: int, content_type: str, body: bytes, *, excerpt: bool 
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
+    value = read_json(body)
     return value if isinstance(value, dict) else None
 
 
 def _text(value: object) -> str | None:
     if value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        return type(value).__name__
 
 
 def rfc6749_error(status: int, content_type: str, body: bytes) -> ErrorDetails:

@@ -1,4 +1,4 @@
-"""The token value and its state.
+"""The token value, its state, and the header it makes.
 
 A :class:`Token` is frozen and never shows a secret in its ``repr``: the access and
 refresh tokens appear shortened to their last four characters.
@@ -9,14 +9,21 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ._redact import mask
 from .errors import ConfigurationError
 
-__all__ = ["Token", "TokenState", "mask"]
+__all__ = ["Token", "TokenState", "bearer", "parse_number"]
+
+# What an access token may hold to travel in a header: visible ASCII, no space. CR or LF
+# would split the header (h11 and urllib3 refuse them at request time, quoting the
+# token); RFC 6750's b64token is narrower still.
+_HEADER_UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 _KNOWN = frozenset(
     {
@@ -32,14 +39,6 @@ _KNOWN = frozenset(
 )
 
 
-def mask(secret: str | None) -> str:
-    """Show at most the last four characters of a secret (fewer for short ones)."""
-    if not secret:
-        return "None" if secret is None else "''"
-    keep = 4 if len(secret) >= 16 else 0
-    return "'…" + secret[-keep:] + "'" if keep else "'…'"
-
-
 class TokenState(enum.Enum):
     """How usable a token is right now."""
 
@@ -48,18 +47,22 @@ class TokenState(enum.Enum):
     INVALID = "invalid"  # expired: do not send it
 
 
-def _number(value: object) -> float | None:
-    """Return a finite number from an int, float or numeric string, else None."""
+def parse_number(value: object) -> float | None:
+    """A finite number from an int, float or numeric string, else None.
+
+    Never raises: an integer too large for a float (a 400-digit ``expires_in``) is
+    not a usable number either.
+    """
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str) and len(value) <= 64:
             number = float(value.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 
@@ -94,8 +97,20 @@ class Token:
     refresh_expires_at: float | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.access_token, str) or not self.access_token:
+            raise ValueError("the token has no access_token string")
+        if _HEADER_UNSAFE.search(self.access_token):
+            # Never quote the token: the message may reach a log.
+            raise ValueError(
+                "the access token holds characters an HTTP header cannot carry "
+                "(control characters, spaces or non-ASCII)"
+            )
         if not isinstance(self.extra, MappingProxyType):
             object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The read-only ``extra`` view cannot be pickled or deep-copied as it is.
+        return (_restore, (self.to_dict(),))
 
     def __repr__(self) -> str:
         return (
@@ -135,11 +150,11 @@ class Token:
         access = data.get("access_token")
         if not isinstance(access, str) or not access:
             raise ValueError("the token has no access_token string")
-        expires_at = _number(data.get("expires_at"))
+        expires_at = parse_number(data.get("expires_at"))
         if data.get("expires_at") is not None and expires_at is None:
             raise ValueError("expires_at is not a number")
         if expires_at is None and data.get("expires_in") is not None:
-            expires_in = _number(data.get("expires_in"))
+            expires_in = parse_number(data.get("expires_in"))
             if expires_in is None:
                 raise ValueError("expires_in is not a number")
             if now is None:
@@ -163,8 +178,8 @@ class Token:
             refresh_token=refresh or None,
             scope=scope or None,
             extra={k: v for k, v in data.items() if k not in _KNOWN},
-            issued_at=_number(data.get("issued_at")),
-            refresh_expires_at=_number(data.get("refresh_expires_at")),
+            issued_at=parse_number(data.get("issued_at")),
+            refresh_expires_at=parse_number(data.get("refresh_expires_at")),
         )
 
     @classmethod
@@ -186,3 +201,15 @@ class Token:
                 f"not {type(value).__name__}"
             )
         return dataclasses.replace(token, issued_at=None)
+
+
+def _restore(data: dict[str, Any]) -> Token:
+    return Token.from_dict(data)
+
+
+def bearer(token: Token) -> str:
+    """The Authorization header value: capital B whatever the provider's token_type says.
+
+    RFC 6750 §2.1; the scheme is case-insensitive, but some servers compare it exactly.
+    """
+    return f"Bearer {token.access_token}"

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from ..spec import read_json
 from ..token import Token
 
-__all__ = ["CacheError", "TokenCache", "cache_key"]
+__all__ = ["CacheError", "TokenCache", "cache_key", "token_from_entry"]
+
+log = logging.getLogger("authplug")
 
 
 class CacheError(Exception):
@@ -28,6 +32,11 @@ class TokenCache(Protocol):
     that renews a key; in-process single flight happens before it, so an in-memory
     cache needs no real lock. Sync methods serve requests and ``httpx.Client``; the
     ``a``-prefixed ones serve ``httpx.AsyncClient`` and must not block the event loop.
+
+    Every method ends within a bounded time (raising CacheError when it cannot), so
+    that a cache that stops answering never holds a renewal. A cache may say how long
+    at most by a ``max_wait`` attribute (seconds); authplug's waiters allow for it.
+    An entry that does not read as a valid token reads as None.
     """
 
     def get(self, key: str) -> Token | None:
@@ -60,3 +69,35 @@ def cache_key(
     """A stable key from what identifies a token, hashed so it carries no identity."""
     material = json.dumps([provider, token_url, client_id, username, scope])
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def token_from_entry(raw: Any, where: str) -> Token | None:
+    """A stored entry as a Token; anything else reads as empty, with one WARNING.
+
+    ``raw`` is the entry's JSON text (bytes or str) or its decoded object. Whatever it
+    holds (a truncated write, deep nesting, a 400-digit number, another program's
+    data), the answer is a token or None, never an exception: the next renewal
+    overwrites it.
+    """
+    if raw is None:
+        return None
+    data = (
+        read_json(raw if isinstance(raw, bytes) else raw.encode())
+        if isinstance(raw, (bytes, str))
+        else raw
+    )
+    try:
+        if isinstance(data, dict):
+            return Token.from_dict(data)
+    except ValueError as exc:
+        reason = f"not a valid token ({exc})"
+    except Exception as exc:  # never let a bad entry break renewals
+        reason = f"not a valid token ({type(exc).__name__})"
+    else:
+        reason = "not a token object"
+    log.warning(
+        "the token cache entry in %s is %s; treating it as empty (the next renewal overwrites it)",
+        where,
+        reason,
+    )
+    return None

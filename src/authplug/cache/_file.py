@@ -3,7 +3,13 @@
 The file holds a JSON object of key -> token. It is written atomically (a temporary
 file in the same folder, then a rename), readable by its owner only (0600), and
 renewal is serialised across processes by a lock file (``filelock``). A corrupt or
-truncated file reads as empty: the next renewal rewrites it.
+truncated file, or an entry that is not a valid token, reads as empty (one WARNING):
+the next renewal rewrites it.
+
+Like ssh with a private key, the cache refuses a file that another user owns or that
+group or others may write: such a file could hand this process someone else's token.
+It is then unavailable (never read, never overwritten) and requests go on with the
+process's own token.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from .._fork import reset_after_fork
+from ..spec import read_json
 from ..token import Token
-from ._base import CacheError
+from ._base import CacheError, token_from_entry
 
 __all__ = ["FileTokenCache"]
 
@@ -31,48 +40,76 @@ class FileTokenCache:
 
     Args:
         path: the token file (created when first written, mode 0600). The lock is
-            ``path`` + ``".lock"``.
+            ``path`` + ``".lock"``. The file must belong to the running user and must
+            not be writable by group or others, else it is refused.
         lock_timeout: seconds to wait for another process's renewal before going on
             without the lock (a warning is logged).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
-        from filelock import FileLock
-
         self.path = Path(path)
-        # thread_local=False: an async caller acquires in a worker thread and may
-        # release in another.
-        self._lock = FileLock(
-            str(self.path) + ".lock", timeout=lock_timeout, mode=0o600, thread_local=False
-        )
+        self.lock_timeout = lock_timeout
+        self._lock = self._new_lock()
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"FileTokenCache({str(self.path)!r})"
 
+    @property
+    def max_wait(self) -> float:
+        """The longest a cache operation may wait (the lock)."""
+        return self.lock_timeout
+
+    def _new_lock(self) -> Any:
+        from filelock import FileLock
+
+        # thread_local=False: an async caller acquires in a worker thread and may
+        # release in another.
+        return FileLock(
+            str(self.path) + ".lock", timeout=self.lock_timeout, mode=0o600, thread_local=False
+        )
+
+    def _after_fork(self) -> None:
+        # A lock held by a parent's thread at fork time is not this process's to release.
+        self._lock = self._new_lock()
+
     def _read(self) -> dict[str, Any]:
         try:
-            raw = self.path.read_bytes()
+            with open(self.path, "rb") as handle:
+                self._check_owner(os.fstat(handle.fileno()))
+                raw = handle.read()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise CacheError(
                 f"cannot read the token file {str(self.path)!r}: {exc.strerror}"
             ) from exc
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            log.debug("token file %s is not valid JSON; treating it as empty", self.path)
-            return {}
-        return data if isinstance(data, dict) else {}
+        data = read_json(raw)
+        if isinstance(data, dict):
+            return data
+        if raw.strip():
+            log.warning(
+                "the token file %s is not a JSON object; treating it as empty (the next "
+                "renewal rewrites it)",
+                self.path,
+            )
+        return {}
+
+    def _check_owner(self, info: os.stat_result) -> None:
+        """Refuse a file another user owns, or that group or others may write."""
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+            raise CacheError(
+                f"refusing the token file {str(self.path)!r}: it belongs to another user "
+                f"(uid {info.st_uid}); remove it, or give it to this user with mode 0600"
+            )
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise CacheError(
+                f"refusing the token file {str(self.path)!r}: group or others may write it "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it"
+            )
 
     def get(self, key: str) -> Token | None:
-        entry = self._read().get(key)
-        if not isinstance(entry, dict):
-            return None
-        try:
-            return Token.from_dict(entry)
-        except ValueError:
-            return None
+        return token_from_entry(self._read().get(key), f"{self.path} (key {key[:8]}…)")
 
     def set(self, key: str, token: Token) -> None:
         with self._locked():
@@ -102,16 +139,17 @@ class FileTokenCache:
     def _locked(self) -> Iterator[None]:
         from filelock import Timeout
 
+        lock = self._lock
         try:
-            self._lock.acquire()
+            lock.acquire()
         except Timeout as exc:
-            raise CacheError(f"timed out waiting for {self._lock.lock_file!r}") from exc
+            raise CacheError(f"timed out waiting for {lock.lock_file!r}") from exc
         except OSError as exc:
-            raise CacheError(f"cannot lock {self._lock.lock_file!r}: {exc.strerror}") from exc
+            raise CacheError(f"cannot lock {lock.lock_file!r}: {exc.strerror}") from exc
         try:
             yield
         finally:
-            self._lock.release()
+            lock.release()
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         return self._locked()

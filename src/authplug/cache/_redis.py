@@ -4,6 +4,13 @@ A Redis lock with a timeout guards renewal, so a crashed holder cannot stall the
 others for longer than ``lock_timeout``. The client is ``redis.Redis`` (sync requests
 and ``httpx.Client``; async callers use it from a worker thread) or
 ``redis.asyncio.Redis`` (``httpx.AsyncClient``).
+
+Every Redis call is bounded by ``timeout``, whatever the client's own settings (a
+client built without ``socket_timeout`` waits forever on a Redis that accepts
+connections and never answers). A sync call runs in a helper thread that is given up
+after ``timeout``; while it is still stuck, later calls fail at once instead of piling
+up threads. An async call is cancelled after ``timeout``. A call that times out is an
+outage like any other: requests go on with the process's own token.
 """
 
 from __future__ import annotations
@@ -12,15 +19,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
+from .._fork import reset_after_fork
 from ..token import Token
-from ._base import CacheError
+from ._base import CacheError, token_from_entry
 
 __all__ = ["RedisTokenCache"]
 
 log = logging.getLogger("authplug")
+
+T = TypeVar("T")
 
 _MAX_TTL = 30 * 24 * 3600
 
@@ -43,6 +54,7 @@ class RedisTokenCache:
             holder releases it that way).
         wait_timeout: seconds to wait for another renewal before going on without the
             lock (a warning is logged).
+        timeout: seconds each Redis call may take before Redis counts as unavailable.
     """
 
     def __init__(
@@ -52,19 +64,74 @@ class RedisTokenCache:
         *,
         lock_timeout: float = 60.0,
         wait_timeout: float = 60.0,
+        timeout: float = 5.0,
     ) -> None:
         import redis  # the optional extra: pip install authplug[redis]
         import redis.asyncio
 
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._release_errors: tuple[type[BaseException], ...] = (*self._errors, CacheError)
         self._client = client
         self._async = isinstance(client, (redis.asyncio.Redis, redis.asyncio.RedisCluster))
         self.prefix = prefix
         self._lock_timeout = lock_timeout
         self._wait_timeout = wait_timeout
+        self.timeout = timeout
+        self._guard = threading.Lock()
+        self._stuck = 0
+        reset_after_fork(self)
 
     def __repr__(self) -> str:
         return f"RedisTokenCache(prefix={self.prefix!r}, async={self._async})"
+
+    @property
+    def max_wait(self) -> float:
+        """The longest one renewal may spend in the cache: the lock, then a few calls."""
+        return self._wait_timeout + 4 * self.timeout
+
+    def _after_fork(self) -> None:
+        self._guard = threading.Lock()
+        self._stuck = 0  # the stuck helper threads were not forked
+
+    def _bounded(self, what: str, call: Callable[[], T], timeout: float | None = None) -> T:
+        """``call()`` in a helper thread, given up after ``timeout`` seconds."""
+        limit = self.timeout if timeout is None else timeout
+        with self._guard:
+            if self._stuck:
+                raise CacheError("Redis has not answered an earlier call yet")
+        done = threading.Event()
+        late = False
+        outcome: list[tuple[bool, Any]] = []
+
+        def target() -> None:
+            nonlocal late
+            try:
+                outcome.append((True, call()))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            with self._guard:
+                done.set()
+                if late:
+                    self._stuck -= 1
+
+        threading.Thread(target=target, name="authplug-redis", daemon=True).start()
+        if not done.wait(limit):
+            with self._guard:
+                if not done.is_set():
+                    late = True
+                    self._stuck += 1
+                    raise CacheError(f"Redis did not answer the {what} within {limit:g}s")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    async def _abounded(self, what: str, call: Awaitable[T], timeout: float | None = None) -> T:
+        limit = self.timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(call, limit)
+        except asyncio.TimeoutError:
+            raise CacheError(f"Redis did not answer the {what} within {limit:g}s") from None
 
     def _name(self, key: str) -> str:
         return self.prefix + key
@@ -79,15 +146,8 @@ class RedisTokenCache:
                 "client for requests and httpx.Client"
             )
 
-    @staticmethod
-    def _decode(raw: Any) -> Token | None:
-        if raw is None:
-            return None
-        try:
-            data = json.loads(raw)
-            return Token.from_dict(data) if isinstance(data, dict) else None
-        except (ValueError, UnicodeDecodeError):
-            return None
+    def _decode(self, raw: Any, key: str) -> Token | None:
+        return token_from_entry(raw, f"Redis key {self.prefix}{key[:8]}…")
 
     @staticmethod
     def _encode(token: Token) -> str:
@@ -98,14 +158,16 @@ class RedisTokenCache:
     def get(self, key: str) -> Token | None:
         self._sync_only()
         try:
-            return self._decode(self._client.get(self._name(key)))
+            raw = self._bounded("read", lambda: self._client.get(self._name(key)))
         except self._errors as exc:
             raise self._fail("read", exc) from exc
+        return self._decode(raw, key)
 
     def set(self, key: str, token: Token) -> None:
         self._sync_only()
+        value, ttl = self._encode(token), _ttl(token, _now())
         try:
-            self._client.set(self._name(key), self._encode(token), ex=_ttl(token, _now()))
+            self._bounded("write", lambda: self._client.set(self._name(key), value, ex=ttl))
         except self._errors as exc:
             raise self._fail("write", exc) from exc
 
@@ -121,7 +183,7 @@ class RedisTokenCache:
             thread_local=False,
         )
         try:
-            acquired = lock.acquire()
+            acquired = self._bounded("lock", lock.acquire, self._wait_timeout + self.timeout)
         except self._errors as exc:
             raise self._fail("lock", exc) from exc
         if not acquired:
@@ -130,8 +192,8 @@ class RedisTokenCache:
             yield
         finally:
             try:
-                lock.release()
-            except self._errors as exc:  # expired meanwhile, or Redis went away
+                self._bounded("unlock", lock.release)
+            except self._release_errors as exc:  # expired meanwhile, or Redis away
                 log.debug("releasing the Redis renewal lock failed: %s", type(exc).__name__)
 
     # -- async -------------------------------------------------------------------
@@ -140,16 +202,18 @@ class RedisTokenCache:
         if not self._async:
             return await asyncio.to_thread(self.get, key)
         try:
-            return self._decode(await self._client.get(self._name(key)))
+            raw = await self._abounded("read", self._client.get(self._name(key)))
         except self._errors as exc:
             raise self._fail("read", exc) from exc
+        return self._decode(raw, key)
 
     async def aset(self, key: str, token: Token) -> None:
         if not self._async:
             await asyncio.to_thread(self.set, key, token)
             return
+        write = self._client.set(self._name(key), self._encode(token), ex=_ttl(token, _now()))
         try:
-            await self._client.set(self._name(key), self._encode(token), ex=_ttl(token, _now()))
+            await self._abounded("write", write)
         except self._errors as exc:
             raise self._fail("write", exc) from exc
 
@@ -169,7 +233,9 @@ class RedisTokenCache:
             blocking_timeout=self._wait_timeout,
         )
         try:
-            acquired = await lock.acquire()
+            acquired = await self._abounded(
+                "lock", lock.acquire(), self._wait_timeout + self.timeout
+            )
         except self._errors as exc:
             raise self._fail("lock", exc) from exc
         if not acquired:
@@ -178,8 +244,8 @@ class RedisTokenCache:
             yield
         finally:
             try:
-                await lock.release()
-            except self._errors as exc:
+                await self._abounded("unlock", lock.release())
+            except self._release_errors as exc:
                 log.debug("releasing the Redis renewal lock failed: %s", type(exc).__name__)
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._transport import CertOption
-from ..auth import BaseAuth
+from ..auth import BaseAuth, CertOption
 from ..errors import ConfigurationError
 from ..spec import ProviderSpec, rfc6749_error
 

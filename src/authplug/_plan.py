@@ -1,0 +1,94 @@
+"""Token calls as plans: generators that name the I/O they need, run by two drivers.
+
+A plan yields effects (:class:`Send` a request, :class:`Sleep` a while) and receives
+their results; its return value is the outcome. :func:`run` performs the effects
+with blocking calls, :func:`arun` with awaits. Every decision (retry or not, how long
+to wait, how to read an answer) is written once, in the plan, the way httpx writes an
+auth flow once and runs it from a sync and an async client.
+
+Reading a plan needs two things of generators: ``raw = yield Send(request)`` hands the
+request to the driver and receives the answer, and a send that got no answer comes back
+into the plan as a :class:`~authplug._transport.TransportFailure` raised at that
+``yield`` (``plan.throw``). Each driver closes the plan in a ``finally``, so a
+cancelled task leaves nothing half-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._wire import RawResponse, TokenRequest, TransportFailure
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+    from ._transport import TokenTransport
+
+__all__ = ["Plan", "Send", "Sleep", "arun", "run"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send this request; the answer (a RawResponse) comes back."""
+
+    request: TokenRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait this many seconds; None comes back."""
+
+    seconds: float
+
+
+Effect = Send | Sleep
+Plan = Generator[Effect, Any, T]
+
+
+def run(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
+    """Run a plan with blocking I/O."""
+    try:
+        effect = next(plan)
+        while True:
+            result: RawResponse | TransportFailure | None = None
+            if isinstance(effect, Send):
+                try:
+                    result = transport.send(effect.request)
+                except TransportFailure as failure:
+                    result = failure
+            else:
+                clock.sleep(effect.seconds)
+            if isinstance(result, TransportFailure):
+                effect = plan.throw(result)
+            else:
+                effect = plan.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()
+
+
+async def arun(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
+    """Run a plan without blocking the event loop."""
+    try:
+        effect = next(plan)
+        while True:
+            result: RawResponse | TransportFailure | None = None
+            if isinstance(effect, Send):
+                try:
+                    result = await transport.asend(effect.request)
+                except TransportFailure as failure:
+                    result = failure
+            else:
+                await clock.asleep(effect.seconds)
+            if isinstance(result, TransportFailure):
+                effect = plan.throw(result)
+            else:
+                effect = plan.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()
