@@ -220,9 +220,15 @@ class OAuth2Emulator:
         basic = request.headers.get("authorization", "")
         if basic.lower().startswith("basic "):
             import base64
+            from urllib.parse import unquote_plus
 
+            # RFC 6749 §2.3.1: each part was form-encoded before the Base64.
             decoded = base64.b64decode(basic[6:]).decode("utf-8", "replace")
-            params["client_id"], _, params["client_secret"] = decoded.partition(":")
+            client_id, _, secret = decoded.partition(":")
+            params["client_id"], params["client_secret"] = (
+                unquote_plus(client_id),
+                unquote_plus(secret),
+            )
         return params
 
     def token_body(

@@ -1,0 +1,279 @@
+"""A real django-oauth-toolkit 3.x server, run as a child process by the tests.
+
+Usage, from the repository root::
+
+    python -m tests.servers.dot_server DATA_DIR [--access-token-lifetime SECONDS]
+                                                [--no-migrations]
+
+Django is configured in code (no project folder): sqlite in ``DATA_DIR``, migrations
+(or, with ``--no-migrations``, tables made straight from the models),
+the user :data:`~tests.servers.USERNAME` and one confidential Application per grant x
+client authentication method x secret (client ids such as
+``password-client_secret_basic-tricky``). DOT's own views do the OAuth2: ``/o/token/``
+and the RFC 7009 ``/o/revoke_token/``. On top of them this module adds only:
+
+* ``GET /api/me``: 200 ``{"ok": true, "user": ..., "client_id": ...}`` for a token DOT
+  accepts, else an RFC 6750 401 (``error="invalid_token"`` when a token was sent, a
+  bare ``Bearer`` challenge when none was);
+* ``GET /api/default``: DOT's stock ``ProtectedResourceView`` (a bare 403 on refusal);
+* ``GET /test/calls`` (token requests received, by ``grant_type``) and ``POST
+  /test/reset``: the server-side count of token calls.
+
+It serves on a free loopback port with Django's threaded WSGI server, prints one JSON
+line ``{"port": N, "pid": N, "startup_seconds": S}`` to stdout when ready, and runs
+until it is terminated or its stdin is closed (so a crashed test run leaves no orphan
+behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.servers import AUTH_METHODS, PASSWORD, PLAIN_SECRET, TRICKY_SECRET, USERNAME
+
+#: The grants served, as DOT names them on an Application.
+GRANTS = {"client_credentials": "client-credentials", "password": "password"}
+
+
+def client_id_for(grant: str, auth_method: str, *, tricky: bool) -> str:
+    """The deterministic client id of the Application for this combination."""
+    return f"{grant}-{auth_method}-{'tricky' if tricky else 'plain'}"
+
+
+def _define_fast_hasher() -> None:
+    """Define ``FastPBKDF2PasswordHasher`` here, for ``PASSWORD_HASHERS`` to name.
+
+    DOT hashes client secrets (and Django users' passwords) with Django's default
+    PBKDF2, whose million-plus iterations cost about a second per Application created
+    and per token request on a small machine. Same algorithm, fewer rounds. Defined
+    late so that importing this module (the harness reads :func:`client_id_for`)
+    needs no Django.
+    """
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    globals()["FastPBKDF2PasswordHasher"] = type(
+        "FastPBKDF2PasswordHasher", (PBKDF2PasswordHasher,), {"iterations": 1_000}
+    )
+
+
+_APPS = ("contenttypes", "auth", "oauth2_provider")  # app labels
+
+_calls: Counter[str] = Counter()
+_calls_lock = threading.Lock()
+
+
+def _sqlite_options() -> dict[str, Any]:
+    """Several request threads write (tokens, rotation): wait for the lock, don't fail."""
+    import django
+
+    options: dict[str, Any] = {"timeout": 30}
+    if django.VERSION >= (5, 1):  # DOT 3 still allows Django 4.2, which lacks these
+        # Take the write lock when a transaction begins, not half-way through it.
+        options["transaction_mode"] = "IMMEDIATE"
+        options["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+    return options
+
+
+def _settings(data_dir: Path, access_token_lifetime: int, *, migrate: bool) -> dict[str, Any]:
+    return {
+        "DEBUG": False,
+        "SECRET_KEY": "authplug-tests-not-secret",
+        "ALLOWED_HOSTS": ["127.0.0.1", "localhost"],
+        "ROOT_URLCONF": __name__,  # urlpatterns is set by main() once Django is set up
+        "INSTALLED_APPS": [
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "oauth2_provider",
+        ],
+        "MIDDLEWARE": [],
+        "DATABASES": {
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(data_dir / "dot.sqlite3"),
+                "OPTIONS": _sqlite_options(),
+            }
+        },
+        # Without migrations, "migrate --run-syncdb" creates the tables from the models
+        # (as Django's test runner does with TEST["MIGRATE"] = False): ~0.1 s, not ~2 s.
+        "MIGRATION_MODULES": {} if migrate else dict.fromkeys(_APPS),
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "USE_TZ": True,
+        "PASSWORD_HASHERS": [f"{__name__}.FastPBKDF2PasswordHasher"],
+        "OAUTH2_PROVIDER": {
+            "ACCESS_TOKEN_EXPIRE_SECONDS": access_token_lifetime,
+            "ROTATE_REFRESH_TOKEN": True,
+            "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+            "SCOPES": {"read": "Reading scope", "write": "Writing scope"},
+        },
+        "LOGGING": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+            "loggers": {
+                # Per-request access lines and 4xx warnings are noise; keep errors.
+                "django.server": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
+                "django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
+                "oauth2_provider": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
+            },
+        },
+    }
+
+
+def _populate() -> None:
+    from django.contrib.auth import get_user_model
+    from oauth2_provider.models import get_application_model
+
+    application = get_application_model()
+    get_user_model().objects.create_user(USERNAME, password=PASSWORD)
+    for grant, dot_grant in GRANTS.items():
+        for auth_method in AUTH_METHODS:
+            for tricky in (False, True):
+                application.objects.create(
+                    name=client_id_for(grant, auth_method, tricky=tricky),
+                    client_id=client_id_for(grant, auth_method, tricky=tricky),
+                    client_secret=TRICKY_SECRET if tricky else PLAIN_SECRET,
+                    hash_client_secret=True,
+                    client_type=application.CLIENT_CONFIDENTIAL,
+                    authorization_grant_type=dot_grant,
+                    redirect_uris="",
+                )
+
+
+def _urlpatterns() -> list[Any]:
+    from django.http import HttpRequest, HttpResponse, JsonResponse
+    from django.urls import include, path
+    from django.views.decorators.csrf import csrf_exempt
+    from oauth2_provider.oauth2_backends import get_oauthlib_core
+    from oauth2_provider.views import ProtectedResourceView, TokenView
+
+    class DefaultView(ProtectedResourceView):
+        """DOT's stock protection: a bare 403 when the token is refused."""
+
+        def get(self, request: HttpRequest) -> HttpResponse:
+            return JsonResponse({"ok": True})
+
+    dot_token_view = TokenView.as_view()
+
+    @csrf_exempt
+    def token(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        grant_type = request.POST.get("grant_type", "") if request.method == "POST" else ""
+        with _calls_lock:
+            _calls[grant_type] += 1
+        return dot_token_view(request, *args, **kwargs)
+
+    def me(request: HttpRequest) -> HttpResponse:
+        valid, oauth_request = get_oauthlib_core().verify_request(request, scopes=[])
+        if valid:
+            application = oauth_request.access_token.application
+            user = oauth_request.access_token.user
+            return JsonResponse(
+                {
+                    "ok": True,
+                    "user": user.get_username() if user is not None else None,
+                    "client_id": application.client_id,
+                }
+            )
+        response = JsonResponse({"ok": False}, status=401)
+        authorization = request.headers.get("Authorization", "")
+        if authorization.split(" ", 1)[0].lower() == "bearer":
+            error = getattr(oauth_request, "oauth2_error", None) or {}
+            description = error.get("error_description", "The access token is invalid.")
+            response["WWW-Authenticate"] = (
+                f'Bearer error="invalid_token", error_description="{description}"'
+            )
+        else:
+            response["WWW-Authenticate"] = "Bearer"
+        return response
+
+    def calls(request: HttpRequest) -> HttpResponse:
+        with _calls_lock:
+            return JsonResponse(dict(_calls))
+
+    @csrf_exempt
+    def reset(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        with _calls_lock:
+            _calls.clear()
+        return HttpResponse(status=204)
+
+    return [
+        path("o/token/", token),
+        path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+        path("api/me", me),
+        path("api/default", DefaultView.as_view()),
+        path("test/calls", calls),
+        path("test/reset", reset),
+    ]
+
+
+def _exit_when_stdin_closes() -> None:
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path, help="an empty folder for the sqlite database")
+    parser.add_argument("--access-token-lifetime", type=int, default=120, metavar="SECONDS")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--no-migrations",
+        action="store_true",
+        help="create the tables straight from the models instead of running migrations",
+    )
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    # The RFC 9700 nags (password grant) are for an operator; nobody reads them here.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", PendingDeprecationWarning)
+
+    import django
+    from django.conf import settings
+
+    _define_fast_hasher()
+    migrate = not args.no_migrations
+    settings.configure(**_settings(args.data_dir, args.access_token_lifetime, migrate=migrate))
+    django.setup()
+
+    from django.core.management import call_command
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connections
+
+    call_command("migrate", verbosity=0, interactive=False, run_syncdb=not migrate)
+    _populate()
+    connections.close_all()
+    globals()["urlpatterns"] = _urlpatterns()
+
+    server = ThreadedWSGIServer((args.host, args.port), WSGIRequestHandler)
+    server.set_app(get_wsgi_application())
+    threading.Thread(target=_exit_when_stdin_closes, name="stdin-watch", daemon=True).start()
+    ready = {"port": server.server_port, "pid": os.getpid()}
+    ready["startup_seconds"] = round(time.monotonic() - started, 3)
+    print(json.dumps(ready), flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

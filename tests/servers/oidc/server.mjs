@@ -1,0 +1,339 @@
+// A real oidc-provider (panva, OpenID certified) for authplug's tests, on free loopback ports.
+//
+// Started by tests/servers/oidc_provider.py as `node server.mjs` (cwd: this folder, after
+// `npm ci --prefix tests/servers/oidc`). Protocol:
+//
+//   stdin, first line   one JSON object, the configuration (below)
+//   stdout, one line    {"issuer": ..., "api": ..., "resource": ..., "test": ...} once both
+//                       servers answer; nothing else is ever written to stdout
+//   stderr              oidc-provider's notices and warnings, and start-up errors
+//   stdin closed        exit (so a test run that dies takes this process with it); SIGTERM,
+//                       SIGINT and SIGHUP exit too
+//
+// Configuration (all keys optional except api_client):
+//
+//   clients           oidc-provider client metadata objects, passed as they are
+//                     (client_id, client_secret, token_endpoint_auth_method, grant_types, jwks, ...)
+//   api_client        {"client_id", "client_secret"}: the protected resource's own credentials for
+//                     the introspection endpoint; registered here as a client with no grants
+//   features          merged over the features below, one level deep (features.dPoP = {...})
+//   ttl               merged over the ttl below (numbers of seconds: JSON holds no functions)
+//   provider          any other top-level Provider configuration, merged last (clientAuthMethods,
+//                     enabledJWA, jwks, scopes, routes, clockTolerance, ...)
+//   api_scope         the scopes the API resource server knows (default "api:read api:write")
+//   resource_servers  {"<resource indicator>": {scope, audience, accessTokenTTL, accessTokenFormat}}
+//                     more resource servers for getResourceServerInfo
+//   default_resource  null (default): a token request without `resource` gets an opaque token
+//                     with no audience; "api": such requests get a token for the API resource;
+//                     any other string: that resource indicator
+//
+// Resource indicators (RFC 8707). oidc-provider 9 keeps features.resourceIndicators *enabled* by
+// default. For client_credentials (lib/actions/grants/client_credentials.js and
+// lib/shared/check_resource.js) it calls defaultResource(ctx, client) when the request has no
+// `resource`; the stock defaultResource returns undefined, so the token is then bound to no
+// resource server: an opaque ClientCredentials token, no `aud`, TTL ttl.ClientCredentials, and
+// introspectable (only JWT-format tokens are refused at introspection, and those exist only
+// when a resource server says accessTokenFormat "jwt"). Any requested scope that is not one of
+// the provider's own `scopes` (openid, offline_access) is then silently dropped. That is the
+// default set-up here: a client that sends no `resource` gets an introspectable opaque token.
+// When a request names a resource, getResourceServerInfo below must know it (the stock one
+// throws invalid_target for everything): the API's own indicator (printed as "resource") maps
+// to an *opaque* token whose aud is that indicator and whose scope is filtered to api_scope;
+// anything else in resource_servers maps as given; the rest is invalid_target. Only one
+// resource per client_credentials request is allowed (oidc-provider's rule).
+// useGrantedResource matters only for code/refresh/device exchanges: left at its default (false).
+
+import { once } from 'node:events';
+import * as http from 'node:http';
+
+// oidc-provider prints its NOTICEs with console.info (stdout): keep stdout for the ready line,
+// from before oidc-provider loads (hence its dynamic import).
+console.log = console.error;
+console.info = console.error;
+console.debug = console.error;
+
+const { default: Provider, errors } = await import('oidc-provider');
+
+function fail(message, error) {
+  console.error(`oidc test server: ${message}`);
+  if (error) console.error(error);
+  process.exit(2);
+}
+
+function readConfig() {
+  return new Promise((resolve) => {
+    let buffered = '';
+    const onEnd = () => fail('stdin closed before the configuration line');
+    const onData = (chunk) => {
+      buffered += chunk;
+      const end = buffered.indexOf('\n');
+      if (end === -1) return;
+      process.stdin.off('data', onData);
+      process.stdin.off('end', onEnd);
+      process.stdin.pause();
+      try {
+        resolve(JSON.parse(buffered.slice(0, end)));
+      } catch (error) {
+        fail('the first stdin line is not JSON', error);
+      }
+    };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', onData);
+    process.stdin.on('end', onEnd);
+  });
+}
+
+async function listen(server) {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server.address().port;
+}
+
+function sendJson(res, status, body, headers = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+const config = await readConfig();
+const apiClient = config.api_client;
+if (!apiClient?.client_id || !apiClient?.client_secret) {
+  fail('the configuration needs api_client: {"client_id", "client_secret"}');
+}
+
+// Both servers are bound first, so the issuer and the API's resource indicator carry real ports.
+const opServer = http.createServer();
+const apiServer = http.createServer();
+const [opPort, apiPort] = await Promise.all([listen(opServer), listen(apiServer)]);
+const issuer = `http://127.0.0.1:${opPort}`;
+const apiOrigin = `http://127.0.0.1:${apiPort}`;
+const apiResource = `${apiOrigin}/api`;
+
+const resourceServers = {
+  [apiResource]: {
+    scope: config.api_scope ?? 'api:read api:write',
+    accessTokenFormat: 'opaque',
+  },
+  ...config.resource_servers,
+};
+
+const defaultResourceIndicator = config.default_resource === 'api'
+  ? apiResource
+  : (config.default_resource ?? undefined);
+
+const calls = new Map(); // grant_type -> token requests received
+
+const baseFeatures = {
+  devInteractions: { enabled: false }, // no browser flows here
+  clientCredentials: { enabled: true },
+  introspection: {
+    enabled: true,
+    // The API's client may introspect any token; a client may introspect its own.
+    async allowedPolicy(ctx, client, token) {
+      return client.clientId === apiClient.client_id || client.clientId === token.clientId;
+    },
+  },
+  revocation: {
+    enabled: true,
+    // RFC 7009 §2.1: a client may revoke only its own tokens (oidc-provider's default, minus
+    // its NOTICE): invalid_request otherwise.
+    async allowedPolicy(ctx, client, token) {
+      if (token.clientId !== client.clientId) {
+        throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+      }
+      return true;
+    },
+  },
+  resourceIndicators: {
+    enabled: true,
+    async defaultResource(ctx, client, oneOf) {
+      return oneOf ?? defaultResourceIndicator;
+    },
+    async getResourceServerInfo(ctx, resourceIndicator, client) {
+      const info = resourceServers[resourceIndicator];
+      if (!info) throw new errors.InvalidTarget();
+      return info;
+    },
+    async useGrantedResource() {
+      return false;
+    },
+  },
+};
+
+const features = { ...baseFeatures };
+for (const [name, value] of Object.entries(config.features ?? {})) {
+  features[name] = { ...baseFeatures[name], ...value };
+}
+
+const providerConfig = {
+  clients: [
+    ...(config.clients ?? []),
+    {
+      client_id: apiClient.client_id,
+      client_secret: apiClient.client_secret,
+      token_endpoint_auth_method: 'client_secret_post',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    },
+  ],
+  features,
+  ttl: {
+    // Numbers, not oidc-provider's default functions (which print a NOTICE on first use).
+    ClientCredentials: 600,
+    AccessToken: 3600,
+    RefreshToken: 14 * 24 * 3600,
+    ...config.ttl,
+  },
+  ...config.provider,
+};
+
+let provider;
+try {
+  provider = new Provider(issuer, providerConfig);
+} catch (error) {
+  fail('oidc-provider refused the configuration', error);
+}
+
+// oidc-provider validates static clients lazily, on their first use (a bad one then answers
+// 400 invalid_client_metadata at the token endpoint): load each now, so a bad one stops the start.
+for (const { client_id: clientId } of providerConfig.clients) {
+  try {
+    await provider.Client.find(clientId);
+  } catch (error) {
+    fail(`oidc-provider refused client ${JSON.stringify(clientId)}: ${error.message}`
+      + (error.error_description ? ` (${error.error_description})` : ''));
+  }
+}
+
+// Token requests, counted on the server by grant_type (the "?" key: none could be read).
+// Post-processing: once oidc-provider has routed and parsed the request, whatever the outcome.
+provider.use(async (ctx, next) => {
+  try {
+    await next();
+  } finally {
+    if (ctx.method === 'POST' && ctx.oidc?.route === 'token') {
+      const grantType = ctx.oidc.params?.grant_type || '?';
+      calls.set(grantType, (calls.get(grantType) ?? 0) + 1);
+    }
+  }
+});
+
+opServer.on('request', provider.callback());
+
+const discovery = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+const introspectionEndpoint = discovery.introspection_endpoint;
+
+function bearerError(res, error, description) {
+  // RFC 6750 §3: no error code when the request carried no token at all.
+  const params = [`realm="${apiOrigin}"`];
+  if (error) params.push(`error="${error}"`);
+  if (description) params.push(`error_description="${description}"`);
+  sendJson(res, 401, { ok: false, error: error ?? null }, {
+    'www-authenticate': `Bearer ${params.join(', ')}`,
+  });
+}
+
+async function introspect(token) {
+  const response = await fetch(introspectionEndpoint, {
+    method: 'POST',
+    headers: { accept: 'application/json' },
+    body: new URLSearchParams({
+      token,
+      token_type_hint: 'access_token',
+      client_id: apiClient.client_id,
+      client_secret: apiClient.client_secret,
+    }),
+  });
+  if (!response.ok) {
+    throw new Error(`introspection answered HTTP ${response.status}: ${await response.text()}`);
+  }
+  return response.json();
+}
+
+async function me(req, res) {
+  const header = req.headers.authorization;
+  if (header === undefined) {
+    bearerError(res);
+    return;
+  }
+  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+  if (!match) {
+    bearerError(res, 'invalid_token', 'not a Bearer token');
+    return;
+  }
+  const info = await introspect(match[1]);
+  if (!info.active) {
+    bearerError(res, 'invalid_token', 'the token is not active');
+    return;
+  }
+  if (info.cnf?.jkt) {
+    // RFC 9449 §7.2: a DPoP-bound token is not a Bearer token (DPoP proofs are not checked here).
+    bearerError(res, 'invalid_token', 'DPoP-bound token presented as a Bearer token');
+    return;
+  }
+  if (info.aud !== undefined && ![info.aud].flat().includes(apiResource)) {
+    bearerError(res, 'invalid_token', 'the token is for another audience');
+    return;
+  }
+  sendJson(res, 200, {
+    ok: true,
+    client_id: info.client_id,
+    sub: info.sub ?? null,
+    scope: info.scope ?? null,
+    aud: info.aud ?? null,
+  });
+}
+
+apiServer.on('request', (req, res) => {
+  const { pathname } = new URL(req.url, apiOrigin);
+  const route = `${req.method} ${pathname}`;
+  // The request body is not used: drain it so keep-alive connections stay usable.
+  req.resume();
+  req.once('end', () => {
+    let answer;
+    switch (route) {
+      case 'GET /api/me':
+        answer = me(req, res);
+        break;
+      case 'GET /test/calls':
+        answer = sendJson(res, 200, Object.fromEntries(calls));
+        break;
+      case 'POST /test/reset':
+        calls.clear();
+        answer = sendJson(res, 200, {});
+        break;
+      default:
+        answer = sendJson(res, 404, { error: 'not_found', route });
+    }
+    Promise.resolve(answer).catch((error) => {
+      console.error(error);
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error', detail: String(error) });
+      else res.destroy();
+    });
+  });
+});
+
+function shutdown() {
+  opServer.closeAllConnections();
+  apiServer.closeAllConnections();
+  process.exit(0);
+}
+process.stdin.on('end', shutdown);
+process.stdin.on('close', shutdown);
+process.stdin.resume();
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, shutdown);
+
+process.stdout.write(`${JSON.stringify({
+  issuer,
+  api: `${apiOrigin}/api/me`,
+  resource: apiResource,
+  test: `${apiOrigin}/test`,
+  token_endpoint: discovery.token_endpoint,
+  oidc_provider: (await import('oidc-provider/package.json', { with: { type: 'json' } })).default.version,
+})}\n`);

@@ -1,0 +1,281 @@
+"""panva's oidc-provider 9 (OpenID certified, node), on free loopback ports.
+
+``tests/servers/oidc/server.mjs`` runs the ``Provider`` and a small protected resource that
+checks tokens at the provider's introspection endpoint; this module starts it as a child
+process, hands it the clients on stdin, and stops it (closing stdin ends it, so a dying test
+run leaves no node process behind). Needs ``node`` on PATH and
+``npm ci --prefix tests/servers/oidc`` (node_modules is not committed).
+
+oidc-provider follows RFC 6749 Appendix A.2 to the letter: a ``client_secret`` is VSCHAR
+(``%x20-7E``) only. It refuses to register a non-ASCII secret and answers 400
+``invalid_request`` to a Basic header whose decoded secret holds a non-ASCII character
+(which is why :data:`TRICKY_SECRET` is ASCII).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import selectors
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from . import AUTH_METHODS, PLAIN_SECRET, TRICKY_SECRET, Client
+
+NODE = shutil.which("node")
+FOLDER = Path(__file__).resolve().parent / "oidc"
+SCRIPT = FOLDER / "server.mjs"
+MISSING_NODE = "node is not on PATH: the oidc-provider tests need node 20 or later"
+MISSING_MODULES = (
+    "oidc-provider is not installed: run npm ci --prefix tests/servers/oidc"
+    " (tests/servers/oidc/node_modules is missing)"
+)
+
+RESOURCE_SERVER_ID = "resource-server"
+START_TIMEOUT = 30.0
+
+
+def client_id_for(auth_method: str, *, tricky: bool) -> str:
+    return f"cc-{auth_method}-{'tricky' if tricky else 'plain'}"
+
+
+def client_metadata(client: Client) -> dict[str, Any]:
+    """oidc-provider metadata for a confidential client_credentials client."""
+    return {
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+        "token_endpoint_auth_method": client.auth_method,
+        "grant_types": [client.grant],
+        "response_types": [],
+        "redirect_uris": [],
+    }
+
+
+class OidcProviderServer:
+    """A running oidc-provider, used as a context manager.
+
+    ``extra_clients`` are oidc-provider client metadata objects (or :class:`Client`), added
+    to the built-in ones; ``extra_config`` is merged into the JSON configuration that
+    ``server.mjs`` documents (``features``, ``ttl``, ``provider``, ``resource_servers``,
+    ``default_resource``, ``api_scope``; its ``clients`` are added too).
+    """
+
+    name = "oidc-provider"
+    grants = frozenset({"client_credentials"})  # oidc-provider 9 has no password grant
+    rotates_refresh_tokens = False
+
+    def __init__(
+        self,
+        *,
+        extra_clients: Iterable[Client | Mapping[str, Any]] = (),
+        extra_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if NODE is None:
+            pytest.skip(MISSING_NODE)
+        if not (FOLDER / "node_modules" / "oidc-provider").is_dir():
+            pytest.skip(MISSING_MODULES)
+
+        self.clients: dict[tuple[str, str, bool], Client] = {}
+        for auth_method in AUTH_METHODS:
+            for tricky in (False, True):
+                self.clients["client_credentials", auth_method, tricky] = Client(
+                    client_id=client_id_for(auth_method, tricky=tricky),
+                    client_secret=TRICKY_SECRET if tricky else PLAIN_SECRET,
+                    auth_method=auth_method,
+                    grant="client_credentials",
+                )
+        #: The protected resource's credentials for the introspection endpoint.
+        self.resource_server = Client(
+            client_id=RESOURCE_SERVER_ID,
+            client_secret=secrets.token_urlsafe(24),
+            auth_method="client_secret_post",
+            grant="",
+        )
+
+        config = dict(extra_config or {})
+        metadata = [client_metadata(client) for client in self.clients.values()]
+        for extra in extra_clients:
+            metadata.append(client_metadata(extra) if isinstance(extra, Client) else dict(extra))
+        metadata.extend(config.pop("clients", ()))
+        self.config: dict[str, Any] = {
+            **config,
+            "clients": metadata,
+            "api_client": {
+                "client_id": self.resource_server.client_id,
+                "client_secret": self.resource_server.client_secret,
+            },
+        }
+
+        # Filled in by start().
+        self.issuer = self.token_url = self.api_url = self.resource = self.test_url = ""
+        self.revocation_url = self.introspection_url = ""
+        self.metadata: dict[str, Any] = {}
+        self.version = ""
+        self.startup_seconds = 0.0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._http: httpx.Client | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> OidcProviderServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> OidcProviderServer:
+        assert NODE is not None
+        assert self._process is None, "already started"
+        began = time.monotonic()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by stop()
+        self._process = subprocess.Popen(
+            [NODE, str(SCRIPT)],
+            cwd=FOLDER,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            bufsize=0,
+        )
+        try:
+            assert self._process.stdin is not None
+            self._process.stdin.write(json.dumps(self.config).encode() + b"\n")
+            ready = self._read_ready_line(START_TIMEOUT)
+            self.issuer = ready["issuer"]
+            self.api_url = ready["api"]
+            self.resource = ready["resource"]
+            self.test_url = ready["test"]
+            self.version = ready["oidc_provider"]
+            self._http = httpx.Client(timeout=10, trust_env=False)
+            response = self._http.get(f"{self.issuer}/.well-known/openid-configuration")
+            response.raise_for_status()
+            self.metadata = response.json()
+        except BaseException:
+            self.stop()
+            raise
+        self.token_url = self.metadata["token_endpoint"]
+        self.revocation_url = self.metadata["revocation_endpoint"]
+        self.introspection_url = self.metadata["introspection_endpoint"]
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _read_ready_line(self, timeout: float) -> dict[str, Any]:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        received = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in received:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RuntimeError(f"oidc-provider not ready after {timeout} s{self._log()}")
+                if not selector.select(remaining):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self._process.wait(timeout=10)
+                    raise RuntimeError(
+                        f"oidc-provider exited ({self._process.returncode}) before it was ready"
+                        f"{self._log()}"
+                    )
+                received += chunk
+        return dict(json.loads(received.partition(b"\n")[0]))
+
+    def log(self) -> str:
+        """What the node process wrote to stderr so far (oidc-provider's warnings)."""
+        if self._stderr is None or self._stderr.closed:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace").strip()
+
+    def _log(self) -> str:
+        text = self.log()
+        return f"; its stderr:\n{text}" if text else ""
+
+    def stop(self) -> None:
+        """Closing stdin ends the node process; SIGTERM, then SIGKILL, if it lingers."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        process, self._process = self._process, None
+        if process is not None:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            with contextlib.suppress(OSError):  # it is gone already
+                process.stdin.close()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    # -- RealServer --------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            raise RuntimeError("the oidc-provider server is not running")
+        return self._http
+
+    def client(self, grant: str, auth_method: str, *, tricky: bool = False) -> Client:
+        try:
+            return self.clients[grant, auth_method, tricky]
+        except KeyError:
+            raise LookupError(
+                f"{self.name} has no {grant} client for {auth_method}"
+                f" (grants: {sorted(self.grants)}, auth methods: {list(AUTH_METHODS)})"
+            ) from None
+
+    def token_calls(self) -> Counter[str]:
+        response = self.http.get(f"{self.test_url}/calls")
+        response.raise_for_status()
+        return Counter({str(k): int(v) for k, v in response.json().items()})
+
+    def reset_counts(self) -> None:
+        self.http.post(f"{self.test_url}/reset").raise_for_status()
+
+    def revoke(self, token: str, client: Client) -> None:
+        """RFC 7009, authenticating with client_secret_post.
+
+        oidc-provider accepts a secret in the body from a client registered for
+        client_secret_basic too (it treats the two as one family).
+        """
+        response = self.http.post(
+            self.revocation_url,
+            data={
+                "token": token,
+                "token_type_hint": "access_token",
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+            },
+        )
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"revocation at {self.name} answered HTTP {response.status_code}: {response.text}"
+            )
