@@ -21,6 +21,8 @@ before the exception is built.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "AuthError",
     "ConfigurationError",
@@ -30,6 +32,20 @@ __all__ = [
 ]
 
 _MAX_DESCRIPTION = 300
+_MAX_ERROR = 80
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def _clean(text: str, limit: int) -> str:
+    """One line of printable text at most ``limit`` characters long.
+
+    Providers' words reach log lines and terminals: a control character could forge a
+    log line or move a cursor, and a megabyte of "description" helps nobody.
+    """
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
 
 
 class AuthError(Exception):
@@ -51,8 +67,9 @@ class AuthError(Exception):
         status_code: int | None = None,
         error: str | None = None,
     ) -> None:
-        if len(description) > _MAX_DESCRIPTION:
-            description = description[: _MAX_DESCRIPTION - 1] + "…"
+        description = _clean(description, _MAX_DESCRIPTION)
+        if error is not None:
+            error = _clean(error, _MAX_ERROR) or None
         self.provider = provider
         self.status_code = status_code
         self.error = error
@@ -88,7 +105,9 @@ class AuthError(Exception):
         Several threads may re-raise one remembered failure at the same moment;
         each gets its own instance so that tracebacks never interleave.
         """
-        return _rebuild(type(self), self.description, self.provider, self.status_code, self.error)
+        fresh = _rebuild(type(self), self.description, self.provider, self.status_code, self.error)
+        fresh.__cause__ = self.__cause__
+        return fresh
 
 
 def _rebuild(

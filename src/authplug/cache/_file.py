@@ -73,7 +73,7 @@ class FileTokenCache:
         # A lock held by a parent's thread at fork time is not this process's to release.
         self._lock = self._new_lock()
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self, *, quiet: bool = False) -> dict[str, Any]:
         try:
             with open(self.path, "rb") as handle:
                 self._check_owner(os.fstat(handle.fileno()))
@@ -87,7 +87,7 @@ class FileTokenCache:
         data = read_json(raw)
         if isinstance(data, dict):
             return data
-        if raw.strip():
+        if raw.strip() and not quiet:
             log.warning(
                 "the token file %s is not a JSON object; treating it as empty (the next "
                 "renewal rewrites it)",
@@ -113,7 +113,7 @@ class FileTokenCache:
 
     def set(self, key: str, token: Token) -> None:
         with self._locked():
-            data = self._read()
+            data = self._read(quiet=True)  # a bad file was reported when read; now replaced
             data[key] = token.to_dict()
             self._write(json.dumps(data).encode("utf-8"))
 

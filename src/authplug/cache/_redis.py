@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ log = logging.getLogger("authplug")
 T = TypeVar("T")
 
 _MAX_TTL = 30 * 24 * 3600
+_LOCK_POLL = 0.1  # seconds between two tries of a held renewal lock
 
 
 def _ttl(token: Token, now: float) -> int | None:
@@ -183,7 +185,7 @@ class RedisTokenCache:
             thread_local=False,
         )
         try:
-            acquired = self._bounded("lock", lock.acquire, self._wait_timeout + self.timeout)
+            acquired = self._acquire(lock)
         except self._errors as exc:
             raise self._fail("lock", exc) from exc
         if not acquired:
@@ -195,6 +197,21 @@ class RedisTokenCache:
                 self._bounded("unlock", lock.release)
             except self._release_errors as exc:  # expired meanwhile, or Redis away
                 log.debug("releasing the Redis renewal lock failed: %s", type(exc).__name__)
+
+    def _acquire(self, lock: Any) -> bool:
+        """Try the lock until ``wait_timeout``, each try bounded by ``timeout``.
+
+        One blocking ``acquire`` in a helper thread could not be given up cleanly: a
+        Redis that answers after we stopped waiting would hand the lock to nobody.
+        Non-blocking tries each end in a known state.
+        """
+        deadline = time.monotonic() + self._wait_timeout
+        while True:
+            if self._bounded("lock", lambda: lock.acquire(blocking=False)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_LOCK_POLL)
 
     # -- async -------------------------------------------------------------------
 
@@ -250,6 +267,4 @@ class RedisTokenCache:
 
 
 def _now() -> float:
-    import time
-
     return time.time()

@@ -287,7 +287,7 @@ class OAuth2Emulator:
         if response.status == 200:
             try:
                 issued = json.loads(response.body).get("access_token")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 issued = None
         with self._lock:
             self.journal.append(JournalEntry("token", request, response.status, issued))
