@@ -371,6 +371,10 @@ class TokenClient:
         from authlib.oauth2.base import OAuth2Error
 
         data = self._normalize(data)
+        for field in ("error", "error_description"):
+            # Authlib checks each character of these: a number or a list breaks it.
+            if data.get(field) is not None and not isinstance(data[field], str):
+                data[field] = str(data[field])
         try:
             parsed = dict(
                 self._authlib_client({}).parse_response_token(_ResponseView(status, dict(data)))

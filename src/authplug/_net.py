@@ -58,7 +58,8 @@ class PlainHttpWarner:
         """Called with each request's URL parts; costs a set lookup after the first time."""
         if scheme != "http":
             return
-        origin = f"{host}:{port}" if port else host
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address
+        origin = f"{shown}:{port}" if port else shown
         if origin in self._seen:
             return
         with self._lock:

@@ -234,6 +234,16 @@ class RedisTokenCache:
         except self._errors as exc:
             raise self._fail("write", exc) from exc
 
+    async def _aacquire(self, lock: Any) -> bool:
+        """Async :meth:`_acquire`: non-blocking tries, each bounded by ``timeout``."""
+        deadline = time.monotonic() + self._wait_timeout
+        while True:
+            if await self._abounded("lock", lock.acquire(blocking=False)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_LOCK_POLL)
+
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:
         if not self._async:
@@ -250,9 +260,7 @@ class RedisTokenCache:
             blocking_timeout=self._wait_timeout,
         )
         try:
-            acquired = await self._abounded(
-                "lock", lock.acquire(), self._wait_timeout + self.timeout
-            )
+            acquired = await self._aacquire(lock)
         except self._errors as exc:
             raise self._fail("lock", exc) from exc
         if not acquired:
