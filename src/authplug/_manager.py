@@ -95,6 +95,7 @@ class _Flight:
         "_callbacks",
         "_event",
         "_lock",
+        "abandoned",
         "error",
         "loop",
         "reason",
@@ -111,6 +112,7 @@ class _Flight:
         self.started = time.monotonic()  # real time: waiting is real, whatever the clock
         self.token: Token | None = None
         self.error: AuthError | None = None
+        self.abandoned = False  # its waiters join a new flight
 
     @property
     def done(self) -> bool:
@@ -137,6 +139,8 @@ class _Flight:
         return True
 
     def _outcome(self) -> Token:
+        if self.abandoned:
+            raise _Abandoned
         if self.token is None:
             raise _error_of(self.error)
         return self.token
@@ -355,15 +359,17 @@ class TokenManager:
             self._provider,
             "its event loop was closed" if flight.loop and flight.loop.is_closed() else "stuck",
         )
-        flight.complete(
-            None,
-            TokenEndpointError("the token call in progress was abandoned", provider=self._provider),
-        )
+        flight.abandoned = True
+        flight.complete(None, None)  # wakes its waiters, who join the next flight
 
     def _finish(
         self, flight: _Flight, entry: _Entry | None, error: AuthError | None, *, remember: bool
     ) -> None:
         with self._lock:
+            if flight.abandoned:
+                # A leader that outlived its flight: a newer flight owns the state now.
+                log.debug("%s: a token call ended after it was abandoned", self._provider)
+                return
             if self._flight is flight:
                 self._flight = None
             if entry is not None:

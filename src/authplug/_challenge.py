@@ -1,0 +1,66 @@
+"""Reading an API's ``WWW-Authenticate`` challenge (RFC 7235 §4.1, RFC 6750 §3).
+
+A refusal whose Bearer challenge says ``error="insufficient_scope"`` is about the
+permission, not the token: renewing would cost a token call and change nothing.
+``invalid_token``, no error code, or no challenge at all mean the token may be stale.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["bearer_params", "insufficient_scope"]
+
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_SCHEME = re.compile(rf"\s*({_TOKEN})")
+_PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*(?:,|$)')
+_TOKEN68 = re.compile(r"\s*[A-Za-z0-9\-._~+/]+=*\s*(?:,|$)")
+_SEPARATORS = re.compile(r"[\s,]*")
+_MAX_HEADER = 8192  # a challenge longer than this is not read
+
+
+def _challenges(header: str) -> Iterable[tuple[str, dict[str, str]]]:
+    """``(scheme, params)`` for each challenge of one header value."""
+    position = _SEPARATORS.match(header, 0).end()  # type: ignore[union-attr]
+    while position < len(header):
+        scheme = _SCHEME.match(header, position)
+        if scheme is None:
+            return  # not RFC 7235: stop reading rather than guess
+        position = scheme.end()
+        params: dict[str, str] = {}
+        token68 = _TOKEN68.match(header, position)
+        param = _PARAM.match(header, position)
+        if token68 is not None and param is None:
+            position = token68.end()
+        else:
+            while param is not None:
+                value = param.group(2)
+                value = re.sub(r"\\(.)", r"\1", value) if value is not None else param.group(3)
+                params.setdefault(param.group(1).lower(), value)
+                position = param.end()
+                param = _PARAM.match(header, position)
+        yield scheme.group(1).lower(), params
+        position = _SEPARATORS.match(header, position).end()  # type: ignore[union-attr]
+
+
+def bearer_params(values: Iterable[str]) -> dict[str, str] | None:
+    """The parameters of the first Bearer challenge among header values, or None."""
+    for header in values:
+        if len(header) > _MAX_HEADER:
+            continue
+        for scheme, params in _challenges(header):
+            if scheme == "bearer":
+                return params
+    return None
+
+
+def insufficient_scope(values: Iterable[str]) -> str | None:
+    """The scope the server asks for (maybe ``""``) when it refused for lack of scope.
+
+    None when the challenge does not say ``insufficient_scope``: renew and replay.
+    """
+    params = bearer_params(values)
+    if params is None or params.get("error") != "insufficient_scope":
+        return None
+    return params.get("scope", "")
