@@ -58,16 +58,26 @@ def test_header_is_capital_bearer(driver: Driver, token_type: str | None) -> Non
 def test_proactive_renewal_within_leeway(
     driver: Driver, emulator: OAuth2Emulator, clock: FakeClock
 ) -> None:
-    """A token with less than ``leeway`` left is renewed before the request."""
+    """A token in its renewal window goes out at once and is renewed behind the request.
+
+    The window ends ``leeway`` before expiry and spans 10% of the lifetime, at most
+    300 s. Before it nothing is renewed; in it the request carries the current token,
+    one renewal runs, and the next request carries the new token.
+    """
     auth = password_auth(emulator, clock=clock, leeway=60)
     driver.send(auth, "GET", emulator.api_url())
-    clock.advance(3600 - 61)
+    first = auth.token
+    assert first is not None
+    clock.advance(3600 - 60 - 300 - 1)
     driver.send(auth, "GET", emulator.api_url())
     assert emulator.token_calls == {"password": 1}
-    clock.advance(2)
+    clock.advance(302)  # past the window's end, whatever moment was drawn in it
     assert driver.send(auth, "GET", emulator.api_url()).status == 200
+    assert emulator.api_log[-1].authorization == f"Bearer {first.access_token}"
     assert emulator.token_calls == {"password": 1, "refresh_token": 1}
+    assert driver.send(auth, "GET", emulator.api_url()).status == 200
     assert emulator.api_log[-1].authorization == f"Bearer {auth.token.access_token}"  # type: ignore[union-attr]
+    assert auth.token != first
 
 
 def test_short_token_is_used_for_half_its_life(driver: Driver, clock: FakeClock) -> None:

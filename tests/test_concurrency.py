@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from authplug import BaseAuth, CredentialsRejectedError, TokenEndpointError
-from authplug.testing import FakeClock, OAuth2Emulator
+from authplug.testing import FakeClock, OAuth2Emulator, settle
 
 from .conftest import password_auth
 
@@ -218,9 +218,10 @@ def test_proactive_failure_uses_current_token(
     emulator.fail_next(1, status=503)
     with httpx.Client(auth=auth) as client:
         assert client.get(emulator.api_url()).status_code == 200
+    settle(auth)
     assert emulator.api_log[-1].authorization == f"Bearer {first.access_token}"
     assert any(
-        r.levelname == "WARNING" and "using the current token" in r.getMessage()
+        r.levelname == "WARNING" and "the current token is used" in r.getMessage()
         for r in authlog.records
     )
     clock.advance(25)  # past the deadline: no token left to fall back on

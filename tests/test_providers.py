@@ -16,7 +16,7 @@ from authplug import (
     TokenResponseError,
 )
 from authplug.providers import PROVIDERS
-from authplug.testing import EMULATORS, FakeClock, OAuth2Emulator
+from authplug.testing import EMULATORS, FakeClock, OAuth2Emulator, settle
 
 from .conftest import CLIENTS, Driver, make_driver
 
@@ -124,6 +124,7 @@ def test_semansys_wire(clock: FakeClock) -> None:
         assert token.scope == "read write"
         clock.advance(3590)
         auth.get_token()
+        settle(auth)  # the renewal runs in the background
         grant, refresh = emulator.token_requests
         assert grant.headers["content-type"] == "application/x-www-form-urlencoded"
         assert grant.form() == {
@@ -220,6 +221,7 @@ def test_telmai_body_wire(clock: FakeClock) -> None:
         assert token.expires_at == clock.time() + 3600
         clock.advance(3590)
         auth.get_token()
+        settle(auth)  # the renewal runs in the background
         grant, refresh = emulator.token_requests
         assert grant.query == {}
         assert grant.form() == {
@@ -285,6 +287,8 @@ def test_dakota_wire(seq: str | None, clock: FakeClock) -> None:
         assert token.extra["fuse_client_id_seq"] == seq
         assert token.access_token.count("-") == 4  # a GUID
         clock.advance(3590)
+        auth.get_token()  # due: answered with the current token, renewed behind
+        settle(auth)
         renewed = auth.get_token()
         grant, refresh = emulator.token_requests
         assert grant.headers["content-type"] == "application/json"
@@ -307,6 +311,7 @@ def test_dakota_refresh_token_expiry(clock: FakeClock, authlog: pytest.LogCaptur
         auth.get_token()
         clock.advance(19990)
         auth.get_token()
+        settle(auth)  # the renewal runs in the background
         assert emulator.token_calls == {"password": 2}
         assert "refresh token has expired" in authlog.text
 
@@ -334,6 +339,7 @@ def test_loginform_wire(clock: FakeClock) -> None:
         token = auth.get_token()
         clock.advance(3590)
         auth.get_token()
+        settle(auth)  # the renewal runs in the background
         grant, refresh = emulator.token_requests
         assert grant.path == "/api/auth/login"
         assert grant.form() == {
@@ -357,6 +363,7 @@ def test_loginform_refresh_path(clock: FakeClock) -> None:
         auth.get_token()
         clock.advance(3590)
         auth.get_token()
+        settle(auth)  # the renewal runs in the background
         assert [r.path for r in emulator.token_requests] == [
             "/api/auth/login",
             "/api/auth/refresh",
@@ -364,6 +371,7 @@ def test_loginform_refresh_path(clock: FakeClock) -> None:
         emulator.reject_refresh = True
         clock.advance(3590)
         auth.get_token()
+        settle(auth)  # the renewal runs in the background
         assert emulator.token_calls == {"password": 2, "refresh_token": 2}
 
 

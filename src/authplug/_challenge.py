@@ -7,10 +7,13 @@ permission, not the token: renewing would cost a token call and change nothing.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
-__all__ = ["bearer_params", "insufficient_scope"]
+__all__ = ["bearer_params", "insufficient_scope", "scope_refusal"]
+
+log = logging.getLogger("authplug")
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _SCHEME = re.compile(rf"\s*({_TOKEN})")
@@ -64,3 +67,17 @@ def insufficient_scope(values: Iterable[str]) -> str | None:
     if params is None or params.get("error") != "insufficient_scope":
         return None
     return params.get("scope", "")
+
+
+def scope_refusal(values: Iterable[str], where: str) -> bool:
+    """True, with one INFO line, when a refusal asks for more scope: do not renew."""
+    scope = insufficient_scope(values)
+    if scope is None:
+        return False
+    log.info(
+        "%s: the API refused the request for lack of scope (it asks for %s); a new token "
+        "would not help, so none is fetched",
+        where,
+        repr(scope[:200]) if scope else "no particular scope",
+    )
+    return True

@@ -120,7 +120,7 @@ def _drivers(emulator: Any) -> list[tuple[str, Callable[[BaseAuth, str], int]]]:
 
 
 def _one_client(name: str, emulator: Any, client: str, send: Any, out: IO[str]) -> None:
-    from .testing import FakeClock
+    from .testing import FakeClock, settle
 
     timeline = _Timeline(emulator, out)
     timeline.seen = len(emulator.journal)
@@ -135,8 +135,12 @@ def _one_client(name: str, emulator: Any, client: str, send: Any, out: IO[str]) 
     lifetime = emulator.token_lifetime
     advance = lifetime - 45
     clock.advance(advance)
-    say(f"    2. {advance:.0f}s later (clock moved, nothing slept): 45s left, under the 60s leeway")
+    say(
+        f"    2. {advance:.0f}s later (clock moved, nothing slept): 45s left, under the 60s "
+        "leeway: the request goes at once with the current token, the renewal runs behind it"
+    )
     send(auth, url)
+    settle(auth)
     timeline.flush()
     say("    3. the server revokes every token: the API answers 401, authplug renews and replays")
     emulator.revoke_all()

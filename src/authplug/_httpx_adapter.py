@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncGenerator, Collection, Generator
 from typing import TYPE_CHECKING, Any
 
+from ._challenge import scope_refusal
 from .token import Token, bearer
 
 if TYPE_CHECKING:
@@ -66,6 +67,15 @@ def _our_token_refused(codes: Collection[int], response: httpx.Response, sent: T
     ) == bearer(sent)
 
 
+def _stale_token_refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
+    """Our token was refused, and not for lack of scope: renewing may help."""
+    if not _our_token_refused(codes, response, sent):
+        return False
+    url = response.request.url
+    where = f"{url.scheme}://{url.host}{url.path}"
+    return not scope_refusal(response.headers.get_list("www-authenticate"), where)
+
+
 def _log_not_replayed(request: httpx.Request, status: int) -> None:
     log.warning(
         "%s://%s%s: the API answered %d; the token was renewed but the request was not "
@@ -105,7 +115,7 @@ def sync_flow(
     token = manager.get()
     rewind = _prepare(warner, request, token)
     response = yield request
-    if not _our_token_refused(codes, response, token):
+    if not _stale_token_refused(codes, response, token):
         return
     fresh = manager.renew_rejected(token)
     if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
@@ -130,7 +140,7 @@ async def async_flow(
     token = await manager.aget()
     rewind = _prepare(warner, request, token)
     response = yield request
-    if not _our_token_refused(codes, response, token):
+    if not _stale_token_refused(codes, response, token):
         return
     fresh = await manager.arenew_rejected(token)
     if fresh is None:

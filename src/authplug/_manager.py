@@ -30,15 +30,16 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ._fork import reset_after_fork
 from ._redact import mask
+from ._schedule import Backoff, due_at
 from .cache import CacheError
-from .errors import AuthError, TokenEndpointError
-from .token import Token, TokenState
+from .errors import AuthError, CredentialsRejectedError, TokenEndpointError
+from .token import Token, TokenState, parse_number
 
 if TYPE_CHECKING:
     from ._clock import Clock
@@ -96,6 +97,7 @@ class _Flight:
         "_event",
         "_lock",
         "abandoned",
+        "background",
         "error",
         "loop",
         "reason",
@@ -113,10 +115,15 @@ class _Flight:
         self.token: Token | None = None
         self.error: AuthError | None = None
         self.abandoned = False  # its waiters join a new flight
+        self.background = False  # led off the request path, for a token still valid
 
     @property
     def done(self) -> bool:
         return self._event.is_set()
+
+    def settled(self, timeout: float) -> bool:
+        """Wait (blocking) until the flight ends; False on timeout."""
+        return self._event.wait(timeout)  # the manager let go of it before it ended
 
     def stranded(self, limit: float) -> bool:
         """The leader cannot finish: its loop is closed, or it outlived the wait limit."""
@@ -260,6 +267,9 @@ class TokenManager:
         self._quiet_until: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._cache_down = False
+        self._backoff = Backoff()
+        self._refusal_logged = False  # the ERROR about refused credentials, once
+        self._closed = False
         self._entry = self._entry_for(initial) if initial else None
         reset_after_fork(self)
 
@@ -271,6 +281,45 @@ class TokenManager:
         self._lock = threading.Lock()
         self._flight = None
         self._tasks = set()
+        self._backoff = Backoff()  # the parent's failures are not this process's
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until no token call is under way; False if one still is after ``timeout``."""
+        end = time.monotonic() + timeout
+        while (flight := self._flight) is not None:
+            if not flight.settled(max(0.0, end - time.monotonic())):
+                return False
+        return True
+
+    async def asettle(self, timeout: float) -> bool:
+        """Async :meth:`settle`: the event loop keeps turning (and runs the renewal)."""
+        end = time.monotonic() + timeout
+        while (flight := self._flight) is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(AuthError, _Abandoned):
+                await flight.wait_async(left)
+        return True
+
+    def close(self) -> None:
+        """Start no more background renewals (one under way ends on its own).
+
+        Requests still work afterwards: a token that comes due is renewed on the
+        request path, as on first use.
+        """
+        self._closed = True
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and cancel this event loop's token calls under way."""
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        mine = [task for task in list(self._tasks) if task.get_loop() is loop]
+        for task in mine:
+            task.cancel()
+        await asyncio.gather(*mine, return_exceptions=True)
 
     # -- state -------------------------------------------------------------------
 
@@ -293,11 +342,14 @@ class TokenManager:
         if token.expires_at is None:
             return _Entry(token, None, None, refresh_deadline)
         deadline = mono + (token.expires_at - wall)
-        renew_at = deadline - self._leeway
-        lifetime = token.lifetime
-        if lifetime is not None and token.issued_at is not None:
-            half = mono + (token.issued_at + lifetime / 2 - wall)
-            renew_at = max(renew_at, half)
+        issued = mono + (token.issued_at - wall) if token.issued_at is not None else None
+        renew_at = due_at(
+            deadline=deadline,
+            leeway=self._leeway,
+            issued=issued,
+            lifetime=token.lifetime,
+            refresh_in=parse_number(token.extra.get("refresh_in")),
+        )
         return _Entry(token, deadline, renew_at, refresh_deadline)
 
     def state(self, entry: _Entry | None = None) -> TokenState:
@@ -365,6 +417,7 @@ class TokenManager:
     def _finish(
         self, flight: _Flight, entry: _Entry | None, error: AuthError | None, *, remember: bool
     ) -> None:
+        now = self._clock.monotonic()
         with self._lock:
             if flight.abandoned:
                 # A leader that outlived its flight: a newer flight owns the state now.
@@ -372,14 +425,60 @@ class TokenManager:
                 return
             if self._flight is flight:
                 self._flight = None
+            failures = self._backoff.failures
+            pause = 0.0
             if entry is not None:
                 self._entry = entry
                 self._failure = None
-            elif error is not None and remember:
-                self._failure = (error, self._clock.monotonic())
-                if flight.reason == _REFUSED:
-                    self._entry = None  # do not keep sending a refused token
+                self._backoff.succeeded()
+                self._refusal_logged = False
+            elif error is not None:
+                refused = isinstance(error, CredentialsRejectedError)
+                pause = self._backoff.failed(now, refused=refused)
+                if remember:
+                    self._failure = (error, now)
+                    if flight.reason == _REFUSED:
+                        self._entry = None  # do not keep sending a refused token
+            current = self._entry
+        # Logged before the waiters wake: what they (and tests) read next is complete.
+        if entry is not None:
+            if failures:
+                log.info("%s: token renewed after %d failed attempts", self._provider, failures)
+        elif error is not None:
+            self._log_failure(flight, error, current, pause)
         flight.complete(entry.token if entry else None, error)
+
+    def _log_failure(
+        self, flight: _Flight, error: AuthError, current: _Entry | None, pause: float
+    ) -> None:
+        """How a background renewal failed (its caller, if any, gets the exception).
+
+        Refused credentials: ERROR, once until a renewal succeeds. Anything else:
+        WARNING at the first failure, INFO at the next ones.
+        """
+        if not flight.background:
+            return
+        if isinstance(error, CredentialsRejectedError):
+            if not self._refusal_logged:
+                self._refusal_logged = True
+                log.error(
+                    "%s: the token endpoint refused the credentials (%s); the current token "
+                    "is used until it expires, renewal is retried every %.0fs",
+                    self._provider,
+                    error,
+                    pause,
+                )
+            return
+        left = current.deadline - self._clock.monotonic() if current and current.deadline else 0
+        log.log(
+            logging.WARNING if self._backoff.failures == 1 else logging.INFO,
+            "%s: background token renewal failed (%s); the current token is used for its "
+            "last %.0fs, next attempt in %.0fs",
+            self._provider,
+            error,
+            max(left, 0.0),
+            pause,
+        )
 
     def _fallback(self, join: _Join, rejected: Token | None, exc: AuthError) -> Token:
         """A proactive renewal failed: a still-valid token goes out anyway."""
@@ -415,11 +514,50 @@ class TokenManager:
     # -- sync --------------------------------------------------------------------
 
     def get(self) -> Token:
-        """A token to send now: the current one, or a renewed one."""
+        """A token to send now: the current one, or a renewed one.
+
+        A token due for renewal but still valid is returned at once, and one renewal
+        starts in a daemon thread (stale while revalidate).
+        """
         entry = self._entry
-        if entry is not None and self.state(entry) is TokenState.FRESH:
-            return entry.token
+        if entry is not None:
+            state = self.state(entry)
+            if state is TokenState.FRESH:
+                return entry.token
+            if state is TokenState.STALE:
+                flight = self._behind(entry, None)
+                if flight is not None:
+                    threading.Thread(
+                        target=self._lead_behind,
+                        args=(flight, entry),
+                        name="authplug-renewal",
+                        daemon=True,
+                    ).start()
+                return entry.token
         return self._renew(None)
+
+    def _behind(self, entry: _Entry, loop: asyncio.AbstractEventLoop | None) -> _Flight | None:
+        """A background flight to lead for ``entry``, unless one runs or may not start."""
+        with self._lock:
+            if self._closed or self._entry is not entry:
+                return None
+            flight = self._flight
+            if flight is not None and flight.stranded(self._wait_limit):
+                self._abandon(flight)
+                flight = None
+            if flight is not None or not self._backoff.ready(self._clock.monotonic()):
+                return None
+            flight = self._flight = _Flight(self._reason(entry), loop)
+            flight.background = True
+            return flight
+
+    def _lead_behind(self, flight: _Flight, entry: _Entry) -> None:
+        """A daemon thread's whole work: lead one renewal, keep its failure to the log."""
+        try:
+            self._lead(flight, entry)
+        except Exception as exc:  # settled already; nobody would see it raised here
+            log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
+            log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
 
     def renew_rejected(self, rejected: Token) -> Token | None:
         """The API refused ``rejected``: a new token (or the one another caller got).
@@ -499,11 +637,24 @@ class TokenManager:
     # -- async -------------------------------------------------------------------
 
     async def aget(self) -> Token:
-        """Async :meth:`get`; never blocks the event loop while waiting."""
+        """Async :meth:`get`; a due renewal runs in a detached task."""
         entry = self._entry
-        if entry is not None and self.state(entry) is TokenState.FRESH:
-            return entry.token
+        if entry is not None:
+            state = self.state(entry)
+            if state is TokenState.FRESH:
+                return entry.token
+            if state is TokenState.STALE:
+                loop = asyncio.get_running_loop()
+                flight = self._behind(entry, loop)
+                if flight is not None:
+                    self._detach(loop, self._alead(flight, entry))
+                return entry.token
         return await self._arenew(None)
+
+    def _detach(self, loop: asyncio.AbstractEventLoop, work: Coroutine[None, None, None]) -> None:
+        task = loop.create_task(work)
+        self._tasks.add(task)  # a strong reference until it ends
+        task.add_done_callback(self._tasks.discard)
 
     async def arenew_rejected(self, rejected: Token) -> Token | None:
         """Async :meth:`renew_rejected`."""
@@ -521,9 +672,7 @@ class TokenManager:
                 if join.flight is None:
                     raise _error_of(join.error)
                 if join.leader:
-                    task = loop.create_task(self._alead(join.flight, join.entry))
-                    self._tasks.add(task)  # a strong reference until it ends
-                    task.add_done_callback(self._tasks.discard)
+                    self._detach(loop, self._alead(join.flight, join.entry))
                 return await join.flight.wait_async(self._wait_limit)
             except _Abandoned:
                 continue

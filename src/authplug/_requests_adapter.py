@@ -14,6 +14,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ._challenge import scope_refusal
 from ._redact import safe_url
 from .token import Token, bearer
 
@@ -72,6 +73,9 @@ def _handle(
         return response
     # Only a request that carried this token (not, say, one redirected elsewhere).
     if request.headers.get("Authorization") != bearer(sent):
+        return response
+    challenge = response.headers.get("WWW-Authenticate")
+    if scope_refusal([challenge] if challenge else [], safe_url(request.url or "")):
         return response
     body: object = request.body
     try:

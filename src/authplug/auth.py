@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import httpx
 
@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("authplug")
+
+_A = TypeVar("_A", bound="BaseAuth")
 
 ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
 _CLIENT_AUTH = ("client_secret_post", "client_secret_basic", "none")
@@ -271,6 +273,30 @@ class BaseAuth(_Base):
     async def aget_token(self) -> Token:
         """A valid token, fetched or renewed if needed, without blocking the loop."""
         return await self._manager.aget()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop background renewals. The object still works: renewals then happen
+        on the request path. A renewal thread under way ends on its own; it never
+        keeps the process from exiting."""
+        self._manager.close()
+
+    async def aclose(self) -> None:
+        """Stop background renewals and cancel this event loop's token calls."""
+        await self._manager.aclose()
+
+    def __enter__(self: _A) -> _A:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self: _A) -> _A:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     # -- requests ----------------------------------------------------------------
 

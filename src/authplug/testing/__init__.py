@@ -25,6 +25,7 @@ from ._providers import (
     TelmaiEmulator,
 )
 from ._server import LoopbackServer, Request, Response
+from ._settle import asettle, settle
 
 __all__ = [
     "EMULATORS",
@@ -39,6 +40,8 @@ __all__ = [
     "Response",
     "SemansysEmulator",
     "TelmaiEmulator",
+    "asettle",
+    "settle",
 ]
 
 #: Lower-case provider name -> emulator class.
