@@ -155,11 +155,11 @@ def _warnings(log: pytest.LogCaptureFixture, words: str) -> list[str]:
 
 
 def _thread_waits_on_flight(thread: threading.Thread) -> bool:
-    """The thread is inside ``_Flight.wait`` (waiting on someone else's token call)."""
+    """The thread is inside ``Flight.wait`` (waiting on someone else's token call)."""
     frame = sys._current_frames().get(thread.ident or -1)
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "wait" and code.co_filename.endswith("_manager.py"):
+        if code.co_name == "wait" and code.co_filename.endswith("_flight.py"):
             return True
         frame = frame.f_back
     return False

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 
 def run(code: str) -> subprocess.CompletedProcess[str]:
@@ -26,7 +30,10 @@ def test_token_brain_imports_without_http_libraries() -> None:
         package = types.ModuleType("authplug")
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["authplug"] = package
-        for name in ("errors", "token", "_clock", "_retry", "cache", "_manager", "spec"):
+        for name in (
+            "errors", "token", "_clock", "_retry", "cache", "_schedule", "_flight", "_renewal",
+            "_manager", "spec",
+        ):
             importlib.import_module("authplug." + name)
         print("ok")
         """
@@ -45,3 +52,54 @@ def test_import_does_not_load_authlib() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+SRC = Path(__file__).parents[1] / "src" / "authplug"
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules a source file imports, as dotted names relative to the package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = path.relative_to(SRC).parent.parts
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                found.add(node.module or "")
+                continue
+            base = list(package[: len(package) - (node.level - 1)])
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add("." + module if module else ".")
+            if node.module is None:
+                found.update("." + ".".join([*base, a.name]) for a in node.names)
+    return found
+
+
+# The ladder, bottom up: a module may import only what its rule allows.
+CORE = ("_manager", "_schedule", "_flight", "_renewal", "token", "errors", "_redact")
+HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3"}
+MACHINERY = {"._authlib", "._transport", "._requests_adapter", "._httpx_adapter", ".auth"}
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_the_token_brain_knows_no_http_client(name: str) -> None:
+    """Timing, flight, renewal plan and manager never import an HTTP client or its adapter."""
+    found = _imports(SRC / f"{name}.py")
+    assert not {f for f in found if f.split(".")[0] in HTTP}, found
+    assert not found & MACHINERY, found
+
+
+def test_an_adapter_never_imports_another() -> None:
+    assert "._httpx_adapter" not in _imports(SRC / "_requests_adapter.py")
+    assert "._requests_adapter" not in _imports(SRC / "_httpx_adapter.py")
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "providers").glob("*.py")), ids=lambda p: p.name)
+def test_providers_import_only_the_public_layer(path: Path) -> None:
+    """A provider is a description: it imports ``auth``, ``spec``, ``errors`` and its helpers."""
+    allowed = {".auth", ".spec", ".errors", ".providers", "__future__", "typing", "uuid"}
+    allowed |= {"collections.abc"}
+    for found in _imports(path):
+        assert found in allowed or found.startswith(".providers."), (path.name, found)

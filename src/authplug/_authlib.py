@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._plan import Plan, arun, run
+from ._plan import Effect, Plan, aperform, arun, perform, run
 from ._redact import Scrubber, Secret, StandIn, basic_credentials, stand_in
 from ._retry import RetryPolicy, attempts
 from ._wire import RawResponse, TokenRequest, TransportFailure
@@ -175,6 +175,14 @@ class TokenClient:
     async def arun(self, plan: Plan[T]) -> T:
         """Run a plan of this client without blocking the event loop."""
         return await arun(plan, self._transport, self._clock)
+
+    def step(self, effect: Effect) -> RawResponse | None:
+        """Perform one effect of a plan of this client (for drivers of larger plans)."""
+        return perform(effect, self._transport, self._clock)
+
+    async def astep(self, effect: Effect) -> RawResponse | None:
+        """:meth:`step` without blocking the event loop."""
+        return await aperform(effect, self._transport, self._clock)
 
     def grant(self) -> Plan[Token]:
         """The full grant (password or client credentials)."""

@@ -1,25 +1,46 @@
-"""The token brain: when to renew, single flight, refresh-then-full-grant.
+"""The token brain: when to renew, who renews, and what a renewal does.
 
 It imports neither requests nor httpx: the adapters ask it for a token before a
 request (:meth:`TokenManager.get`) and after a refusal (:meth:`TokenManager.renew_rejected`).
+Timing lives in :mod:`._schedule`, waiting in :mod:`._flight`, the renewal's cache
+effects in :mod:`._renewal`; this module decides.
 
-Single flight. One renewal at a time per manager, whoever asks: threads and asyncio
-tasks join the same :class:`_Flight`. A thread leads a flight in its own thread; a
-task leads it in a detached task, so that cancelling the task that started it strands
-no one. Threads wait on an event, tasks on a future resolved through
-``call_soon_threadsafe``: waiting never blocks an event loop. A failed flight is
-remembered for :data:`FAILURE_MEMORY` seconds so a failing endpoint is not hammered.
+What a caller gets (``get()``/``aget()``; ``renew_rejected()`` after a refusal):
 
-Nobody waits forever. Every waiter, thread or task, gives up after ``wait_limit`` (the
-longest a token call may take, retries and cache waits included). A flight whose
-leader can no longer finish it is abandoned and led anew by the next caller: its
-event loop was closed under it, or it outlived the wait limit. A forked child starts
-with a lock of its own and no flight (``os.register_at_fork``).
+=============================  ==========================================================
+the current token is           the caller
+=============================  ==========================================================
+FRESH                          uses it
+STALE (due, still valid)       uses it; a background renewal starts unless one runs, the
+                               object is closed, or failed renewals are backing off
+INVALID / none, flight runs    follows the flight (waits for its outcome)
+INVALID / none, failed < 1 s   fails with a copy of that failure, no call
+INVALID / none, otherwise      leads a new flight
+refused by the API             a different current token: uses it; else as INVALID (a
+                               renewal after a refusal; none while refusals are quiet)
+=============================  ==========================================================
+
+A flight ends with a token (it replaces the current one, the backoff is cleared) or an
+error (remembered for :data:`FAILURE_MEMORY` seconds, the backoff grows; after a
+refusal the refused token is dropped, otherwise a still-valid token stays in use).
+
+Who leads. A sync caller leads in its own thread, or, for a background renewal, in a
+daemon thread; an async caller leads in a detached task on its loop, so that
+cancelling the task that started it strands no one. Waiters, threads and tasks alike,
+give up after ``wait_limit``. A flight whose leader can no longer finish it (its
+event loop was closed under it, or it outlived the wait limit) is abandoned and led
+anew by the next caller. A forked child starts with a lock of its own, no flight and
+no backoff (``os.register_at_fork``).
 
 A refusal after a refusal. When the API refuses a token that was just renewed because
 it refused the previous one, renewing again will not help: the credentials work, the
 permission does not. Refusals are then handed back without renewal for
 :data:`REFUSAL_QUIET` seconds (logged once).
+
+What a renewal does (:meth:`TokenManager._renewal`, one plan for sync and async): take
+the cache's lock; adopt a fresh token another process stored, or renew from the newest
+refresh token (a refused refresh falls back to the full grant); store the result. A
+cache that fails is logged once and skipped: requests go on with this process's token.
 """
 
 from __future__ import annotations
@@ -30,36 +51,33 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ._flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
 from ._fork import reset_after_fork
 from ._redact import mask
-from ._schedule import Backoff, due_at
+from ._renewal import CacheGet, CacheLock, CacheSet, Renewal, adrive, drive
+from ._schedule import Backoff, Entry, entry_for, reason_for, refresh_usable, state_of
 from .cache import CacheError
 from .errors import AuthError, CredentialsRejectedError, TokenEndpointError
-from .token import Token, TokenState, parse_number
+from .token import Token, TokenState
 
 if TYPE_CHECKING:
     from ._clock import Clock
-    from ._plan import Plan
+    from ._plan import Effect, Plan
+    from ._wire import RawResponse
     from .cache import TokenCache
 
 __all__ = ["FAILURE_MEMORY", "REFUSAL_QUIET", "TokenManager", "TokenSource"]
 
 log = logging.getLogger("authplug")
 
-T = TypeVar("T")
-
 #: Seconds a failed renewal is remembered (and re-raised without a call).
 FAILURE_MEMORY = 1.0
 
 #: Seconds refusals go unanswered after a freshly renewed token was refused too.
 REFUSAL_QUIET = 60.0
-
-#: A waiter looks this often (seconds) whether its flight was abandoned.
-_POLL = 0.5
 
 _REFUSED = "the API refused the token"  # the reason of a renewal after a 401
 
@@ -71,163 +89,8 @@ class TokenSource(Protocol):
     def wait_limit(self) -> float: ...
     def grant(self) -> Plan[Token]: ...
     def refresh(self, token: Token) -> Plan[Token]: ...
-    def run(self, plan: Plan[T]) -> T: ...
-    async def arun(self, plan: Plan[T]) -> T: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """A token with its deadlines on this process's monotonic clock."""
-
-    token: Token
-    deadline: float | None  # the access token expires
-    renew_at: float | None  # proactive renewal is due
-    refresh_deadline: float | None  # the refresh token expires
-
-
-class _Abandoned(Exception):
-    """The flight's leader can no longer finish it: join a new one."""
-
-
-class _Flight:
-    """One renewal in progress and everyone waiting for it."""
-
-    __slots__ = (
-        "_callbacks",
-        "_event",
-        "_lock",
-        "abandoned",
-        "background",
-        "error",
-        "loop",
-        "reason",
-        "started",
-        "token",
-    )
-
-    def __init__(self, reason: str, loop: asyncio.AbstractEventLoop | None) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
-        self.reason = reason
-        self.loop = loop  # the loop of an async leader
-        self.started = time.monotonic()  # real time: waiting is real, whatever the clock
-        self.token: Token | None = None
-        self.error: AuthError | None = None
-        self.abandoned = False  # its waiters join a new flight
-        self.background = False  # led off the request path, for a token still valid
-
-    @property
-    def done(self) -> bool:
-        return self._event.is_set()
-
-    def settled(self, timeout: float) -> bool:
-        """Wait (blocking) until the flight ends; False on timeout."""
-        return self._event.wait(timeout)  # the manager let go of it before it ended
-
-    def stranded(self, limit: float) -> bool:
-        """The leader cannot finish: its loop is closed, or it outlived the wait limit."""
-        if self.done:
-            return False
-        if self.loop is not None and self.loop.is_closed():
-            return True
-        return time.monotonic() - self.started > limit
-
-    def complete(self, token: Token | None, error: AuthError | None) -> bool:
-        """Settle the flight once; False when it was settled already."""
-        with self._lock:
-            if self._event.is_set():
-                return False
-            self.token, self.error = token, error
-            self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
-        return True
-
-    def _outcome(self) -> Token:
-        if self.abandoned:
-            raise _Abandoned
-        if self.token is None:
-            raise _error_of(self.error)
-        return self.token
-
-    def _gave_up(self, limit: float) -> TokenEndpointError:
-        return TokenEndpointError(
-            f"gave up after {limit:.0f}s waiting for the token call in progress"
-        )
-
-    def wait(self, limit: float) -> Token:
-        if not self._event.is_set():
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is not None and running is self.loop:
-                raise TokenEndpointError(
-                    "a blocking HTTP call on the event loop's thread is waiting for a token "
-                    "call that this same loop runs; use an async client inside async code"
-                )
-            # A leader on another event loop may have its loop closed under it: look
-            # now and then. A thread leader always settles its flight.
-            step = limit if self.loop is None else _POLL
-            end = time.monotonic() + limit
-            while not self._event.wait(max(0.0, min(step, end - time.monotonic()))):
-                if self.loop is not None and self.loop.is_closed():
-                    raise _Abandoned
-                if time.monotonic() >= end:
-                    raise self._gave_up(limit)
-        return self._outcome()
-
-    async def wait_async(self, limit: float) -> Token:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        def notify() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(resolve)
-
-        with self._lock:
-            if not self._event.is_set():
-                self._callbacks.append(notify)
-                pending = True
-            else:
-                pending = False
-        if not pending:
-            return self._outcome()
-        step = limit if self.loop is None or self.loop is loop else _POLL
-        end = time.monotonic() + limit
-        while not future.done():
-            left = end - time.monotonic()
-            if left <= 0:
-                raise self._gave_up(limit)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), min(step, left))
-            if not future.done() and self.loop is not None and self.loop.is_closed():
-                raise _Abandoned
-        return self._outcome()
-
-
-@dataclass(frozen=True, slots=True)
-class _Join:
-    """What a caller does after looking at the current state."""
-
-    token: Token | None = None  # use this, nothing to renew
-    flight: _Flight | None = None  # wait for (or lead) this
-    leader: bool = False
-    entry: _Entry | None = None  # the entry seen when joining
-    error: AuthError | None = None  # a remembered failure
-
-
-def _error_of(error: AuthError | None) -> AuthError:
-    """The error to raise for an outcome without a token (a fresh copy of ``error``)."""
-    if error is None:  # not reachable: a flight ends with a token or an error
-        return TokenEndpointError("the token call ended without a token or an error")
-    return error.clone()
+    def step(self, effect: Effect) -> RawResponse | None: ...
+    async def astep(self, effect: Effect) -> RawResponse | None: ...
 
 
 def _refresh_refused(exc: AuthError) -> bool:
@@ -262,7 +125,7 @@ class TokenManager:
         self._wait_limit = wait_limit
         self._grant_type = grant_type
         self._lock = threading.Lock()
-        self._flight: _Flight | None = None
+        self._flight: Flight | None = None
         self._failure: tuple[AuthError, float] | None = None
         self._quiet_until: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -300,7 +163,7 @@ class TokenManager:
             left = end - time.monotonic()
             if left <= 0:
                 return False
-            with contextlib.suppress(AuthError, _Abandoned):
+            with contextlib.suppress(AuthError, Abandoned):
                 await flight.wait_async(left)
         return True
 
@@ -308,7 +171,7 @@ class TokenManager:
         """Start no more background renewals (one under way ends on its own).
 
         Requests still work afterwards: a token that comes due is renewed on the
-        request path, as on first use.
+        request path when it expires, as on first use.
         """
         self._closed = True
 
@@ -328,81 +191,60 @@ class TokenManager:
         entry = self._entry
         return entry.token if entry else None
 
-    def _entry_for(self, token: Token) -> _Entry:
-        """Put a token on the monotonic clock.
-
-        A token fetched here has a known lifetime: renew when less than ``leeway``
-        remains, but not before half of it has passed. A token from elsewhere has its
-        ``issued_at`` (cache) or nothing (handed in): only ``leeway`` applies then.
-        """
-        mono, wall = self._clock.monotonic(), self._clock.time()
-        refresh_deadline = (
-            mono + (token.refresh_expires_at - wall) if token.refresh_expires_at else None
+    def _entry_for(self, token: Token) -> Entry:
+        return entry_for(
+            token, mono=self._clock.monotonic(), wall=self._clock.time(), leeway=self._leeway
         )
-        if token.expires_at is None:
-            return _Entry(token, None, None, refresh_deadline)
-        deadline = mono + (token.expires_at - wall)
-        issued = mono + (token.issued_at - wall) if token.issued_at is not None else None
-        renew_at = due_at(
-            deadline=deadline,
-            leeway=self._leeway,
-            issued=issued,
-            lifetime=token.lifetime,
-            refresh_in=parse_number(token.extra.get("refresh_in")),
-        )
-        return _Entry(token, deadline, renew_at, refresh_deadline)
 
-    def state(self, entry: _Entry | None = None) -> TokenState:
-        entry = entry if entry is not None else self._entry
-        if entry is None:
-            return TokenState.INVALID
-        if entry.deadline is None or entry.renew_at is None:
-            return TokenState.FRESH
-        now = self._clock.monotonic()
-        if now >= entry.deadline:
-            return TokenState.INVALID
-        if now >= entry.renew_at:
-            return TokenState.STALE
-        return TokenState.FRESH
-
-    def _reason(self, entry: _Entry | None) -> str:
-        if entry is None:
-            return "first use"
-        if entry.deadline is None:
-            return "no token"
-        left = entry.deadline - self._clock.monotonic()
-        return f"token expires in {left:.0f}s" if left > 0 else "token expired"
+    def state(self, entry: Entry | None = None) -> TokenState:
+        return state_of(entry if entry is not None else self._entry, self._clock.monotonic())
 
     def _quiet(self) -> bool:
         """Refusals go unanswered: a freshly renewed token was refused too, lately."""
         until = self._quiet_until
         return until is not None and self._clock.monotonic() < until
 
-    def _join(self, rejected: Token | None, loop: asyncio.AbstractEventLoop | None) -> _Join:
+    def _join(self, rejected: Token | None, loop: asyncio.AbstractEventLoop | None) -> Outcome:
+        """The caller's outcome, by the table of the module docstring."""
         with self._lock:
             entry = self._entry
             if rejected is not None:
                 if entry is not None and entry.token.access_token != rejected.access_token:
-                    return _Join(token=entry.token)  # someone renewed it already
+                    return Use(entry.token)  # someone renewed it already
                 reason = _REFUSED
             else:
-                if entry is not None and self.state(entry) is TokenState.FRESH:
-                    return _Join(token=entry.token)
-                reason = self._reason(entry)
+                if self.state(entry) is TokenState.FRESH and entry is not None:
+                    return Use(entry.token)
+                reason = reason_for(entry, self._clock.monotonic())
             flight = self._flight
             if flight is not None and flight.stranded(self._wait_limit):
                 self._abandon(flight)
                 flight = None
             if flight is not None:
-                return _Join(flight=flight, entry=entry)
+                return Follow(flight, entry)
             if self._failure is not None:
                 error, when = self._failure
                 if self._clock.monotonic() - when < FAILURE_MEMORY:
-                    return _Join(entry=entry, error=error)
-            self._flight = _Flight(reason, loop)
-            return _Join(flight=self._flight, leader=True, entry=entry)
+                    return Fail(error, entry)
+            self._flight = Flight(reason, loop)
+            return Lead(self._flight, entry)
 
-    def _abandon(self, flight: _Flight) -> None:
+    def _behind(self, entry: Entry, loop: asyncio.AbstractEventLoop | None) -> Flight | None:
+        """A background flight to lead for ``entry``, unless one runs or may not start."""
+        with self._lock:
+            if self._closed or self._entry is not entry:
+                return None
+            flight = self._flight
+            if flight is not None and flight.stranded(self._wait_limit):
+                self._abandon(flight)
+                flight = None
+            if flight is not None or not self._backoff.ready(self._clock.monotonic()):
+                return None
+            flight = self._flight = Flight(reason_for(entry, self._clock.monotonic()), loop)
+            flight.background = True
+            return flight
+
+    def _abandon(self, flight: Flight) -> None:
         """Drop a flight its leader cannot finish (called with the lock held)."""
         self._flight = None
         self._tasks = {t for t in self._tasks if not t.get_loop().is_closed()}
@@ -415,7 +257,7 @@ class TokenManager:
         flight.complete(None, None)  # wakes its waiters, who join the next flight
 
     def _finish(
-        self, flight: _Flight, entry: _Entry | None, error: AuthError | None, *, remember: bool
+        self, flight: Flight, entry: Entry | None, error: AuthError | None, *, remember: bool
     ) -> None:
         now = self._clock.monotonic()
         with self._lock:
@@ -449,7 +291,7 @@ class TokenManager:
         flight.complete(entry.token if entry else None, error)
 
     def _log_failure(
-        self, flight: _Flight, error: AuthError, current: _Entry | None, pause: float
+        self, flight: Flight, error: AuthError, current: Entry | None, pause: float
     ) -> None:
         """How a background renewal failed (its caller, if any, gets the exception).
 
@@ -480,9 +322,9 @@ class TokenManager:
             pause,
         )
 
-    def _fallback(self, join: _Join, rejected: Token | None, exc: AuthError) -> Token:
-        """A proactive renewal failed: a still-valid token goes out anyway."""
-        entry = join.entry
+    def _fallback(self, outcome: Outcome, rejected: Token | None, exc: AuthError) -> Token:
+        """A renewal failed while the token is still valid: it goes out anyway."""
+        entry = outcome.entry if isinstance(outcome, (Follow, Lead, Fail)) else None
         if rejected is None and entry is not None and self.state(entry) is TokenState.STALE:
             log.warning(
                 "%s: token renewal failed (%s); using the current token until it expires",
@@ -536,29 +378,6 @@ class TokenManager:
                 return entry.token
         return self._renew(None)
 
-    def _behind(self, entry: _Entry, loop: asyncio.AbstractEventLoop | None) -> _Flight | None:
-        """A background flight to lead for ``entry``, unless one runs or may not start."""
-        with self._lock:
-            if self._closed or self._entry is not entry:
-                return None
-            flight = self._flight
-            if flight is not None and flight.stranded(self._wait_limit):
-                self._abandon(flight)
-                flight = None
-            if flight is not None or not self._backoff.ready(self._clock.monotonic()):
-                return None
-            flight = self._flight = _Flight(self._reason(entry), loop)
-            flight.background = True
-            return flight
-
-    def _lead_behind(self, flight: _Flight, entry: _Entry) -> None:
-        """A daemon thread's whole work: lead one renewal, keep its failure to the log."""
-        try:
-            self._lead(flight, entry)
-        except Exception as exc:  # settled already; nobody would see it raised here
-            log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
-            log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
-
     def renew_rejected(self, rejected: Token) -> Token | None:
         """The API refused ``rejected``: a new token (or the one another caller got).
 
@@ -571,23 +390,37 @@ class TokenManager:
 
     def _renew(self, rejected: Token | None) -> Token:
         while True:
-            join = self._join(rejected, None)
-            if join.token is not None:
-                return join.token
+            outcome = self._join(rejected, None)
             try:
-                if join.flight is None:
-                    raise _error_of(join.error)
-                if join.leader:
-                    self._lead(join.flight, join.entry)
-                return join.flight.wait(self._wait_limit)
-            except _Abandoned:
+                match outcome:
+                    case Use(token):
+                        return token
+                    case Fail(error, _):
+                        raise error_of(error)
+                    case Lead(flight, entry):
+                        self._lead(flight, entry)
+                        return flight.wait(self._wait_limit)
+                    case Follow(flight, _):
+                        return flight.wait(self._wait_limit)
+            except Abandoned:
                 continue  # its leader's loop is gone: the next join leads anew
             except AuthError as exc:
-                return self._fallback(join, rejected, exc)
+                return self._fallback(outcome, rejected, exc)
+            raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
-    def _lead(self, flight: _Flight, entry: _Entry | None) -> None:
+    def _lead_behind(self, flight: Flight, entry: Entry) -> None:
+        """A daemon thread's whole work: lead one renewal, keep its failure to the log."""
         try:
-            new, fetched = self._work(flight.reason, entry)
+            self._lead(flight, entry)
+        except Exception as exc:  # settled already; nobody would see it raised here
+            log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
+            log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
+
+    def _lead(self, flight: Flight, entry: Entry | None) -> None:
+        try:
+            new, fetched = drive(
+                self._renewal(flight.reason, entry), self._cache, self._key, self._source
+            )
         except AuthError as exc:
             self._finish(flight, None, exc, remember=True)
             return
@@ -597,42 +430,6 @@ class TokenManager:
         self._finish(flight, new, None, remember=False)
         if fetched:
             self._notify(new.token)
-
-    def _work(self, reason: str, entry: _Entry | None) -> tuple[_Entry, bool]:
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(self._cache.lock(self._key))
-            except CacheError as exc:
-                self._cache_failed(exc)
-            try:
-                cached = self._cache.get(self._key)
-            except CacheError as exc:
-                self._cache_failed(exc)
-            else:
-                self._cache_ok()
-                adopted, entry = self._consider(cached, entry)
-                if adopted and entry is not None:
-                    return entry, False
-            token = self._obtain(reason, entry)
-            try:
-                self._cache.set(self._key, token)
-            except CacheError as exc:
-                self._cache_failed(exc)
-        return self._entry_for(token), True
-
-    def _obtain(self, reason: str, entry: _Entry | None) -> Token:
-        basis = self._refresh_basis(entry)
-        if basis is not None:
-            self._log_call("refresh_token", reason)
-            try:
-                token = self._source.run(self._source.refresh(basis))
-                return self._keep_refresh_token(token, basis)
-            except AuthError as exc:
-                if not _refresh_refused(exc):
-                    raise
-                self._log_refused(exc)
-        self._log_call(self._grant_type, reason)
-        return self._source.run(self._source.grant())
 
     # -- async -------------------------------------------------------------------
 
@@ -651,11 +448,6 @@ class TokenManager:
                 return entry.token
         return await self._arenew(None)
 
-    def _detach(self, loop: asyncio.AbstractEventLoop, work: Coroutine[None, None, None]) -> None:
-        task = loop.create_task(work)
-        self._tasks.add(task)  # a strong reference until it ends
-        task.add_done_callback(self._tasks.discard)
-
     async def arenew_rejected(self, rejected: Token) -> Token | None:
         """Async :meth:`renew_rejected`."""
         if self._quiet():
@@ -665,23 +457,34 @@ class TokenManager:
     async def _arenew(self, rejected: Token | None) -> Token:
         loop = asyncio.get_running_loop()
         while True:
-            join = self._join(rejected, loop)
-            if join.token is not None:
-                return join.token
+            outcome = self._join(rejected, loop)
             try:
-                if join.flight is None:
-                    raise _error_of(join.error)
-                if join.leader:
-                    self._detach(loop, self._alead(join.flight, join.entry))
-                return await join.flight.wait_async(self._wait_limit)
-            except _Abandoned:
+                match outcome:
+                    case Use(token):
+                        return token
+                    case Fail(error, _):
+                        raise error_of(error)
+                    case Lead(flight, entry):
+                        self._detach(loop, self._alead(flight, entry))
+                        return await flight.wait_async(self._wait_limit)
+                    case Follow(flight, _):
+                        return await flight.wait_async(self._wait_limit)
+            except Abandoned:
                 continue
             except AuthError as exc:
-                return self._fallback(join, rejected, exc)
+                return self._fallback(outcome, rejected, exc)
+            raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
-    async def _alead(self, flight: _Flight, entry: _Entry | None) -> None:
+    def _detach(self, loop: asyncio.AbstractEventLoop, work: Coroutine[None, None, None]) -> None:
+        task = loop.create_task(work)
+        self._tasks.add(task)  # a strong reference until it ends
+        task.add_done_callback(self._tasks.discard)
+
+    async def _alead(self, flight: Flight, entry: Entry | None) -> None:
         try:
-            new, fetched = await self._awork(flight.reason, entry)
+            new, fetched = await adrive(
+                self._renewal(flight.reason, entry), self._cache, self._key, self._source
+            )
         except AuthError as exc:
             self._finish(flight, None, exc, remember=True)
             return
@@ -699,41 +502,45 @@ class TokenManager:
         if fetched:
             self._notify(new.token)
 
-    async def _awork(self, reason: str, entry: _Entry | None) -> tuple[_Entry, bool]:
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                await stack.enter_async_context(self._cache.alock(self._key))
-            except CacheError as exc:
-                self._cache_failed(exc)
-            try:
-                cached = await self._cache.aget(self._key)
-            except CacheError as exc:
-                self._cache_failed(exc)
-            else:
-                self._cache_ok()
-                adopted, entry = self._consider(cached, entry)
-                if adopted and entry is not None:
-                    return entry, False
-            token = await self._aobtain(reason, entry)
-            try:
-                await self._cache.aset(self._key, token)
-            except CacheError as exc:
-                self._cache_failed(exc)
+    # -- the renewal, once for sync and async --------------------------------------
+
+    def _renewal(self, reason: str, entry: Entry | None) -> Renewal[tuple[Entry, bool]]:
+        """Renew under the cache's lock: ``(the new entry, whether a call fetched it)``."""
+        try:
+            yield CacheLock()
+        except CacheError as exc:
+            self._cache_failed(exc)
+        try:
+            cached = yield CacheGet()
+        except CacheError as exc:
+            self._cache_failed(exc)
+        else:
+            self._cache_ok()
+            adopted, entry = self._consider(cached, entry)
+            if adopted and entry is not None:
+                return entry, False
+        token = yield from self._obtain(reason, entry)
+        try:
+            yield CacheSet(token)
+        except CacheError as exc:
+            self._cache_failed(exc)
         return self._entry_for(token), True
 
-    async def _aobtain(self, reason: str, entry: _Entry | None) -> Token:
+    def _obtain(self, reason: str, entry: Entry | None) -> Generator[Any, Any, Token]:
+        """The token calls: the refresh token if usable, else (or when refused) the grant."""
         basis = self._refresh_basis(entry)
         if basis is not None:
             self._log_call("refresh_token", reason)
             try:
-                token = await self._source.arun(self._source.refresh(basis))
-                return self._keep_refresh_token(token, basis)
+                token = yield from self._source.refresh(basis)
             except AuthError as exc:
                 if not _refresh_refused(exc):
                     raise
                 self._log_refused(exc)
+            else:
+                return self._keep_refresh_token(token, basis)
         self._log_call(self._grant_type, reason)
-        return await self._source.arun(self._source.grant())
+        return (yield from self._source.grant())
 
     # -- shared helpers ----------------------------------------------------------
 
@@ -755,7 +562,7 @@ class TokenManager:
             self._cache_down = False
             log.info("%s: the token cache is reachable again", self._provider)
 
-    def _consider(self, cached: Token | None, entry: _Entry | None) -> tuple[bool, _Entry | None]:
+    def _consider(self, cached: Token | None, entry: Entry | None) -> tuple[bool, Entry | None]:
         """Weigh the shared token against ours.
 
         Returns ``(True, its entry)`` when another process (or an earlier call) stored
@@ -777,12 +584,12 @@ class TokenManager:
             return True, candidate
         return False, candidate
 
-    def _refresh_basis(self, entry: _Entry | None) -> Token | None:
+    def _refresh_basis(self, entry: Entry | None) -> Token | None:
         """The token whose refresh token may be used, if any (never the bare string:
         a plain local would show in a traceback's locals)."""
         if entry is None or not entry.token.refresh_token:
             return None
-        if entry.refresh_deadline is not None and self._clock.monotonic() >= entry.refresh_deadline:
+        if not refresh_usable(entry, self._clock.monotonic()):
             log.info("%s: the refresh token has expired; using the full grant", self._provider)
             return None
         return entry.token

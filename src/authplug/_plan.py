@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._transport import TokenTransport
 
-__all__ = ["Plan", "Send", "Sleep", "arun", "run"]
+__all__ = ["Effect", "Plan", "Send", "Sleep", "aperform", "arun", "perform", "run"]
 
 T = TypeVar("T")
 
@@ -48,21 +48,32 @@ Effect = Send | Sleep
 Plan = Generator[Effect, Any, T]
 
 
+def perform(effect: Effect, transport: TokenTransport, clock: Clock) -> RawResponse | None:
+    """One effect with blocking I/O: the answer of a Send (TransportFailure raised when
+    there is none), None after a Sleep."""
+    if isinstance(effect, Send):
+        return transport.send(effect.request)
+    clock.sleep(effect.seconds)
+    return None
+
+
+async def aperform(effect: Effect, transport: TokenTransport, clock: Clock) -> RawResponse | None:
+    """:func:`perform` without blocking the event loop."""
+    if isinstance(effect, Send):
+        return await transport.asend(effect.request)
+    await clock.asleep(effect.seconds)
+    return None
+
+
 def run(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
     """Run a plan with blocking I/O."""
     try:
         effect = next(plan)
         while True:
-            result: RawResponse | TransportFailure | None = None
-            if isinstance(effect, Send):
-                try:
-                    result = transport.send(effect.request)
-                except TransportFailure as failure:
-                    result = failure
-            else:
-                clock.sleep(effect.seconds)
-            if isinstance(result, TransportFailure):
-                effect = plan.throw(result)
+            try:
+                result = perform(effect, transport, clock)
+            except TransportFailure as failure:
+                effect = plan.throw(failure)
             else:
                 effect = plan.send(result)
     except StopIteration as done:
@@ -76,16 +87,10 @@ async def arun(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
     try:
         effect = next(plan)
         while True:
-            result: RawResponse | TransportFailure | None = None
-            if isinstance(effect, Send):
-                try:
-                    result = await transport.asend(effect.request)
-                except TransportFailure as failure:
-                    result = failure
-            else:
-                await clock.asleep(effect.seconds)
-            if isinstance(result, TransportFailure):
-                effect = plan.throw(result)
+            try:
+                result = await aperform(effect, transport, clock)
+            except TransportFailure as failure:
+                effect = plan.throw(failure)
             else:
                 effect = plan.send(result)
     except StopIteration as done:

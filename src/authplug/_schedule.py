@@ -1,7 +1,11 @@
-"""When to renew: a token's due time, and the pause after failed renewals.
+"""When to renew: a token on the monotonic clock, its state, the pause after failures.
 
-Pure arithmetic on monotonic seconds: no clock is read and nothing is sent here, so
-every rule is a unit test away (``tests/unit/test_schedule.py``).
+Pure arithmetic: the caller passes the clocks' readings; nothing is read or sent here,
+so every rule is a unit test away (``tests/unit/test_schedule.py``).
+
+States. A token is FRESH until it is due, STALE (still valid, renewal due) until it
+expires, INVALID after. A token without an expiry is always FRESH (used until the API
+refuses it); no token at all is INVALID.
 
 Due time. A token fetched here is due for renewal at a moment drawn at random from a
 window that ends ``leeway`` seconds before it expires and spans 10% of its lifetime
@@ -24,7 +28,19 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BACKOFF_CAP", "SPREAD_FRACTION", "SPREAD_MAX", "Backoff", "due_at"]
+from .token import Token, TokenState, parse_number
+
+__all__ = [
+    "BACKOFF_CAP",
+    "SPREAD_FRACTION",
+    "SPREAD_MAX",
+    "Backoff",
+    "Entry",
+    "due_at",
+    "entry_for",
+    "reason_for",
+    "state_of",
+]
 
 #: The renewal window spans this share of the token's lifetime...
 SPREAD_FRACTION = 0.10
@@ -87,3 +103,69 @@ class Backoff:
     def succeeded(self) -> None:
         self.failures = 0
         self.not_before = -math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A token with its deadlines on this process's monotonic clock."""
+
+    token: Token
+    deadline: float | None  # the access token expires
+    renew_at: float | None  # renewal is due
+    refresh_deadline: float | None  # the refresh token expires
+
+
+def entry_for(
+    token: Token, *, mono: float, wall: float, leeway: float, draw: Draw = random.random
+) -> Entry:
+    """Put a token on the monotonic clock, given both clocks' readings now.
+
+    A token fetched here (or by another process: the cache keeps ``issued_at``) has a
+    known age and lifetime, so its due time is drawn from the window; a token handed
+    in has neither, so only ``leeway`` applies.
+    """
+    refresh_deadline = (
+        mono + (token.refresh_expires_at - wall) if token.refresh_expires_at else None
+    )
+    if token.expires_at is None:
+        return Entry(token, None, None, refresh_deadline)
+    deadline = mono + (token.expires_at - wall)
+    issued = mono + (token.issued_at - wall) if token.issued_at is not None else None
+    renew_at = due_at(
+        deadline=deadline,
+        leeway=leeway,
+        issued=issued,
+        lifetime=token.lifetime,
+        refresh_in=parse_number(token.extra.get("refresh_in")),
+        draw=draw,
+    )
+    return Entry(token, deadline, renew_at, refresh_deadline)
+
+
+def state_of(entry: Entry | None, now: float) -> TokenState:
+    if entry is None:
+        return TokenState.INVALID
+    if entry.deadline is None or entry.renew_at is None:
+        return TokenState.FRESH
+    if now >= entry.deadline:
+        return TokenState.INVALID
+    if now >= entry.renew_at:
+        return TokenState.STALE
+    return TokenState.FRESH
+
+
+def reason_for(entry: Entry | None, now: float) -> str:
+    """Why a renewal starts, for the log line of its token call."""
+    if entry is None:
+        return "first use"
+    if entry.deadline is None:
+        return "no token"
+    left = entry.deadline - now
+    return f"token expires in {left:.0f}s" if left > 0 else "token expired"
+
+
+def refresh_usable(entry: Entry | None, now: float) -> bool:
+    """The entry holds a refresh token that has not expired."""
+    if entry is None or not entry.token.refresh_token:
+        return False
+    return entry.refresh_deadline is None or now < entry.refresh_deadline

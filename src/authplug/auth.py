@@ -115,8 +115,9 @@ class BaseAuth(_Base):
     credentials; every option below is shared. All arguments are keyword-only.
 
     Args:
-        leeway: renew a token when fewer seconds than this remain (but never before
-            half of its lifetime has passed).
+        leeway: a token is renewed by this many seconds before it expires: in the
+            background, from a moment drawn in a window before that (10% of its
+            lifetime, at most 5 minutes, never before half of it).
         timeout: seconds allowed to each token call: to connect, to each read, and
             to the whole answer.
         verify: TLS verification of token calls: True, False, a CA file or directory,

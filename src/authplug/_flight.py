@@ -1,0 +1,199 @@
+"""Single flight: one token call at a time, and everyone who waits for it.
+
+A :class:`Flight` knows a token and an error, nothing else. Threads wait on an event;
+tasks on a future resolved through ``call_soon_threadsafe``, so that waiting never
+blocks an event loop. Nobody waits forever: a waiter gives up after the limit it is
+given. A flight whose leader can no longer finish it (its event loop was closed, or it
+outlived the limit) is abandoned: its waiters wake with :class:`Abandoned` and join the
+next flight.
+
+What a caller does after looking at the manager's state is one of four outcomes:
+:class:`Use` a token, :class:`Follow` a flight, :class:`Lead` one, or :class:`Fail`
+with a remembered error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._schedule import Entry
+from .errors import AuthError, TokenEndpointError
+from .token import Token
+
+__all__ = ["Abandoned", "Fail", "Flight", "Follow", "Lead", "Outcome", "Use", "error_of"]
+
+#: A waiter looks this often (seconds) whether its flight was abandoned.
+POLL = 0.5
+
+
+class Abandoned(Exception):
+    """The flight's leader can no longer finish it: join a new one."""
+
+
+class Flight:
+    """One renewal in progress and everyone waiting for it."""
+
+    __slots__ = (
+        "_callbacks",
+        "_event",
+        "_lock",
+        "abandoned",
+        "background",
+        "error",
+        "loop",
+        "reason",
+        "started",
+        "token",
+    )
+
+    def __init__(self, reason: str, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self.reason = reason
+        self.loop = loop  # the loop of an async leader
+        self.started = time.monotonic()  # real time: waiting is real, whatever the clock
+        self.token: Token | None = None
+        self.error: AuthError | None = None
+        self.abandoned = False  # its waiters join a new flight
+        self.background = False  # led off the request path, for a token still valid
+
+    @property
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def settled(self, timeout: float) -> bool:
+        """Wait (blocking) until the flight ends; False on timeout."""
+        return self._event.wait(timeout)  # the manager let go of it before it ended
+
+    def stranded(self, limit: float) -> bool:
+        """The leader cannot finish: its loop is closed, or it outlived the wait limit."""
+        if self.done:
+            return False
+        if self.loop is not None and self.loop.is_closed():
+            return True
+        return time.monotonic() - self.started > limit
+
+    def complete(self, token: Token | None, error: AuthError | None) -> bool:
+        """Settle the flight once; False when it was settled already."""
+        with self._lock:
+            if self._event.is_set():
+                return False
+            self.token, self.error = token, error
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+        return True
+
+    def _outcome(self) -> Token:
+        if self.abandoned:
+            raise Abandoned
+        if self.token is None:
+            raise error_of(self.error)
+        return self.token
+
+    def _gave_up(self, limit: float) -> TokenEndpointError:
+        return TokenEndpointError(
+            f"gave up after {limit:.0f}s waiting for the token call in progress"
+        )
+
+    def wait(self, limit: float) -> Token:
+        if not self._event.is_set():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not None and running is self.loop:
+                raise TokenEndpointError(
+                    "a blocking HTTP call on the event loop's thread is waiting for a token "
+                    "call that this same loop runs; use an async client inside async code"
+                )
+            # A leader on another event loop may have its loop closed under it: look
+            # now and then. A thread leader always settles its flight.
+            step = limit if self.loop is None else POLL
+            end = time.monotonic() + limit
+            while not self._event.wait(max(0.0, min(step, end - time.monotonic()))):
+                if self.loop is not None and self.loop.is_closed():
+                    raise Abandoned
+                if time.monotonic() >= end:
+                    raise self._gave_up(limit)
+        return self._outcome()
+
+    async def wait_async(self, limit: float) -> Token:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def notify() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(resolve)
+
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(notify)
+                pending = True
+            else:
+                pending = False
+        if not pending:
+            return self._outcome()
+        step = limit if self.loop is None or self.loop is loop else POLL
+        end = time.monotonic() + limit
+        while not future.done():
+            left = end - time.monotonic()
+            if left <= 0:
+                raise self._gave_up(limit)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), min(step, left))
+            if not future.done() and self.loop is not None and self.loop.is_closed():
+                raise Abandoned
+        return self._outcome()
+
+
+def error_of(error: AuthError | None) -> AuthError:
+    """The error to raise for an outcome without a token (a fresh copy of ``error``)."""
+    if error is None:  # not reachable: a flight ends with a token or an error
+        return TokenEndpointError("the token call ended without a token or an error")
+    return error.clone()
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """Send this token; nothing to renew (or someone renewed it already)."""
+
+    token: Token
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """Wait for the flight under way."""
+
+    flight: Flight
+    entry: Entry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """Lead this new flight (the caller renews for everyone)."""
+
+    flight: Flight
+    entry: Entry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """A renewal failed a moment ago: raise (a copy of) its error without a call."""
+
+    error: AuthError
+    entry: Entry | None
+
+
+Outcome = Use | Follow | Lead | Fail
