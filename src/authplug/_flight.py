@@ -45,6 +45,7 @@ class Flight:
         "abandoned",
         "background",
         "error",
+        "leading",
         "loop",
         "reason",
         "started",
@@ -62,6 +63,7 @@ class Flight:
         self.error: AuthError | None = None
         self.abandoned = False  # its waiters join a new flight
         self.background = False  # led off the request path, for a token still valid
+        self.leading = True  # its leader is still at work (for the manager's settle)
 
     @property
     def done(self) -> bool:

@@ -46,7 +46,6 @@ cache that fails is logged once and skipped: requests go on with this process's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -133,6 +132,8 @@ class TokenManager:
         self._backoff = Backoff()
         self._refusal_logged = False  # the ERROR about refused credentials, once
         self._closed = False
+        self._leaders = 0  # leaders still at work (logging and on_token included)
+        self._idle = threading.Condition(self._lock)
         self._entry = self._entry_for(initial) if initial else None
         reset_after_fork(self)
 
@@ -142,6 +143,8 @@ class TokenManager:
     def _after_fork(self) -> None:
         """In a forked child: a lock of its own, no flight, no task of the parent's."""
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._leaders = 0
         self._flight = None
         self._tasks = set()
         self._backoff = Backoff()  # the parent's failures are not this process's
@@ -149,23 +152,31 @@ class TokenManager:
     # -- lifecycle ---------------------------------------------------------------
 
     def settle(self, timeout: float) -> bool:
-        """Wait until no token call is under way; False if one still is after ``timeout``."""
-        end = time.monotonic() + timeout
-        while (flight := self._flight) is not None:
-            if not flight.settled(max(0.0, end - time.monotonic())):
-                return False
-        return True
+        """Wait until every leader is done (its logging and ``on_token`` included);
+        False if one is still at work after ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._leaders == 0, timeout)
 
     async def asettle(self, timeout: float) -> bool:
         """Async :meth:`settle`: the event loop keeps turning (and runs the renewal)."""
         end = time.monotonic() + timeout
-        while (flight := self._flight) is not None:
-            left = end - time.monotonic()
-            if left <= 0:
+        while self._leaders:
+            if time.monotonic() >= end:
                 return False
-            with contextlib.suppress(AuthError, Abandoned):
-                await flight.wait_async(left)
+            await asyncio.sleep(0.005)
         return True
+
+    def _led(self, flight: Flight) -> None:
+        """The leader of ``flight`` is done with everything (called last)."""
+        with self._idle:
+            self._release(flight)
+
+    def _release(self, flight: Flight) -> None:
+        """Count the leader of ``flight`` out, once (called with the lock held)."""
+        if flight.leading:
+            flight.leading = False
+            self._leaders -= 1
+            self._idle.notify_all()
 
     def close(self) -> None:
         """Start no more background renewals (one under way ends on its own).
@@ -227,6 +238,7 @@ class TokenManager:
                 if self._clock.monotonic() - when < FAILURE_MEMORY:
                     return Fail(error, entry)
             self._flight = Flight(reason, loop)
+            self._leaders += 1
             return Lead(self._flight, entry)
 
     def _behind(self, entry: Entry, loop: asyncio.AbstractEventLoop | None) -> Flight | None:
@@ -242,6 +254,7 @@ class TokenManager:
                 return None
             flight = self._flight = Flight(reason_for(entry, self._clock.monotonic()), loop)
             flight.background = True
+            self._leaders += 1
             return flight
 
     def _abandon(self, flight: Flight) -> None:
@@ -254,11 +267,20 @@ class TokenManager:
             "its event loop was closed" if flight.loop and flight.loop.is_closed() else "stuck",
         )
         flight.abandoned = True
+        self._release(flight)  # whatever its leader does later, it is not waited for
         flight.complete(None, None)  # wakes its waiters, who join the next flight
 
     def _finish(
-        self, flight: Flight, entry: Entry | None, error: AuthError | None, *, remember: bool
+        self,
+        flight: Flight,
+        entry: Entry | None,
+        error: AuthError | None,
+        *,
+        remember: bool,
+        counted: bool = True,
     ) -> None:
+        """Settle ``flight``: keep its token, or count its error (unless it was only
+        interrupted: ``counted=False``) for the backoff and the log."""
         now = self._clock.monotonic()
         with self._lock:
             if flight.abandoned:
@@ -274,7 +296,7 @@ class TokenManager:
                 self._failure = None
                 self._backoff.succeeded()
                 self._refusal_logged = False
-            elif error is not None:
+            elif error is not None and counted:
                 refused = isinstance(error, CredentialsRejectedError)
                 pause = self._backoff.failed(now, refused=refused)
                 if remember:
@@ -286,7 +308,7 @@ class TokenManager:
         if entry is not None:
             if failures:
                 log.info("%s: token renewed after %d failed attempts", self._provider, failures)
-        elif error is not None:
+        elif error is not None and counted:
             self._log_failure(flight, error, current, pause)
         flight.complete(entry.token if entry else None, error)
 
@@ -424,12 +446,18 @@ class TokenManager:
         except AuthError as exc:
             self._finish(flight, None, exc, remember=True)
             return
-        except BaseException as exc:
+        except Exception as exc:
             self._finish(flight, None, self._aborted(exc), remember=False)
             raise
-        self._finish(flight, new, None, remember=False)
-        if fetched:
-            self._notify(new.token)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: not a failed attempt
+            self._finish(flight, None, self._aborted(exc), remember=False, counted=False)
+            raise
+        else:
+            self._finish(flight, new, None, remember=False)
+            if fetched:
+                self._notify(new.token)
+        finally:
+            self._led(flight)
 
     # -- async -------------------------------------------------------------------
 
@@ -495,12 +523,15 @@ class TokenManager:
             log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
             log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
             return
-        except BaseException as exc:  # cancelled, or closed with its event loop
-            self._finish(flight, None, self._aborted(exc), remember=False)
+        except BaseException as exc:  # cancelled (aclose), or closed with its event loop
+            self._finish(flight, None, self._aborted(exc), remember=False, counted=False)
             raise
-        self._finish(flight, new, None, remember=False)
-        if fetched:
-            self._notify(new.token)
+        else:
+            self._finish(flight, new, None, remember=False)
+            if fetched:
+                self._notify(new.token)
+        finally:
+            self._led(flight)
 
     # -- the renewal, once for sync and async --------------------------------------
 
