@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -111,6 +112,11 @@ def test_token_calls_time_out(mode: str) -> None:
         auth = password_auth(emulator, timeout=0.2, retries=1, clock=FakeClock())
         with pytest.raises(TokenEndpointError, match="ReadTimeout"):
             fetch(auth, mode)
+        # A loaded machine may parse the second request after the client gave up on it.
+        for _ in range(500):
+            if emulator.token_calls.total() >= 2:
+                break
+            time.sleep(0.01)
         assert emulator.token_calls.total() == 2
 
 
