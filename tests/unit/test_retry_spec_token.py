@@ -1,4 +1,4 @@
-"""Pure logic: Retry-After, backoff, error-body parsers, the token value."""
+"""Pure values: Retry-After and backoff, error parsers, body descriptions, Token, specs."""
 
 from __future__ import annotations
 
