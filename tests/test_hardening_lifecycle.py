@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import os
 import pickle
 import signal
@@ -41,44 +42,12 @@ from authplug.testing import EMULATORS, FakeClock, MogoplusEmulator, OAuth2Emula
 from authplug.testing import Response as EmulatorResponse
 
 from .conftest import Driver, make_driver, password_auth
+from .gated import GatedEmulator
 
 T = TypeVar("T")
 
 #: The longest any step may take before the test calls it stranded (a safety net).
 SAFETY = 30.0
-
-
-class GatedEmulator(OAuth2Emulator):
-    """An emulator whose token endpoint can be made to hang.
-
-    ``hold_next(n)``: the next ``n`` token calls are counted, then kept unanswered
-    until ``release()`` (``arrived`` is set when the first of them reaches the
-    endpoint). Every other token call is answered at once.
-    """
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.arrived = threading.Event()
-        self._gate = threading.Event()
-        self._held = 0
-        self._held_lock = threading.Lock()
-
-    def hold_next(self, count: int = 1) -> None:
-        with self._held_lock:
-            self._held += count
-
-    def release(self) -> None:
-        self._gate.set()
-
-    def check_request(self, request: Request, params: dict[str, str]) -> EmulatorResponse | None:
-        with self._held_lock:
-            held = self._held > 0
-            if held:
-                self._held -= 1
-        if held:
-            self.arrived.set()
-            self._gate.wait(2 * SAFETY)
-        return super().check_request(request, params)
 
 
 class RefusingApiEmulator(OAuth2Emulator):
@@ -312,7 +281,7 @@ def test_every_waiter_of_an_abandoned_flight_joins_the_next(gated: GatedEmulator
         thread.start()
     try:
         for thread in threads:
-            _wait_for(lambda t=thread: _thread_waits_on_flight(t), "the threads wait")
+            _wait_for(functools.partial(_thread_waits_on_flight, thread), "the threads wait")
     finally:
         loop.close()
         for thread in threads:

@@ -15,7 +15,7 @@ cancelled task leaves nothing half-run.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,9 +25,22 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._transport import TokenTransport
 
-__all__ = ["Effect", "Plan", "Send", "Sleep", "aperform", "arun", "perform", "run"]
+__all__ = [
+    "Effect",
+    "Plan",
+    "Send",
+    "Sleep",
+    "adrive",
+    "aperform",
+    "arun",
+    "drive",
+    "perform",
+    "run",
+]
 
 T = TypeVar("T")
+E = TypeVar("E")
+Failures = tuple[type[BaseException], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +78,15 @@ async def aperform(effect: Effect, transport: TokenTransport, clock: Clock) -> R
     return None
 
 
-def run(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
-    """Run a plan with blocking I/O."""
+def drive(plan: Generator[E, Any, T], act: Callable[[E], Any], failures: Failures) -> T:
+    """Run any plan with blocking calls: ``act(effect)`` performs each effect; an
+    exception of ``failures`` goes back into the plan at its ``yield``."""
     try:
         effect = next(plan)
         while True:
             try:
-                result = perform(effect, transport, clock)
-            except TransportFailure as failure:
+                result = act(effect)
+            except failures as failure:
                 effect = plan.throw(failure)
             else:
                 effect = plan.send(result)
@@ -80,20 +94,34 @@ def run(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
         return done.value  # type: ignore[no-any-return]
     finally:
         plan.close()
+
+
+async def adrive(
+    plan: Generator[E, Any, T], act: Callable[[E], Awaitable[Any]], failures: Failures
+) -> T:
+    """:func:`drive` without blocking the event loop: ``act`` is awaited."""
+    try:
+        effect = next(plan)
+        while True:
+            try:
+                result = await act(effect)
+            except failures as failure:
+                effect = plan.throw(failure)
+            else:
+                effect = plan.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()
+
+
+def run(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
+    """Run a token-call plan with blocking I/O."""
+    return drive(plan, lambda effect: perform(effect, transport, clock), (TransportFailure,))
 
 
 async def arun(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
-    """Run a plan without blocking the event loop."""
-    try:
-        effect = next(plan)
-        while True:
-            try:
-                result = await aperform(effect, transport, clock)
-            except TransportFailure as failure:
-                effect = plan.throw(failure)
-            else:
-                effect = plan.send(result)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    finally:
-        plan.close()
+    """Run a token-call plan without blocking the event loop."""
+    return await adrive(
+        plan, lambda effect: aperform(effect, transport, clock), (TransportFailure,)
+    )

@@ -19,7 +19,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ._plan import Effect, Plan
+from . import _plan as plans
+from ._plan import Effect
 from ._wire import RawResponse, TransportFailure
 from .cache import CacheError
 from .token import Token
@@ -60,55 +61,36 @@ class Stepper(Protocol):
     async def astep(self, effect: Effect) -> RawResponse | None: ...
 
 
-def drive(plan: Renewal[T] | Plan[T], cache: TokenCache, key: str, stepper: Stepper) -> T:
+_FAILURES = (CacheError, TransportFailure)
+
+
+def drive(plan: Renewal[T], cache: TokenCache, key: str, stepper: Stepper) -> T:
     """Run a renewal plan with blocking calls."""
     with contextlib.ExitStack() as held:
-        try:
-            effect = next(plan)
-            while True:
-                try:
-                    if isinstance(effect, CacheLock):
-                        held.enter_context(cache.lock(key))
-                        result: Any = None
-                    elif isinstance(effect, CacheGet):
-                        result = cache.get(key)
-                    elif isinstance(effect, CacheSet):
-                        cache.set(key, effect.token)
-                        result = None
-                    else:
-                        result = stepper.step(effect)
-                except (CacheError, TransportFailure) as failure:
-                    effect = plan.throw(failure)
-                else:
-                    effect = plan.send(result)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        finally:
-            plan.close()
+
+        def act(effect: RenewalEffect) -> Any:
+            if isinstance(effect, CacheLock):
+                return held.enter_context(cache.lock(key))
+            if isinstance(effect, CacheGet):
+                return cache.get(key)
+            if isinstance(effect, CacheSet):
+                return cache.set(key, effect.token)
+            return stepper.step(effect)
+
+        return plans.drive(plan, act, _FAILURES)
 
 
-async def adrive(plan: Renewal[T] | Plan[T], cache: TokenCache, key: str, stepper: Stepper) -> T:
+async def adrive(plan: Renewal[T], cache: TokenCache, key: str, stepper: Stepper) -> T:
     """Run a renewal plan without blocking the event loop."""
     async with contextlib.AsyncExitStack() as held:
-        try:
-            effect = next(plan)
-            while True:
-                try:
-                    if isinstance(effect, CacheLock):
-                        await held.enter_async_context(cache.alock(key))
-                        result: Any = None
-                    elif isinstance(effect, CacheGet):
-                        result = await cache.aget(key)
-                    elif isinstance(effect, CacheSet):
-                        await cache.aset(key, effect.token)
-                        result = None
-                    else:
-                        result = await stepper.astep(effect)
-                except (CacheError, TransportFailure) as failure:
-                    effect = plan.throw(failure)
-                else:
-                    effect = plan.send(result)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        finally:
-            plan.close()
+
+        async def act(effect: RenewalEffect) -> Any:
+            if isinstance(effect, CacheLock):
+                return await held.enter_async_context(cache.alock(key))
+            if isinstance(effect, CacheGet):
+                return await cache.aget(key)
+            if isinstance(effect, CacheSet):
+                return await cache.aset(key, effect.token)
+            return await stepper.astep(effect)
+
+        return await plans.adrive(plan, act, _FAILURES)
