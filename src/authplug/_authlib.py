@@ -31,10 +31,10 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._plan import Effect, Plan, aperform, arun, perform, run
+from ._plan import Effect, Plan, aperform, perform
 from ._redact import Scrubber, Secret, StandIn, basic_credentials, stand_in
 from ._retry import RetryPolicy, attempts
 from ._wire import RawResponse, TokenRequest, TransportFailure
@@ -56,7 +56,6 @@ __all__ = ["TokenClient"]
 
 log = logging.getLogger("authplug")
 
-T = TypeVar("T")
 
 REJECTED_STATUSES = frozenset({400, 401, 403, 422})
 _AUTH_METHOD = "authplug"
@@ -167,14 +166,6 @@ class TokenClient:
         return self._retry.worst_case(self._transport.timeout)
 
     # -- running -----------------------------------------------------------------
-
-    def run(self, plan: Plan[T]) -> T:
-        """Run a plan of this client with blocking I/O."""
-        return run(plan, self._transport, self._clock)
-
-    async def arun(self, plan: Plan[T]) -> T:
-        """Run a plan of this client without blocking the event loop."""
-        return await arun(plan, self._transport, self._clock)
 
     def step(self, effect: Effect) -> RawResponse | None:
         """Perform one effect of a plan of this client (for drivers of larger plans)."""

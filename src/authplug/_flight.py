@@ -69,10 +69,6 @@ class Flight:
     def done(self) -> bool:
         return self._event.is_set()
 
-    def settled(self, timeout: float) -> bool:
-        """Wait (blocking) until the flight ends; False on timeout."""
-        return self._event.wait(timeout)  # the manager let go of it before it ended
-
     def stranded(self, limit: float) -> bool:
         """The leader cannot finish: its loop is closed, or it outlived the wait limit."""
         if self.done:

@@ -435,8 +435,7 @@ class TokenManager:
         try:
             self._lead(flight, entry)
         except Exception as exc:  # settled already; nobody would see it raised here
-            log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
-            log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
+            self._log_unexpected(exc)
 
     def _lead(self, flight: Flight, entry: Entry | None) -> None:
         try:
@@ -520,8 +519,7 @@ class TokenManager:
             # A detached task: nobody would see this exception. The waiters get an
             # AuthError; the log keeps the cause (the traceback at DEBUG only).
             self._finish(flight, None, self._aborted(exc), remember=False)
-            log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
-            log.debug("%s: traceback of the failed token call", self._provider, exc_info=True)
+            self._log_unexpected(exc)
             return
         except BaseException as exc:  # cancelled (aclose), or closed with its event loop
             self._finish(flight, None, self._aborted(exc), remember=False, counted=False)
@@ -642,6 +640,12 @@ class TokenManager:
         else:
             description = f"the token call failed unexpectedly ({type(exc).__name__})"
         return TokenEndpointError(description, provider=self._provider)
+
+    def _log_unexpected(self, exc: Exception) -> None:
+        """A leader nobody waits on failed outside the package's errors: log the cause
+        (the traceback at DEBUG only: its frames may show request data)."""
+        log.warning("%s: the token call failed unexpectedly: %r", self._provider, exc)
+        log.debug("%s: traceback of the failed token call", self._provider, exc_info=exc)
 
     def _notify(self, token: Token) -> None:
         log.debug("%s: new token %s", self._provider, mask(token.access_token))

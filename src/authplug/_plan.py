@@ -1,10 +1,11 @@
 """Token calls as plans: generators that name the I/O they need, run by two drivers.
 
 A plan yields effects (:class:`Send` a request, :class:`Sleep` a while) and receives
-their results; its return value is the outcome. :func:`run` performs the effects
-with blocking calls, :func:`arun` with awaits. Every decision (retry or not, how long
-to wait, how to read an answer) is written once, in the plan, the way httpx writes an
-auth flow once and runs it from a sync and an async client.
+their results; its return value is the outcome. :func:`drive` performs the effects
+with blocking calls, :func:`adrive` with awaits (:func:`perform`/:func:`aperform` for
+those of a token call; the renewal plans of :mod:`._renewal` add cache effects). Every
+decision (retry or not, how long to wait, how to read an answer) is written once, in the
+plan, the way httpx writes an auth flow once and runs it from a sync and an async client.
 
 Reading a plan needs two things of generators: ``raw = yield Send(request)`` hands the
 request to the driver and receives the answer, and a send that got no answer comes back
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._wire import RawResponse, TokenRequest, TransportFailure
+from ._wire import RawResponse, TokenRequest
 
 if TYPE_CHECKING:
     from ._clock import Clock
@@ -32,10 +33,8 @@ __all__ = [
     "Sleep",
     "adrive",
     "aperform",
-    "arun",
     "drive",
     "perform",
-    "run",
 ]
 
 T = TypeVar("T")
@@ -113,15 +112,3 @@ async def adrive(
         return done.value  # type: ignore[no-any-return]
     finally:
         plan.close()
-
-
-def run(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
-    """Run a token-call plan with blocking I/O."""
-    return drive(plan, lambda effect: perform(effect, transport, clock), (TransportFailure,))
-
-
-async def arun(plan: Plan[T], transport: TokenTransport, clock: Clock) -> T:
-    """Run a token-call plan without blocking the event loop."""
-    return await adrive(
-        plan, lambda effect: aperform(effect, transport, clock), (TransportFailure,)
-    )
