@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Protocol
+
+from . import _aio
 
 __all__ = ["Clock", "SystemClock"]
 
@@ -40,4 +41,4 @@ class SystemClock:
         time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        await _aio.sleep(seconds)

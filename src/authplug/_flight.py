@@ -1,11 +1,11 @@
 """Single flight: one token call at a time, and everyone who waits for it.
 
 A :class:`Flight` knows a token and an error, nothing else. Threads wait on an event;
-tasks on a future resolved through ``call_soon_threadsafe``, so that waiting never
-blocks an event loop. Nobody waits forever: a waiter gives up after the limit it is
-given. A flight whose leader can no longer finish it (its event loop was closed, or it
-outlived the limit) is abandoned: its waiters wake with :class:`Abandoned` and join the
-next flight.
+tasks on their own loop's waker (:mod:`._aio`: asyncio or trio), woken from whichever
+thread settles the flight, so that waiting never blocks an event loop. Nobody waits
+forever: a waiter gives up after the limit it is given. A flight whose leader can no
+longer finish it (its event loop was closed, or it outlived the limit) is abandoned:
+its waiters wake with :class:`Abandoned` and join the next flight.
 
 What a caller does after looking at the manager's state is one of four outcomes:
 :class:`Use` a token, :class:`Follow` a flight, :class:`Lead` one, or :class:`Fail`
@@ -14,13 +14,12 @@ with a remembered error.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import _aio
 from ._schedule import Entry
 from .errors import AuthError, TokenEndpointError
 from .token import Token
@@ -52,7 +51,7 @@ class Flight:
         "token",
     )
 
-    def __init__(self, reason: str, loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(self, reason: str, loop: _aio.Loop | None) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
@@ -103,11 +102,8 @@ class Flight:
 
     def wait(self, limit: float) -> Token:
         if not self._event.is_set():
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is not None and running is self.loop:
+            running = _aio.running()
+            if running is not None and running.same(self.loop):
                 raise TokenEndpointError(
                     "a blocking HTTP call on the event loop's thread is waiting for a token "
                     "call that this same loop runs; use an async client inside async code"
@@ -124,36 +120,24 @@ class Flight:
         return self._outcome()
 
     async def wait_async(self, limit: float) -> Token:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        def notify() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(resolve)
-
+        loop = _aio.current()
+        wake, woken = loop.waker()
         with self._lock:
-            if not self._event.is_set():
-                self._callbacks.append(notify)
-                pending = True
-            else:
-                pending = False
+            pending = not self._event.is_set()
+            if pending:
+                self._callbacks.append(wake)
         if not pending:
             return self._outcome()
-        step = limit if self.loop is None or self.loop is loop else POLL
+        step = limit if self.loop is None or loop.same(self.loop) else POLL
         end = time.monotonic() + limit
-        while not future.done():
+        while True:
             left = end - time.monotonic()
             if left <= 0:
                 raise self._gave_up(limit)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), min(step, left))
-            if not future.done() and self.loop is not None and self.loop.is_closed():
+            if await woken(min(step, left)):
+                return self._outcome()
+            if self.loop is not None and self.loop.is_closed():
                 raise Abandoned
-        return self._outcome()
 
 
 def error_of(error: AuthError | None) -> AuthError:

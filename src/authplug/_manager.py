@@ -45,7 +45,6 @@ cache that fails is logged once and skipped: requests go on with this process's 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import threading
@@ -53,6 +52,7 @@ import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import _aio
 from ._flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
 from ._fork import reset_after_fork
 from ._redact import mask
@@ -127,7 +127,7 @@ class TokenManager:
         self._flight: Flight | None = None
         self._failure: tuple[AuthError, float] | None = None
         self._quiet_until: float | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[_aio.Task, _aio.Loop] = {}  # detached leaders, by their loop
         self._cache_down = False
         self._backoff = Backoff()
         self._refusal_logged = False  # the ERROR about refused credentials, once
@@ -146,7 +146,7 @@ class TokenManager:
         self._idle = threading.Condition(self._lock)
         self._leaders = 0
         self._flight = None
-        self._tasks = set()
+        self._tasks = {}
         self._backoff = Backoff()  # the parent's failures are not this process's
 
     # -- lifecycle ---------------------------------------------------------------
@@ -163,7 +163,7 @@ class TokenManager:
         while self._leaders:
             if time.monotonic() >= end:
                 return False
-            await asyncio.sleep(0.005)
+            await _aio.sleep(0.005)
         return True
 
     def _led(self, flight: Flight) -> None:
@@ -189,11 +189,12 @@ class TokenManager:
     async def aclose(self) -> None:
         """:meth:`close`, and cancel this event loop's token calls under way."""
         self._closed = True
-        loop = asyncio.get_running_loop()
-        mine = [task for task in list(self._tasks) if task.get_loop() is loop]
+        loop = _aio.current()
+        mine = [task for task, where in list(self._tasks.items()) if loop.same(where)]
         for task in mine:
             task.cancel()
-        await asyncio.gather(*mine, return_exceptions=True)
+        while not all(task.done() for task in mine):
+            await _aio.sleep(0.001)
 
     # -- state -------------------------------------------------------------------
 
@@ -215,7 +216,7 @@ class TokenManager:
         until = self._quiet_until
         return until is not None and self._clock.monotonic() < until
 
-    def _join(self, rejected: Token | None, loop: asyncio.AbstractEventLoop | None) -> Outcome:
+    def _join(self, rejected: Token | None, loop: _aio.Loop | None) -> Outcome:
         """The caller's outcome, by the table of the module docstring."""
         with self._lock:
             entry = self._entry
@@ -241,7 +242,7 @@ class TokenManager:
             self._leaders += 1
             return Lead(self._flight, entry)
 
-    def _behind(self, entry: Entry, loop: asyncio.AbstractEventLoop | None) -> Flight | None:
+    def _behind(self, entry: Entry, loop: _aio.Loop | None) -> Flight | None:
         """A background flight to lead for ``entry``, unless one runs or may not start."""
         with self._lock:
             if self._closed or self._entry is not entry:
@@ -260,7 +261,7 @@ class TokenManager:
     def _abandon(self, flight: Flight) -> None:
         """Drop a flight its leader cannot finish (called with the lock held)."""
         self._flight = None
-        self._tasks = {t for t in self._tasks if not t.get_loop().is_closed()}
+        self._tasks = {t: at for t, at in list(self._tasks.items()) if not at.is_closed()}
         log.warning(
             "%s: the token call in progress was abandoned (%s); starting a new one",
             self._provider,
@@ -468,7 +469,7 @@ class TokenManager:
             if state is TokenState.FRESH:
                 return entry.token
             if state is TokenState.STALE:
-                loop = asyncio.get_running_loop()
+                loop = _aio.current()
                 flight = self._behind(entry, loop)
                 if flight is not None:
                     self._detach(loop, self._alead(flight, entry))
@@ -482,7 +483,7 @@ class TokenManager:
         return await self._arenew(rejected)
 
     async def _arenew(self, rejected: Token | None) -> Token:
-        loop = asyncio.get_running_loop()
+        loop = _aio.current()
         while True:
             outcome = self._join(rejected, loop)
             try:
@@ -502,10 +503,13 @@ class TokenManager:
                 return self._fallback(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
-    def _detach(self, loop: asyncio.AbstractEventLoop, work: Coroutine[None, None, None]) -> None:
-        task = loop.create_task(work)
-        self._tasks.add(task)  # a strong reference until it ends
-        task.add_done_callback(self._tasks.discard)
+    def _detach(self, loop: _aio.Loop, work: Coroutine[None, None, None]) -> None:
+        task = loop.spawn(work, self._forget)
+        if not task.done():
+            self._tasks[task] = loop  # a strong reference until it ends
+
+    def _forget(self, task: _aio.Task) -> None:
+        self._tasks.pop(task, None)
 
     async def _alead(self, flight: Flight, entry: Entry | None) -> None:
         try:
@@ -635,7 +639,7 @@ class TokenManager:
         return token
 
     def _aborted(self, exc: BaseException) -> AuthError:
-        if isinstance(exc, asyncio.CancelledError):
+        if _aio.is_cancellation(exc):
             description = "the token call was cancelled"
         else:
             description = f"the token call failed unexpectedly ({type(exc).__name__})"

@@ -1,14 +1,18 @@
-"""requests: the Bearer header, a response hook, rewind, replay once.
+"""requests (and niquests' Session): the Bearer header, a response hook, rewind, replay once.
 
 Modelled on ``requests.auth.HTTPDigestAuth.handle_401``: remember where the body
 started, and on a refusal seek back, consume and close the refused response, copy the
 request, carry its cookies, send the copy on the same connection adapter and put the
 refused response in the history. The copy is sent with the adapter directly, so the
 hook does not run for it: one replay at most.
+
+niquests' Session has the same objects and the same hook; only its cookie helpers live in
+its own package, found from the request's type.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
@@ -95,13 +99,12 @@ def _handle(
         return response
     if position is not None:
         body.seek(position)  # type: ignore[attr-defined]
-    from requests.cookies import extract_cookies_to_jar
-
+    cookies = importlib.import_module(type(request).__module__.split(".")[0] + ".cookies")
     _release(response)
     replay = request.copy()
     # As HTTPDigestAuth.handle_401 does: cookies set by the refusal go with the replay.
     jar = replay._cookies  # type: ignore[attr-defined]
-    extract_cookies_to_jar(jar, request, response.raw)  # type: ignore[no-untyped-call]
+    cookies.extract_cookies_to_jar(jar, request, response.raw)
     replay.prepare_cookies(jar)
     replay.headers["Authorization"] = bearer(fresh)
     # requests follows a redirect of the replay from the *original* request object

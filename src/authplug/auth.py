@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import numbers
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 import httpx
 
-from . import _httpx_adapter, _requests_adapter
+from . import _aiohttp_adapter, _httpx_adapter, _requests_adapter
 from ._authlib import TokenClient
 from ._clock import Clock, SystemClock
 from ._manager import TokenManager
@@ -23,6 +23,7 @@ from .spec import GENERIC, ProviderSpec
 from .token import Token
 
 if TYPE_CHECKING:
+    import aiohttp
     import requests
 
     _AuthBases: tuple[type, ...] = (httpx.Auth,)
@@ -206,6 +207,7 @@ class BaseAuth(_Base):
                 spec.name,
             )
         self._warner = PlainHttpWarner(spec.name)
+        self._anchor = _aiohttp_adapter.Anchor()
         self._clock: Clock = clock or SystemClock()
         policy = RetryPolicy(retries=retries)
         self._client = TokenClient(
@@ -299,9 +301,40 @@ class BaseAuth(_Base):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # -- requests ----------------------------------------------------------------
+    # -- requests, niquests and aiohttp -------------------------------------------
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+    @overload
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest: ...
+
+    @overload
+    def __call__(
+        self,
+        request: aiohttp.ClientRequest,
+        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+    ) -> Awaitable[aiohttp.ClientResponse]: ...
+
+    def __call__(self, request: Any, handler: Any = None) -> Any:
+        """requests' and niquests' auth hook, and an aiohttp client middleware.
+
+        requests and niquests call ``auth(request)``; aiohttp calls its middlewares as
+        ``middleware(request, handler)`` and awaits the result.
+        """
+        if handler is not None:
+            return _aiohttp_adapter.middleware(
+                self._manager,
+                self.refresh_status_codes,
+                self._warner,
+                self._anchor,
+                request,
+                handler,
+            )
+        if type(request).__module__.startswith("niquests."):
+            from . import _niquests_adapter
+
+            if _niquests_adapter.in_async_session():
+                return _niquests_adapter.apply(
+                    self._manager, self.refresh_status_codes, self._warner, request
+                )
         return _requests_adapter.apply(
             self._manager, self.refresh_status_codes, self._warner, request
         )

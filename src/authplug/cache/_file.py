@@ -14,7 +14,6 @@ process's own token.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -25,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from .. import _aio
 from .._fork import reset_after_fork
 from ..spec import read_json
 from ..token import Token
@@ -155,16 +155,16 @@ class FileTokenCache:
         return self._locked()
 
     async def aget(self, key: str) -> Token | None:
-        return await asyncio.to_thread(self.get, key)
+        return await _aio.to_thread(self.get, key)
 
     async def aset(self, key: str, token: Token) -> None:
-        await asyncio.to_thread(self.set, key, token)
+        await _aio.to_thread(self.set, key, token)
 
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:
         locked = self._locked()
-        await asyncio.to_thread(locked.__enter__)
+        await _aio.to_thread(locked.__enter__)
         try:
             yield
         finally:
-            await asyncio.to_thread(locked.__exit__, None, None, None)
+            await _aio.to_thread(locked.__exit__, None, None, None)

@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+from .. import _aio
 from .._fork import reset_after_fork
 from ..token import Token
 from ._base import CacheError, token_from_entry
@@ -217,7 +218,7 @@ class RedisTokenCache:
 
     async def aget(self, key: str) -> Token | None:
         if not self._async:
-            return await asyncio.to_thread(self.get, key)
+            return await _aio.to_thread(self.get, key)
         try:
             raw = await self._abounded("read", self._client.get(self._name(key)))
         except self._errors as exc:
@@ -226,7 +227,7 @@ class RedisTokenCache:
 
     async def aset(self, key: str, token: Token) -> None:
         if not self._async:
-            await asyncio.to_thread(self.set, key, token)
+            await _aio.to_thread(self.set, key, token)
             return
         write = self._client.set(self._name(key), self._encode(token), ex=_ttl(token, _now()))
         try:
@@ -242,17 +243,17 @@ class RedisTokenCache:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            await asyncio.sleep(_LOCK_POLL)
+            await _aio.sleep(_LOCK_POLL)
 
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:
         if not self._async:
             locked = self.lock(key)
-            await asyncio.to_thread(locked.__enter__)
+            await _aio.to_thread(locked.__enter__)
             try:
                 yield
             finally:
-                await asyncio.to_thread(locked.__exit__, None, None, None)
+                await _aio.to_thread(locked.__exit__, None, None, None)
             return
         lock = self._client.lock(
             self._name(key) + ":lock",

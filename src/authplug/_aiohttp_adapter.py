@@ -1,0 +1,130 @@
+"""aiohttp (3.12+): a client middleware, ``middleware(request, handler)``.
+
+Modelled on aiohttp's own ``DigestAuthMiddleware``: set the header, call the handler,
+and on a refusal call it once more with the same request. aiohttp runs the middlewares
+again for every redirect hop (a new ``ClientRequest`` each time), and strips the
+caller's Authorization header when a redirect leaves the origin; a middleware that
+added the token to every hop would undo that. So the token goes to the origin of the
+first hop of each request only, as requests and httpx do. The hops of one request
+share aiohttp's list of traces, which identifies the chain; without it (a future
+aiohttp), the first origin this auth object served stands for all, as in
+``DigestAuthMiddleware``.
+
+A body aiohttp cannot send again (an async iterator, a consumed stream) is not
+replayed: the refusal is handed back, with the token renewed for the caller's retry.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import TYPE_CHECKING, Any
+
+from ._challenge import scope_refusal
+from .token import Token, bearer
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from ._manager import TokenManager
+    from ._net import PlainHttpWarner
+
+    Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
+
+__all__ = ["Anchor", "middleware"]
+
+log = logging.getLogger("authplug")
+
+# The chain of hops the current task is sending: (aiohttp's traces list, first origin).
+_chain: contextvars.ContextVar[tuple[object, str] | None] = contextvars.ContextVar(
+    "authplug_aiohttp_chain", default=None
+)
+
+
+class Anchor:
+    """Where an auth object's token may go when aiohttp gives no chain (fallback)."""
+
+    __slots__ = ("origin",)
+
+    def __init__(self) -> None:
+        self.origin: str | None = None
+
+
+def _origin(url: Any) -> str:
+    return str(url.origin())
+
+
+def _first_origin(anchor: Anchor, request: aiohttp.ClientRequest) -> str:
+    """The origin of the first hop of the request ``request`` belongs to."""
+    here = _origin(request.url)
+    traces = getattr(request, "_traces", None)
+    if traces is None:
+        if anchor.origin is None:
+            anchor.origin = here
+        return anchor.origin
+    current = _chain.get()
+    if current is not None and current[0] is traces:
+        return current[1]
+    _chain.set((traces, here))
+    return here
+
+
+def _where(request: aiohttp.ClientRequest) -> str:
+    url = request.url
+    return f"{url.scheme}://{url.host}{url.path}"
+
+
+async def middleware(
+    manager: TokenManager,
+    codes: Collection[int],
+    warner: PlainHttpWarner,
+    anchor: Anchor,
+    request: aiohttp.ClientRequest,
+    handler: Handler,
+) -> aiohttp.ClientResponse:
+    if _origin(request.url) != _first_origin(anchor, request):
+        return await handler(request)  # a redirect to another origin: not for our token
+    token = await manager.aget()
+    url = request.url
+    if url.scheme == "http":
+        warner.check("http", url.host or "", url.port)
+    request.headers["Authorization"] = bearer(token)
+    response = await handler(request)
+    if not _stale_token_refused(codes, request, response, token):
+        return response
+    fresh = await manager.arenew_rejected(token)
+    if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
+        return response
+    body: Any = request.body
+    if getattr(body, "consumed", False):
+        log.warning(
+            "%s: the API answered %d; the token was renewed but the request was not "
+            "sent again because its body is a one-shot stream; retry it",
+            _where(request),
+            response.status,
+        )
+        return response
+    response.release()
+    log.info(
+        "%s: the API answered %d; replaying the request with a renewed token",
+        _where(request),
+        response.status,
+    )
+    request.headers["Authorization"] = bearer(fresh)
+    second = await handler(request)
+    if second.status in codes and request.headers.get("Authorization") == bearer(fresh):
+        manager.replay_refused(fresh)
+    return second
+
+
+def _stale_token_refused(
+    codes: Collection[int],
+    request: aiohttp.ClientRequest,
+    response: aiohttp.ClientResponse,
+    sent: Token,
+) -> bool:
+    """Our token was refused, and not for lack of scope: renewing may help."""
+    if response.status not in codes or request.headers.get("Authorization") != bearer(sent):
+        return False
+    return not scope_refusal(response.headers.getall("WWW-Authenticate", []), _where(request))
