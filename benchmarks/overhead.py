@@ -1,21 +1,39 @@
 """Per-request cost of authplug against the same client with a static header.
 
-For requests, httpx and httpx async: the same loopback API (an emulator in its own
-process, so it does not share our GIL) is called N times per round with a hand-set
-``Authorization`` header, N times through a minimal auth object that sets the same
-header (what the client's own auth machinery costs), and N times through authplug
-(token already fetched). The variants are interleaved round by round so machine noise
-hits all alike. Prints median per-request times and ratios (goal: within 1.02).
+For requests, httpx, httpx async, aiohttp, niquests and niquests async: the same
+loopback API (an emulator in its own process, so it does not share our GIL) is called N
+times per round with a hand-set ``Authorization`` header, N times through a minimal auth
+object that sets the same header (what the client's own auth machinery costs), and N
+times through authplug (token already fetched). The variants are interleaved round by
+round so machine noise hits all alike. Prints median per-request times and ratios
+(goal: within 1.02).
 
-    python benchmarks/overhead.py [--requests 300] [--rounds 9]
+- requests, niquests (``Session``) and niquests async (``AsyncSession``): the header in
+  ``session.headers``; a minimal ``session.auth`` callable; ``session.auth = auth``.
+- httpx and httpx async: ``headers=``; a minimal ``httpx.Auth``; ``auth=auth``.
+- aiohttp: ``ClientSession(headers=...)``; a minimal client middleware that sets the
+  header (what aiohttp's middleware machinery costs); ``middlewares=(auth,)``.
+
+aiohttp (3.12+) and niquests are optional: the rows of one that is not importable are
+skipped with a note. niquests depends on urllib3-future, which installs itself as
+``urllib3`` (requests then runs on it too), so give niquests a virtualenv of its own
+and run the script from there for its rows::
+
+    python benchmarks/overhead.py [--requests 300] [--rounds 15]
+
+    python -m venv nq-venv && nq-venv/bin/pip install -e . "aiohttp>=3.12"
+    nq-venv/bin/pip install niquests
+    nq-venv/bin/python benchmarks/overhead.py
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, MutableMapping, Sequence
+from typing import Protocol, TypeVar, Union
 
 import httpx
 import requests
@@ -23,9 +41,35 @@ from _common import emulator_process, median, table
 
 from authplug import OAuth2PasswordAuth
 
+try:
+    import aiohttp
+except ImportError:  # optional: its row is skipped
+    aiohttp = None  # type: ignore[assignment]
+try:
+    import niquests
+except ImportError:  # optional (and best in a virtualenv of its own): its rows are skipped
+    niquests = None  # type: ignore[assignment]
+
+
+class HasHeaders(Protocol):
+    """A prepared request of requests or niquests."""
+
+    @property
+    def headers(self) -> MutableMapping[str, str]: ...
+
+
+R = TypeVar("R", bound=HasHeaders)
+S = TypeVar("S", requests.Session, "niquests.Session", "niquests.AsyncSession")
+T = TypeVar("T")
+SyncClient = Union[requests.Session, httpx.Client, "niquests.Session"]
+AsyncClient = Union[httpx.AsyncClient, "niquests.AsyncSession"]
+
 
 class MinimalAuth(httpx.Auth):
-    """The least an auth object can do: set a fixed header (requests and httpx)."""
+    """The least an auth object can do: set a fixed header (requests, niquests, httpx).
+
+    :meth:`middleware` is the same for aiohttp, as a client middleware.
+    """
 
     def __init__(self, header: str) -> None:
         self.header = header
@@ -34,9 +78,17 @@ class MinimalAuth(httpx.Auth):
         request.headers["Authorization"] = self.header
         yield request
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+    def __call__(self, request: R) -> R:
         request.headers["Authorization"] = self.header
         return request
+
+    async def middleware(
+        self,
+        request: aiohttp.ClientRequest,
+        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+    ) -> aiohttp.ClientResponse:
+        request.headers["Authorization"] = self.header
+        return await handler(request)
 
 
 def main() -> None:
@@ -45,6 +97,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="rounds (median taken)")
     args = parser.parse_args()
     n = args.requests
+    kinds = ("static", "minimal", "authplug")
+    notes = []
+    use_aiohttp = aiohttp is not None and hasattr(aiohttp, "ClientMiddlewareType")
+    if not use_aiohttp:
+        notes.append("aiohttp 3.12+ (client middlewares) is not installed: its row is skipped.")
+    if niquests is None:
+        notes.append(
+            "niquests is not installed: its rows are skipped (run the script from a "
+            "virtualenv of its own that has it; see the docstring)."
+        )
 
     with emulator_process() as (base_url, token_calls):
         auth = OAuth2PasswordAuth(
@@ -56,24 +118,14 @@ def main() -> None:
         )
         header = {"Authorization": f"Bearer {auth.get_token().access_token}"}
         url = base_url + "/api/resource"
-
         minimal = MinimalAuth(header["Authorization"])
-        static_session = requests.Session()
-        static_session.headers.update(header)
-        minimal_session = requests.Session()
-        minimal_session.auth = minimal
-        auth_session = requests.Session()
-        auth_session.auth = auth
-        static_client = httpx.Client(headers=header)
-        minimal_client = httpx.Client(auth=minimal)
-        auth_client = httpx.Client(auth=auth)
         loop = asyncio.new_event_loop()
-        static_async = httpx.AsyncClient(headers=header)
-        minimal_async = httpx.AsyncClient(auth=minimal)
-        auth_async = httpx.AsyncClient(auth=auth)
-        sessions = [static_session, minimal_session, auth_session]
-        clients = [static_client, minimal_client, auth_client]
-        async_clients = [static_async, minimal_async, auth_async]
+
+        # Per variant: the timed loop, a probe that answers the status of one request
+        # (to check the set-up), and what closes the client.
+        variants: dict[tuple[str, str], Callable[[], float]] = {}
+        probes: dict[tuple[str, str], Callable[[], int]] = {}
+        closers: list[Callable[[], object]] = []
 
         def sync_loop(get: Callable[[str], object]) -> Callable[[], float]:
             def run() -> float:
@@ -84,23 +136,98 @@ def main() -> None:
 
             return run
 
-        def async_loop(client: httpx.AsyncClient) -> Callable[[], float]:
+        def blocking(function: Callable[..., Awaitable[T]], *args: object) -> Callable[[], T]:
+            """A plain call that runs ``function(*args)`` on the loop to its end."""
+            return lambda: loop.run_until_complete(function(*args))
+
+        def async_loop(get: Callable[[str], Awaitable[object]]) -> Callable[[], float]:
             async def go() -> float:
                 start = time.perf_counter()
                 for _ in range(n):
-                    await client.get(url)
+                    await get(url)
                 return (time.perf_counter() - start) / n
 
-            return lambda: loop.run_until_complete(go())
+            return blocking(go)
 
-        kinds = ("static", "minimal", "authplug")
-        variants: dict[tuple[str, str], Callable[[], float]] = {}
-        for kind, session, client, aclient in zip(
-            kinds, sessions, clients, async_clients, strict=True
-        ):
-            variants[("requests", kind)] = sync_loop(session.get)
-            variants[("httpx", kind)] = sync_loop(client.get)
-            variants[("httpx async", kind)] = async_loop(aclient)
+        def on_loop(make: Callable[[], T]) -> T:
+            """Build a client inside the running loop (aiohttp asks for one)."""
+
+            async def build() -> T:
+                return make()
+
+            return blocking(build)()
+
+        def authorized(make: Callable[[], S], auth: MinimalAuth | OAuth2PasswordAuth | None) -> S:
+            """A requests-style session: the static header, or ``session.auth``."""
+            session = make()
+            if auth is None:
+                session.headers.update(header)
+            else:
+                session.auth = auth
+            return session
+
+        def sync_status(client: SyncClient) -> int:
+            return client.get(url).status_code or 0
+
+        async def async_status(client: AsyncClient) -> int:
+            return (await client.get(url)).status_code or 0
+
+        async def async_close(client: AsyncClient) -> None:
+            if isinstance(client, httpx.AsyncClient):
+                await client.aclose()
+            else:
+                await client.close()
+
+        async def aiohttp_get(session: aiohttp.ClientSession, target: str) -> int:
+            async with session.get(target) as response:  # read the body, as the others do
+                await response.read()
+                return response.status
+
+        def add_sync(name: str, clients: Sequence[SyncClient]) -> None:
+            for kind, client in zip(kinds, clients, strict=True):
+                variants[(name, kind)] = sync_loop(client.get)
+                probes[(name, kind)] = functools.partial(sync_status, client)
+                closers.append(client.close)
+
+        def add_async(name: str, clients: Sequence[AsyncClient]) -> None:
+            for kind, client in zip(kinds, clients, strict=True):
+                variants[(name, kind)] = async_loop(client.get)
+                probes[(name, kind)] = blocking(async_status, client)
+                closers.append(blocking(async_close, client))
+
+        auths = (None, minimal, auth)
+        add_sync("requests", [authorized(requests.Session, a) for a in auths])
+        add_sync(
+            "httpx",
+            [httpx.Client(headers=header), httpx.Client(auth=minimal), httpx.Client(auth=auth)],
+        )
+        add_async(
+            "httpx async",
+            [
+                httpx.AsyncClient(headers=header),
+                httpx.AsyncClient(auth=minimal),
+                httpx.AsyncClient(auth=auth),
+            ],
+        )
+        if use_aiohttp:
+            aiohttp_sessions = [
+                on_loop(lambda: aiohttp.ClientSession(headers=header)),
+                on_loop(lambda: aiohttp.ClientSession(middlewares=(minimal.middleware,))),
+                on_loop(lambda: aiohttp.ClientSession(middlewares=(auth,))),
+            ]
+            for kind, session in zip(kinds, aiohttp_sessions, strict=True):
+                variants[("aiohttp", kind)] = async_loop(functools.partial(aiohttp_get, session))
+                probes[("aiohttp", kind)] = blocking(aiohttp_get, session, url)
+                closers.append(blocking(session.close))
+        if niquests is not None:
+            add_sync("niquests", [authorized(niquests.Session, a) for a in auths])
+            add_async(
+                "niquests async",
+                [on_loop(functools.partial(authorized, niquests.AsyncSession, a)) for a in auths],
+            )
+
+        for key, probe in probes.items():  # check the set-up: every variant is let in
+            assert probe() == 200, key
         for run in variants.values():  # warm up connections and caches
             run()
         samples: dict[tuple[str, str], list[float]] = {key: [] for key in variants}
@@ -111,17 +238,14 @@ def main() -> None:
             for key, run in order[shift:] + order[:shift]:
                 samples[key].append(run())
 
-        for session in sessions:
-            session.close()
-        for client in clients:
-            client.close()
-        for aclient in async_clients:
-            loop.run_until_complete(aclient.aclose())
+        for close in closers:
+            close()
         loop.close()
 
     calls = sum(token_calls.values())
     rows = []
-    for name in ("requests", "httpx", "httpx async"):
+    names = dict.fromkeys(name for name, _ in variants)
+    for name in names:
         static, minimal_time, ours = (median(samples[(name, kind)]) for kind in kinds)
         rows.append(
             [
@@ -134,7 +258,10 @@ def main() -> None:
             ]
         )
     print(f"{args.rounds} rounds of {n} requests per variant, interleaved; medians.")
-    print(f"Token calls during the run: {calls} (one, before it).\n")
+    print(f"Token calls during the run: {calls} (one, before it).")
+    for note in notes:
+        print(note)
+    print()
     headers = [
         "client",
         "static header",

@@ -1,12 +1,16 @@
 """Shared fixtures: emulators on loopback, a fake clock, and one driver per HTTP client.
 
-The behavioural suite is written once against :class:`Driver` and runs for requests,
-httpx and httpx async.
+The behavioural suite is written once against :class:`Driver` and runs for every client
+the package serves: requests, httpx (sync, asyncio, trio), httpx2 (sync and async),
+aiohttp, and niquests (sync and async). niquests replaces urllib3 with urllib3-future in
+the environment it is installed in, so its drivers run in a tox environment of their own
+(``tox -e niquests``); elsewhere they are skipped, with that reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
 from collections.abc import Iterator
@@ -20,7 +24,17 @@ import requests
 from authplug import BaseAuth
 from authplug.testing import FakeClock, OAuth2Emulator, asettle, settle
 
-CLIENTS = ("requests", "httpx", "httpx_async")
+CLIENTS = (
+    "requests",
+    "httpx",
+    "httpx_async",
+    "httpx_trio",
+    "httpx2",
+    "httpx2_async",
+    "aiohttp",
+    "niquests",
+    "niquests_async",
+)
 
 
 @dataclass
@@ -31,9 +45,19 @@ class Result:
 
 
 class Driver:
-    """Sends requests through one kind of client with a given auth object."""
+    """Sends requests through one kind of client with a given auth object.
+
+    ``send`` takes httpx's words (``content=``, ``params=``, ``follow_redirects=``); the
+    drivers of clients that follow redirects by default (requests, niquests, aiohttp)
+    always follow them.
+    """
 
     kind: str
+    is_async = False  # its bodies may be async iterators
+    logger: str | None = None  # the client's own logger, if it logs each request
+
+    def __init__(self, verify: str | bool = True) -> None:
+        """``verify``: a CA file for HTTPS emulators."""
 
     def send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
         """Send one request; return once any renewal it started has ended.
@@ -63,6 +87,7 @@ def _json(text: str) -> Any:
 
 class RequestsDriver(Driver):
     kind = "requests"
+    logger = "urllib3"
 
     def __init__(self, verify: str | bool = True) -> None:
         self.session = requests.Session()
@@ -71,6 +96,7 @@ class RequestsDriver(Driver):
 
     def _send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
         self.session.auth = auth
+        kwargs.pop("follow_redirects", None)
         if "content" in kwargs:
             kwargs["data"] = kwargs.pop("content")
         response = self.session.request(method, url, timeout=10, verify=self.verify, **kwargs)
@@ -82,9 +108,14 @@ class RequestsDriver(Driver):
 
 class HttpxDriver(Driver):
     kind = "httpx"
+    logger = "httpx"
 
     def __init__(self, verify: str | bool = True) -> None:
-        self.client = httpx.Client(timeout=10, verify=_context(verify))
+        self.client = self.module().Client(timeout=10, verify=_context(verify))
+
+    @staticmethod
+    def module() -> Any:
+        return httpx
 
     def _send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
         response = self.client.request(method, url, auth=auth, **kwargs)
@@ -96,21 +127,180 @@ class HttpxDriver(Driver):
 
 class AsyncHttpxDriver(Driver):
     kind = "httpx_async"
+    is_async = True
+    logger = "httpx"
 
     def __init__(self, verify: str | bool = True) -> None:
         self.loop = asyncio.new_event_loop()
+        self.client = self.module().AsyncClient(timeout=10, verify=_context(verify))
+
+    @staticmethod
+    def module() -> Any:
+        return httpx
+
+    async def _go(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        response = await self.client.request(method, url, auth=auth, **kwargs)
+        await asettle(auth)  # the renewal task runs on this loop, while it turns
+        return Result(response.status_code, _json(response.text), len(response.history))
+
+    def _send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        return self.loop.run_until_complete(self._go(auth, method, url, **kwargs))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+
+class TrioHttpxDriver(AsyncHttpxDriver):
+    """httpx.AsyncClient inside one ``trio.run`` that lives as long as the driver."""
+
+    kind = "httpx_trio"
+
+    def __init__(self, verify: str | bool = True) -> None:
+        pytest.importorskip("trio")
+        from anyio.from_thread import start_blocking_portal
+
+        self._portal_cm = start_blocking_portal("trio")
+        self.portal = self._portal_cm.__enter__()
         self.client = httpx.AsyncClient(timeout=10, verify=_context(verify))
 
     def _send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
         async def go() -> Result:
-            response = await self.client.request(method, url, auth=auth, **kwargs)
-            await asettle(auth)  # the renewal task runs on this loop, while it turns
-            return Result(response.status_code, _json(response.text), len(response.history))
+            return await self._go(auth, method, url, **kwargs)
+
+        return self.portal.call(go)
+
+    def close(self) -> None:
+        self.portal.call(self.client.aclose)
+        self._portal_cm.__exit__(None, None, None)
+
+
+class Httpx2Driver(HttpxDriver):
+    kind = "httpx2"
+    logger = "httpx2"
+
+    @staticmethod
+    def module() -> Any:
+        return pytest.importorskip("httpx2")
+
+
+class AsyncHttpx2Driver(AsyncHttpxDriver):
+    kind = "httpx2_async"
+    logger = "httpx2"
+
+    @staticmethod
+    def module() -> Any:
+        return pytest.importorskip("httpx2")
+
+
+class AiohttpDriver(Driver):
+    """aiohttp with the auth object as a per-request middleware.
+
+    aiohttp's ``response.history`` holds redirects only (a middleware's earlier answer,
+    like the 401 before a replay, is not kept there, as with aiohttp's own
+    ``DigestAuthMiddleware``): the driver counts the requests each call sent instead,
+    from aiohttp's connection traces, so ``Result.history`` means the same as for the
+    other clients.
+    """
+
+    kind = "aiohttp"
+    is_async = True
+
+    def __init__(self, verify: str | bool = True) -> None:
+        self.aiohttp = pytest.importorskip("aiohttp")
+        self.loop = asyncio.new_event_loop()
+        self.ssl: Any = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
+        self.session: Any = None
+
+    def _session(self) -> Any:
+        aiohttp = self.aiohttp
+        traces = aiohttp.TraceConfig()
+
+        async def sent(session: Any, context: Any, params: Any) -> None:
+            context.trace_request_ctx["sent"] += 1
+
+        traces.on_connection_create_end.append(sent)
+        traces.on_connection_reuseconn.append(sent)
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10), trace_configs=[traces]
+        )
+
+    def _send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        kwargs.pop("follow_redirects", None)
+        if "content" in kwargs:
+            kwargs["data"] = kwargs.pop("content")
+        if "files" in kwargs:  # requests' and httpx's multipart words, in aiohttp's
+            form = self.aiohttp.FormData()
+            for name, value in kwargs.pop("data", {}).items():
+                form.add_field(name, value)
+            for name, (filename, content) in kwargs.pop("files").items():
+                form.add_field(name, content, filename=filename)
+            kwargs["data"] = form
+
+        async def go() -> Result:
+            if self.session is None:
+                self.session = self._session()
+            count = {"sent": 0}
+            async with self.session.request(
+                method, url, middlewares=(auth,), ssl=self.ssl, trace_request_ctx=count, **kwargs
+            ) as response:
+                text = await response.text()
+            await asettle(auth)
+            return Result(response.status, _json(text), count["sent"] - 1)
 
         return self.loop.run_until_complete(go())
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
+        if self.session is not None:
+            self.loop.run_until_complete(self.session.close())
+        self.loop.close()
+
+
+def _niquests() -> Any:
+    return pytest.importorskip(
+        "niquests", reason="niquests runs in its own tox environment: tox -e niquests"
+    )
+
+
+class NiquestsDriver(RequestsDriver):
+    kind = "niquests"
+
+    def __init__(self, verify: str | bool = True) -> None:
+        self.session = _niquests().Session()
+        self.verify = verify
+
+
+class AsyncNiquestsDriver(Driver):
+    kind = "niquests_async"
+    is_async = True
+    logger = "urllib3"
+
+    def __init__(self, verify: str | bool = True) -> None:
+        self.session = _niquests().AsyncSession()
+        self.verify = verify
+        self.loop = asyncio.new_event_loop()
+
+    def _send(self, auth: BaseAuth, method: str, url: str, **kwargs: Any) -> Result:
+        kwargs.pop("follow_redirects", None)
+        if "content" in kwargs:
+            kwargs["data"] = kwargs.pop("content")
+
+        async def go() -> Result:
+            response = await self.session.request(
+                method, url, auth=auth, timeout=10, verify=self.verify, **kwargs
+            )
+            text = response.text
+            if inspect.isawaitable(text):
+                text = await text
+            await asettle(auth)
+            return Result(response.status_code, _json(text), len(response.history))
+
+        return self.loop.run_until_complete(go())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.session.close())
         self.loop.close()
 
 
@@ -120,10 +310,16 @@ def _context(verify: str | bool) -> ssl.SSLContext | bool:
 
 def make_driver(kind: str, verify: str | bool = True) -> Driver:
     """A driver of that kind; ``verify`` is a CA file for HTTPS emulators."""
-    classes: dict[str, type[RequestsDriver | HttpxDriver | AsyncHttpxDriver]] = {
+    classes: dict[str, type[Driver]] = {
         "requests": RequestsDriver,
         "httpx": HttpxDriver,
         "httpx_async": AsyncHttpxDriver,
+        "httpx_trio": TrioHttpxDriver,
+        "httpx2": Httpx2Driver,
+        "httpx2_async": AsyncHttpx2Driver,
+        "aiohttp": AiohttpDriver,
+        "niquests": NiquestsDriver,
+        "niquests_async": AsyncNiquestsDriver,
     }
     return classes[kind](verify)
 

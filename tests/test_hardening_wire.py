@@ -75,9 +75,12 @@ def test_redirect_of_the_replay_carries_the_renewed_token(
     auth = password_auth(redirecting)
     refused = auth.get_token()
     redirecting.revoke_all()
-    follow: dict[str, Any] = {} if driver.kind == "requests" else {"follow_redirects": True}
     result = driver.send(
-        auth, "GET", redirecting.api_url("/redirect"), params={"to": "/api/landing"}, **follow
+        auth,
+        "GET",
+        redirecting.api_url("/redirect"),
+        params={"to": "/api/landing"},
+        follow_redirects=True,
     )
     renewed = auth.token
     assert renewed is not None

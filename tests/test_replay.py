@@ -84,14 +84,14 @@ def test_one_shot_stream_is_handed_back(
     auth = password_auth(emulator)
     auth.get_token()
     emulator.revoke_all()
-    body = _achunks() if driver.kind == "httpx_async" else _chunks()
+    body = _achunks() if driver.is_async else _chunks()
     result = driver.send(auth, "POST", emulator.api_url(), content=body)
     assert result.status == 401
     assert emulator.api_calls == 1
     assert emulator.token_calls == {"password": 1, "refresh_token": 1}
     assert "one-shot stream" in authlog.text
     # The caller's own retry succeeds with the renewed token, without another token call.
-    again = _achunks() if driver.kind == "httpx_async" else _chunks()
+    again = _achunks() if driver.is_async else _chunks()
     assert driver.send(auth, "POST", emulator.api_url(), content=again).status == 200
     assert emulator.token_calls.total() == 2
 
@@ -135,8 +135,9 @@ def test_redirect_to_another_origin_drops_the_token(
     server, received = other_origin
     target = server.url.replace("127.0.0.1", "localhost") + "/landing"
     auth = password_auth(emulator)
-    extra = {} if driver.kind == "requests" else {"follow_redirects": True}
-    result = driver.send(auth, "GET", emulator.api_url("/redirect"), params={"to": target}, **extra)
+    result = driver.send(
+        auth, "GET", emulator.api_url("/redirect"), params={"to": target}, follow_redirects=True
+    )
     assert result.status == 401  # the other origin's own answer, handed back
     assert len(received) == 1
     assert "authorization" not in received[0].headers

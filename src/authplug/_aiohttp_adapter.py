@@ -93,7 +93,11 @@ async def middleware(
     response = await handler(request)
     if not _stale_token_refused(codes, request, response, token):
         return response
-    fresh = await manager.arenew_rejected(token)
+    try:
+        fresh = await manager.arenew_rejected(token)
+    except BaseException:
+        response.release()
+        raise
     if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
         return response
     body: Any = request.body

@@ -48,8 +48,14 @@ def in_async_session() -> bool:
     return False
 
 
-async def _maybe(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
+async def _release(response: Any) -> None:
+    """Consume and close a refused response (its connection goes back to the pool)."""
+    content = response.content  # an AsyncResponse's content and close are awaitable
+    if inspect.isawaitable(content):
+        await content
+    closed = response.close()
+    if inspect.isawaitable(closed):
+        await closed
 
 
 def apply(
@@ -105,7 +111,11 @@ async def _handle(
     challenge = response.headers.get("WWW-Authenticate")
     if scope_refusal([challenge] if challenge else [], where):
         return response
-    fresh = await manager.arenew_rejected(token)
+    try:
+        fresh = await manager.arenew_rejected(token)
+    except BaseException:
+        await _release(response)
+        raise
     if fresh is None:
         return response
     if not (body is None or isinstance(body, (bytes, str)) or position is not None):
@@ -119,8 +129,7 @@ async def _handle(
     if position is not None:
         body.seek(position)  # type: ignore[attr-defined]
     cookies = importlib.import_module("niquests.cookies")
-    await _maybe(response.content)
-    await _maybe(response.close())
+    await _release(response)
     replay = request.copy()
     jar = replay._cookies
     cookies.extract_cookies_to_jar(jar, request, response.raw)
