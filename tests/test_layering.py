@@ -22,7 +22,7 @@ def test_token_brain_imports_without_http_libraries() -> None:
     result = run(
         """
         import sys, types, importlib
-        for name in ("requests", "httpx", "httpx2", "authlib"):
+        for name in ("requests", "httpx", "httpx2", "authlib", "aiohttp", "niquests", "trio"):
             sys.modules[name] = None
         # Load the submodules without running authplug/__init__.py.
         import importlib.util, pathlib
@@ -32,7 +32,7 @@ def test_token_brain_imports_without_http_libraries() -> None:
         sys.modules["authplug"] = package
         for name in (
             "errors", "token", "_clock", "_retry", "cache", "_schedule", "_flight", "_renewal",
-            "_manager", "spec",
+            "_manager", "spec", "_aio",
         ):
             importlib.import_module("authplug." + name)
         print("ok")
@@ -43,15 +43,41 @@ def test_token_brain_imports_without_http_libraries() -> None:
 
 
 def test_import_does_not_load_authlib() -> None:
-    """``import authplug`` leaves Authlib (and requests) for the first token call."""
+    """``import authplug`` leaves Authlib (and requests) for the first token call, and
+    never loads the optional clients (aiohttp, niquests)."""
     result = run(
         """
         import sys, authplug
-        print("authlib" in sys.modules, "requests" in sys.modules)
+        print([name in sys.modules for name in ("authlib", "requests", "aiohttp", "niquests")])
         """
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False"]
+    assert result.stdout.strip() == "[False, False, False, False]"
+
+
+def test_an_asyncio_caller_never_needs_trio() -> None:
+    """trio is imported only by callers that run on it (httpcore itself loads it when
+    installed, so here it is made unimportable)."""
+    result = run(
+        """
+        import asyncio, sys
+        sys.modules["trio"] = None
+        import httpx
+        from authplug import OAuth2PasswordAuth
+        from authplug.testing import OAuth2Emulator
+
+        with OAuth2Emulator() as emulator:
+            auth = OAuth2PasswordAuth(**emulator.auth_kwargs())
+
+            async def main():
+                async with httpx.AsyncClient(auth=auth) as client:
+                    return (await client.get(emulator.api_url())).status_code
+
+            print(asyncio.run(main()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200"]
 
 
 SRC = Path(__file__).parents[1] / "src" / "authplug"
@@ -78,9 +104,10 @@ def _imports(path: Path) -> set[str]:
 
 
 # The ladder, bottom up: a module may import only what its rule allows.
-CORE = ("_manager", "_schedule", "_flight", "_renewal", "token", "errors", "_redact")
-HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3"}
-MACHINERY = {"._authlib", "._transport", "._requests_adapter", "._httpx_adapter", ".auth"}
+CORE = ("_manager", "_schedule", "_flight", "_renewal", "_aio", "token", "errors", "_redact")
+HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3", "aiohttp", "niquests"}
+ADAPTERS = ("_requests_adapter", "_httpx_adapter", "_aiohttp_adapter", "_niquests_adapter")
+MACHINERY = {"._authlib", "._transport", ".auth", *(f".{a}" for a in ADAPTERS)}
 
 
 @pytest.mark.parametrize("name", CORE)
@@ -91,9 +118,10 @@ def test_the_token_brain_knows_no_http_client(name: str) -> None:
     assert not found & MACHINERY, found
 
 
-def test_an_adapter_never_imports_another() -> None:
-    assert "._httpx_adapter" not in _imports(SRC / "_requests_adapter.py")
-    assert "._requests_adapter" not in _imports(SRC / "_httpx_adapter.py")
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_an_adapter_never_imports_another(name: str) -> None:
+    found = _imports(SRC / f"{name}.py")
+    assert not found & {f".{a}" for a in ADAPTERS if a != name}, found
 
 
 @pytest.mark.parametrize("path", sorted((SRC / "providers").glob("*.py")), ids=lambda p: p.name)

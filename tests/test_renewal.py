@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+import aiohttp
 import httpx
 import pytest
 import requests
@@ -252,7 +253,8 @@ RUNS: dict[str, dict[str, int]] = {
     "requests": {"requests": 32},
     "httpx": {"httpx": 32},
     "httpx_async": {"httpx_async": 200},
-    "all": {"requests": 32, "httpx": 32, "httpx_async": 200},
+    "aiohttp": {"aiohttp": 200},
+    "all": {"requests": 32, "httpx": 32, "httpx_async": 200, "aiohttp": 200},
 }
 
 
@@ -260,20 +262,20 @@ async def _wave(
     auth: BaseAuth, url: str, gated: GatedEmulator, counts: Mapping[str, int]
 ) -> list[Sent]:
     """Send ``counts[kind]`` requests of each kind at once: threads with requests,
-    threads with httpx.Client, tasks with httpx.AsyncClient. Raw clients, no settling."""
+    threads with httpx.Client, tasks with httpx.AsyncClient and with aiohttp (the auth
+    object as the session's middleware). Raw clients, no settling."""
     outcomes: list[Sent] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
     go = threading.Event()
     context = ssl.create_default_context()  # one for all httpx clients (plain http here)
 
-    def record(kind: str, response: requests.Response | httpx.Response) -> None:
-        sent = Sent(
-            kind,
-            response.status_code,
-            str(response.request.headers.get("Authorization", "")),
-            gated.holding > 0,
-        )
+    def record(kind: str, response: Any) -> None:
+        if kind == "aiohttp":
+            status, headers = response.status, response.request_info.headers
+        else:
+            status, headers = response.status_code, response.request.headers
+        sent = Sent(kind, status, str(headers.get("Authorization", "")), gated.holding > 0)
         with lock:
             outcomes.append(sent)
 
@@ -311,13 +313,24 @@ async def _wave(
     async def one(index: int) -> None:
         record("httpx_async", await clients[index % len(clients)].get(url))
 
+    session = aiohttp.ClientSession(middlewares=(auth,), connector=aiohttp.TCPConnector(limit=20))
+
+    async def with_aiohttp() -> None:
+        async with session.get(url) as response:
+            await response.read()
+        record("aiohttp", response)
+
     try:
         go.set()
-        await asyncio.gather(*(one(i) for i in range(counts.get("httpx_async", 0))))
+        await asyncio.gather(
+            *(one(i) for i in range(counts.get("httpx_async", 0))),
+            *(with_aiohttp() for _ in range(counts.get("aiohttp", 0))),
+        )
         await _until(lambda: not any(t.is_alive() for t in threads), "the threads end")
     finally:
         for client in clients:
             await client.aclose()
+        await session.close()
     assert errors == []
     return outcomes
 
@@ -353,7 +366,7 @@ def test_requests_during_a_held_renewal_all_go_out_with_the_current_token(
         assert len(first) == total
         assert {(s.status, s.authorization) for s in first} == {(200, old)}
         await _until(gated.arrived.is_set, "the renewal reaches the token endpoint")
-        if "httpx_async" not in counts:  # a thread leads it: the daemon renewal thread
+        if not {"httpx_async", "aiohttp"} & set(counts):  # a thread leads: a daemon thread
             assert any(t.daemon for t in _renewal_threads() - threads_before)
         elif len(counts) == 1:  # a task leads it: a detached task, no thread
             assert _renewal_threads() - threads_before == set()
