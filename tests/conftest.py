@@ -304,8 +304,19 @@ class AsyncNiquestsDriver(Driver):
         self.loop.close()
 
 
+_DEFAULT_CONTEXT: list[ssl.SSLContext] = []
+
+
 def _context(verify: str | bool) -> ssl.SSLContext | bool:
-    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+    """An SSL context for a client; the default one is built once (loading the system's
+    CA bundle costs tens of milliseconds, and the suite builds hundreds of clients)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    if verify is False:
+        return False
+    if not _DEFAULT_CONTEXT:
+        _DEFAULT_CONTEXT.append(httpx.create_ssl_context())
+    return _DEFAULT_CONTEXT[0]
 
 
 def make_driver(kind: str, verify: str | bool = True) -> Driver:

@@ -139,8 +139,10 @@ class LoopbackServer:
         scheme = "https" if ssl_context is not None else "http"
         self.port = self._server.server_address[1]
         self.url = f"{scheme}://127.0.0.1:{self.port}"
+        # How often the serving loop looks whether it was asked to stop: a test suite
+        # stops a server per test, and waits for this on each.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._started = False
 
