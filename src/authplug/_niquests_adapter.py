@@ -63,12 +63,15 @@ def apply(
 ) -> Any:
     body: object = request.body
     position: int | None = None
-    if body is not None and not isinstance(body, (bytes, str)) and hasattr(body, "tell"):
+    tell = getattr(body, "tell", None)
+    # A file with a sync tell is rewound for a replay; an async file is not (a one-shot).
+    sync_file = not isinstance(body, (bytes, str)) and not inspect.iscoroutinefunction(tell)
+    if tell is not None and sync_file:
         try:
-            told = body.tell()
+            told = tell()
         except OSError:
             told = None
-        position = told if isinstance(told, int) else None  # an async tell: not rewound
+        position = told if isinstance(told, int) else None
     sent: list[Token] = []
 
     async def attach(prepared: Any, **kwargs: Any) -> Any:

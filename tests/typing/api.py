@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 import requests
 
@@ -38,6 +39,16 @@ session = requests.Session()
 session.auth = auth
 client = httpx.Client(auth=auth)
 aclient = httpx.AsyncClient(auth=cc)
+
+
+async def with_aiohttp() -> int:
+    """The auth object is an aiohttp client middleware, for a session or a request."""
+    async with (
+        aiohttp.ClientSession(middlewares=(auth,)) as aiosession,
+        aiosession.get("https://api.example.com/", middlewares=(cc,)) as response,
+    ):
+        return response.status
+
 
 token: Token | None = auth.token
 fresh: Token = auth.get_token()
