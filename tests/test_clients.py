@@ -137,13 +137,15 @@ def test_aiohttp_anchor_without_a_chain() -> None:
 
     from yarl import URL
 
-    from authplug._aiohttp_adapter import Anchor, _first_origin
+    from authplug._aiohttp_adapter import Anchor, off_origin
 
     anchor = Anchor()
     first = SimpleNamespace(url=URL("https://api.example/v1/a"))
+    same = SimpleNamespace(url=URL("https://api.example/v2/b"))
     other = SimpleNamespace(url=URL("https://cdn.example/file"))
-    assert _first_origin(anchor, first) == "https://api.example"  # type: ignore[arg-type]
-    assert _first_origin(anchor, other) == "https://api.example"  # type: ignore[arg-type]
+    assert not off_origin(anchor, first)  # type: ignore[arg-type]
+    assert not off_origin(anchor, same)  # type: ignore[arg-type]
+    assert off_origin(anchor, other)  # type: ignore[arg-type]
 
 
 # -- niquests ------------------------------------------------------------------------

@@ -32,12 +32,12 @@ if TYPE_CHECKING:
 
     Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
 
-__all__ = ["Anchor", "middleware"]
+__all__ = ["Anchor", "middleware", "off_origin"]
 
 log = logging.getLogger("authplug")
 
-# The chain of hops the current task is sending: (aiohttp's traces list, first origin).
-_chain: contextvars.ContextVar[tuple[object, str] | None] = contextvars.ContextVar(
+# The chain of hops the current task is sending: (aiohttp's traces list, first hop's URL).
+_chain: contextvars.ContextVar[tuple[object, Any] | None] = contextvars.ContextVar(
     "authplug_aiohttp_chain", default=None
 )
 
@@ -55,19 +55,23 @@ def _origin(url: Any) -> str:
     return str(url.origin())
 
 
-def _first_origin(anchor: Anchor, request: aiohttp.ClientRequest) -> str:
-    """The origin of the first hop of the request ``request`` belongs to."""
-    here = _origin(request.url)
+def off_origin(anchor: Anchor, request: aiohttp.ClientRequest) -> bool:
+    """Whether ``request`` is a redirect hop that left its first hop's origin.
+
+    The first hop costs a lookup and no URL work: origins are compared on later hops
+    only.
+    """
     traces = getattr(request, "_traces", None)
     if traces is None:
+        here = _origin(request.url)
         if anchor.origin is None:
             anchor.origin = here
-        return anchor.origin
+        return here != anchor.origin
     current = _chain.get()
     if current is not None and current[0] is traces:
-        return current[1]
-    _chain.set((traces, here))
-    return here
+        return _origin(request.url) != _origin(current[1])
+    _chain.set((traces, request.url))
+    return False
 
 
 def _where(request: aiohttp.ClientRequest) -> str:
@@ -83,7 +87,7 @@ async def middleware(
     request: aiohttp.ClientRequest,
     handler: Handler,
 ) -> aiohttp.ClientResponse:
-    if _origin(request.url) != _first_origin(anchor, request):
+    if off_origin(anchor, request):
         return await handler(request)  # a redirect to another origin: not for our token
     token = await manager.aget()
     url = request.url

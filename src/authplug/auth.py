@@ -24,6 +24,7 @@ from .token import Token
 
 if TYPE_CHECKING:
     import aiohttp
+    import niquests
     import requests
 
     _AuthBases: tuple[type, ...] = (httpx.Auth,)
@@ -305,6 +306,9 @@ class BaseAuth(_Base):
 
     @overload
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest: ...
+
+    @overload
+    def __call__(self, request: niquests.PreparedRequest) -> niquests.PreparedRequest: ...
 
     @overload
     def __call__(

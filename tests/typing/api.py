@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import httpx
+import niquests
 import requests
 
 import authplug
@@ -69,3 +70,13 @@ except AuthError as exc:
 
 spec = ProviderSpec(name="acme", body="json", parse_error=rfc6749_error)
 version: str = authplug.__version__
+
+
+nsession = niquests.Session()
+nsession.auth = auth
+niquests.get("https://api.example.com/", auth=cc)
+
+
+async def with_niquests() -> int | None:
+    async with niquests.AsyncSession(auth=auth) as asession:
+        return (await asession.get("https://api.example.com/")).status_code
