@@ -463,18 +463,26 @@ class TokenManager:
 
     async def aget(self) -> Token:
         """Async :meth:`get`; a due renewal runs in a detached task."""
+        token = self.ready()
+        return token if token is not None else await self._arenew(None)
+
+    def ready(self) -> Token | None:
+        """The token to send now without waiting, if there is one (called on a running
+        event loop: a due renewal starts in a detached task on it); None when the
+        caller must wait for a renewal (:meth:`aget`)."""
         entry = self._entry
-        if entry is not None:
-            state = self.state(entry)
-            if state is TokenState.FRESH:
-                return entry.token
-            if state is TokenState.STALE:
-                loop = _aio.current()
-                flight = self._behind(entry, loop)
-                if flight is not None:
-                    self._detach(loop, self._alead(flight, entry))
-                return entry.token
-        return await self._arenew(None)
+        if entry is None:
+            return None
+        state = self.state(entry)
+        if state is TokenState.FRESH:
+            return entry.token
+        if state is TokenState.STALE:
+            loop = _aio.current()
+            flight = self._behind(entry, loop)
+            if flight is not None:
+                self._detach(loop, self._alead(flight, entry))
+            return entry.token
+        return None
 
     async def arenew_rejected(self, rejected: Token) -> Token | None:
         """Async :meth:`renew_rejected`."""

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Collection
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._challenge import scope_refusal
 from ._redact import safe_url
@@ -65,8 +66,11 @@ def apply(
     position: int | None = None
     tell = getattr(body, "tell", None)
     # A file with a sync tell is rewound for a replay; an async file is not (a one-shot).
-    sync_file = not isinstance(body, (bytes, str)) and not inspect.iscoroutinefunction(tell)
-    if tell is not None and sync_file:
+    if (
+        tell is not None
+        and not isinstance(body, (bytes, str))
+        and not inspect.iscoroutinefunction(tell)
+    ):
         try:
             told = tell()
         except OSError:
@@ -74,26 +78,30 @@ def apply(
         position = told if isinstance(told, int) else None
     sent: list[Token] = []
 
-    async def attach(prepared: Any, **kwargs: Any) -> Any:
-        if sent:  # a redirect hop: niquests kept or stripped the header as it should
-            return prepared
-        token = await manager.aget()
+    def attach(prepared: Any, token: Token) -> Any:
         url = prepared.url or ""
         if url.startswith("http://"):
-            from urllib.parse import urlsplit
-
             parts = urlsplit(url)
             warner.check("http", parts.hostname or "", parts.port)
         prepared.headers["Authorization"] = bearer(token)
         sent.append(token)
         return prepared
 
+    async def attach_later(prepared: Any, **kwargs: Any) -> Any:
+        if sent:  # a redirect hop: niquests kept or stripped the header as it should
+            return prepared
+        return attach(prepared, await manager.aget())
+
     async def handle(response: Any, **kwargs: Any) -> Any:
         if not sent:
             return response
         return await _handle(manager, codes, sent[-1], body, position, response, **kwargs)
 
-    request.register_hook("pre_request", attach)
+    token = manager.ready()
+    if token is not None:  # the usual case: no hook to await before sending
+        attach(request, token)
+    else:
+        request.register_hook("pre_request", attach_later)
     request.register_hook("response", handle)
     return request
 
