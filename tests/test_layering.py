@@ -107,7 +107,7 @@ def _imports(path: Path) -> set[str]:
 CORE = ("_manager", "_schedule", "_flight", "_renewal", "_aio", "token", "errors", "_redact")
 HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3", "aiohttp", "niquests"}
 ADAPTERS = ("_requests_adapter", "_httpx_adapter", "_aiohttp_adapter", "_niquests_adapter")
-MACHINERY = {"._authlib", "._transport", ".auth", *(f".{a}" for a in ADAPTERS)}
+MACHINERY = {"._authlib", "._transport", "._prepared", ".auth", *(f".{a}" for a in ADAPTERS)}
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -15,26 +15,29 @@ sync path: it works, but a token call then runs on the loop's thread.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import logging
 import sys
 from collections.abc import Collection
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from ._challenge import scope_refusal
+from ._prepared import (
+    attach,
+    log_not_replayed,
+    log_replay,
+    position_of,
+    renewable,
+    replay_of,
+    replayable,
+)
 from ._redact import safe_url
-from .token import Token, bearer
 
 if TYPE_CHECKING:
     from ._manager import TokenManager
     from ._net import PlainHttpWarner
+    from .token import Token
 
 __all__ = ["apply", "in_async_session"]
-
-log = logging.getLogger("authplug")
 
 _COROUTINE = inspect.CO_COROUTINE
 
@@ -62,44 +65,26 @@ async def _release(response: Any) -> None:
 def apply(
     manager: TokenManager, codes: Collection[int], warner: PlainHttpWarner, request: Any
 ) -> Any:
-    body: object = request.body
-    position: int | None = None
-    tell = getattr(body, "tell", None)
-    # A file with a sync tell is rewound for a replay; an async file is not (a one-shot).
-    if (
-        tell is not None
-        and not isinstance(body, (bytes, str))
-        and not inspect.iscoroutinefunction(tell)
-    ):
-        try:
-            told = tell()
-        except OSError:
-            told = None
-        position = told if isinstance(told, int) else None
+    position = position_of(request.body)
     sent: list[Token] = []
-
-    def attach(prepared: Any, token: Token) -> Any:
-        url = prepared.url or ""
-        if url.startswith("http://"):
-            parts = urlsplit(url)
-            warner.check("http", parts.hostname or "", parts.port)
-        prepared.headers["Authorization"] = bearer(token)
-        sent.append(token)
-        return prepared
 
     async def attach_later(prepared: Any, **kwargs: Any) -> Any:
         if sent:  # a redirect hop: niquests kept or stripped the header as it should
             return prepared
-        return attach(prepared, await manager.aget())
+        token = await manager.aget()
+        attach(warner, prepared, token)
+        sent.append(token)
+        return prepared
 
     async def handle(response: Any, **kwargs: Any) -> Any:
         if not sent:
             return response
-        return await _handle(manager, codes, sent[-1], body, position, response, **kwargs)
+        return await _handle(manager, codes, sent[-1], position, response, **kwargs)
 
     token = manager.ready()
     if token is not None:  # the usual case: no hook to await before sending
-        attach(request, token)
+        attach(warner, request, token)
+        sent.append(token)
     else:
         request.register_hook("pre_request", attach_later)
     request.register_hook("response", handle)
@@ -109,50 +94,30 @@ def apply(
 async def _handle(
     manager: TokenManager,
     codes: Collection[int],
-    token: Token,
-    body: object,
+    sent: Token,
     position: int | None,
     response: Any,
     **kwargs: Any,
 ) -> Any:
-    request = response.request
-    if response.status_code not in codes or request.headers.get("Authorization") != bearer(token):
+    if not renewable(codes, sent, response):
         return response
-    where = safe_url(request.url or "")
-    challenge = response.headers.get("WWW-Authenticate")
-    if scope_refusal([challenge] if challenge else [], where):
-        return response
+    body: Any = response.request.body
     try:
-        fresh = await manager.arenew_rejected(token)
+        fresh = await manager.arenew_rejected(sent)
     except BaseException:
         await _release(response)
         raise
     if fresh is None:
         return response
-    if not (body is None or isinstance(body, (bytes, str)) or position is not None):
-        log.warning(
-            "%s: the API answered %d; the token was renewed but the request was not "
-            "sent again because its body is a one-shot stream; retry it",
-            where,
-            response.status_code,
-        )
+    where = safe_url(response.request.url or "")
+    if not replayable(body, position):
+        log_not_replayed(where, response.status_code)
         return response
     if position is not None:
-        body.seek(position)  # type: ignore[attr-defined]
-    cookies = importlib.import_module("niquests.cookies")
+        body.seek(position)
     await _release(response)
-    replay = request.copy()
-    jar = replay._cookies
-    cookies.extract_cookies_to_jar(jar, request, response.raw)
-    replay.prepare_cookies(jar)
-    replay.headers["Authorization"] = bearer(fresh)
-    response.request = request.copy()
-    request.headers["Authorization"] = bearer(fresh)
-    log.info(
-        "%s: the API answered %d; replaying the request with a renewed token",
-        where,
-        response.status_code,
-    )
+    replay = replay_of(response, fresh)
+    log_replay(where, response.status_code)
     second = await response.connection.send(replay, **kwargs)
     second.history.append(response)
     second.request = replay

@@ -12,25 +12,28 @@ its own package, found from the request's type.
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from ._challenge import scope_refusal
+from ._prepared import (
+    attach,
+    log_not_replayed,
+    log_replay,
+    position_of,
+    renewable,
+    replay_of,
+    replayable,
+)
 from ._redact import safe_url
-from .token import Token, bearer
 
 if TYPE_CHECKING:
     import requests
 
     from ._manager import TokenManager
     from ._net import PlainHttpWarner
+    from .token import Token
 
 __all__ = ["apply"]
-
-log = logging.getLogger("authplug")
 
 
 def apply(
@@ -40,28 +43,14 @@ def apply(
     request: requests.PreparedRequest,
 ) -> requests.PreparedRequest:
     token = manager.get()
-    url = request.url or ""
-    if url.startswith("http://"):
-        parts = urlsplit(url)
-        warner.check("http", parts.hostname or "", parts.port)
-    request.headers["Authorization"] = bearer(token)
-    body: object = request.body  # the stubs say bytes | str; files and iterators happen too
-    position: int | None = None
-    if body is not None and not isinstance(body, (bytes, str)) and hasattr(body, "tell"):
-        try:
-            position = body.tell()
-        except OSError:
-            position = None
+    attach(warner, request, token)
+    position = position_of(request.body)
 
     def handle(response: requests.Response, **kwargs: Any) -> requests.Response:
         return _handle(manager, codes, token, position, response, **kwargs)
 
     request.register_hook("response", handle)  # type: ignore[no-untyped-call]
     return request
-
-
-def _replayable(body: object, position: int | None) -> bool:
-    return body is None or isinstance(body, (bytes, str)) or position is not None
 
 
 def _handle(
@@ -72,16 +61,9 @@ def _handle(
     response: requests.Response,
     **kwargs: Any,
 ) -> requests.Response:
-    request = response.request
-    if response.status_code not in codes:
+    if not renewable(codes, sent, response):
         return response
-    # Only a request that carried this token (not, say, one redirected elsewhere).
-    if request.headers.get("Authorization") != bearer(sent):
-        return response
-    challenge = response.headers.get("WWW-Authenticate")
-    if scope_refusal([challenge] if challenge else [], safe_url(request.url or "")):
-        return response
-    body: object = request.body
+    body: Any = response.request.body
     try:
         fresh = manager.renew_rejected(sent)
     except BaseException:
@@ -89,34 +71,15 @@ def _handle(
         raise
     if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
         return response
-    if not _replayable(body, position):
-        log.warning(
-            "%s: the API answered %d; the token was renewed but the request was not "
-            "sent again because its body is a one-shot stream; retry it",
-            safe_url(request.url or ""),
-            response.status_code,
-        )
+    where = safe_url(response.request.url or "")
+    if not replayable(body, position):
+        log_not_replayed(where, response.status_code)
         return response
     if position is not None:
-        body.seek(position)  # type: ignore[attr-defined]
-    cookies = importlib.import_module(type(request).__module__.split(".")[0] + ".cookies")
+        body.seek(position)
     _release(response)
-    replay = request.copy()
-    # As HTTPDigestAuth.handle_401 does: cookies set by the refusal go with the replay.
-    jar = replay._cookies  # type: ignore[attr-defined]
-    cookies.extract_cookies_to_jar(jar, request, response.raw)
-    replay.prepare_cookies(jar)
-    replay.headers["Authorization"] = bearer(fresh)
-    # requests follows a redirect of the replay from the *original* request object
-    # (Session.send's own variable): it must carry the new token, not the refused one.
-    # The refused response keeps a copy of what was really sent, for its history.
-    response.request = request.copy()
-    request.headers["Authorization"] = bearer(fresh)
-    log.info(
-        "%s: the API answered %d; replaying the request with a renewed token",
-        safe_url(replay.url or ""),
-        response.status_code,
-    )
+    replay = replay_of(response, fresh)
+    log_replay(where, response.status_code)
     second: requests.Response = response.connection.send(replay, **kwargs)
     second.history.append(response)
     second.request = replay

@@ -1,0 +1,107 @@
+"""What requests and niquests share: the decisions of their hooks, without the I/O.
+
+Both clients hand the auth a ``PreparedRequest`` and run its response hooks; they
+differ in whether sending and reading are awaited. The adapters
+(:mod:`._requests_adapter`, :mod:`._niquests_adapter`) do the I/O; this module decides
+what to send, when to renew and how the replay looks. ``request`` and ``response`` are
+requests' or niquests' objects (typed loosely: the two packages share no types).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Collection
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._challenge import scope_refusal
+from ._net import PlainHttpWarner
+from ._redact import safe_url
+from .token import Token, bearer
+
+__all__ = [
+    "attach",
+    "log_not_replayed",
+    "log_replay",
+    "position_of",
+    "renewable",
+    "replay_of",
+    "replayable",
+]
+
+log = logging.getLogger("authplug")
+
+
+def attach(warner: PlainHttpWarner, request: Any, token: Token) -> None:
+    """Set the token on ``request`` (one WARNING per origin over plain http)."""
+    url = request.url or ""
+    if url.startswith("http://"):
+        parts = urlsplit(url)
+        warner.check("http", parts.hostname or "", parts.port)
+    request.headers["Authorization"] = bearer(token)
+
+
+def position_of(body: object) -> int | None:
+    """Where a file body stands, to seek back for a replay; None for anything else (an
+    async file included: it is a one-shot stream here)."""
+    tell = getattr(body, "tell", None)
+    if tell is None or isinstance(body, (bytes, str)) or inspect.iscoroutinefunction(tell):
+        return None
+    try:
+        told = tell()
+    except OSError:
+        return None
+    return told if isinstance(told, int) else None
+
+
+def replayable(body: object, position: int | None) -> bool:
+    return body is None or isinstance(body, (bytes, str)) or position is not None
+
+
+def renewable(codes: Collection[int], sent: Token, response: Any) -> bool:
+    """The API refused the token ``sent``, and not for lack of scope: renewing may help.
+
+    Only a request that carried this token counts (not one redirected elsewhere).
+    """
+    request = response.request
+    if response.status_code not in codes:
+        return False
+    if request.headers.get("Authorization") != bearer(sent):
+        return False
+    challenge = response.headers.get("WWW-Authenticate")
+    return not scope_refusal([challenge] if challenge else [], safe_url(request.url or ""))
+
+
+def replay_of(response: Any, fresh: Token) -> Any:
+    """The request to send again with ``fresh``; call it once ``response`` is released.
+
+    As ``HTTPDigestAuth.handle_401`` does: a copy of the request, with the cookies the
+    refusal set. requests follows a redirect of the replay from the *original* request
+    object (``Session.send``'s own variable), so that one carries the new token too; the
+    refused response keeps a copy of what was really sent, for its history.
+    """
+    request = response.request
+    cookies = importlib.import_module(type(request).__module__.split(".")[0] + ".cookies")
+    replay = request.copy()
+    jar = replay._cookies
+    cookies.extract_cookies_to_jar(jar, request, response.raw)
+    replay.prepare_cookies(jar)
+    replay.headers["Authorization"] = bearer(fresh)
+    response.request = request.copy()
+    request.headers["Authorization"] = bearer(fresh)
+    return replay
+
+
+def log_not_replayed(where: str, status: int) -> None:
+    log.warning(
+        "%s: the API answered %d; the token was renewed but the request was not "
+        "sent again because its body is a one-shot stream; retry it",
+        where,
+        status,
+    )
+
+
+def log_replay(where: str, status: int) -> None:
+    log.info("%s: the API answered %d; replaying the request with a renewed token", where, status)
