@@ -1,4 +1,4 @@
-"""The auth base class (requests and httpx in one object) and the generic classes."""
+"""The auth base class (every client in one object) and the generic classes."""
 
 from __future__ import annotations
 
@@ -111,7 +111,8 @@ def _number(name: str, value: object, *, minimum: float, strict: bool = False) -
 
 
 class BaseAuth(_Base):
-    """OAuth2 bearer authentication for requests, httpx and httpx async, in one object.
+    """OAuth2 bearer authentication in one object for requests, httpx (sync, asyncio and
+    trio), httpx2, aiohttp (a client middleware) and niquests (sync and async).
 
     Subclasses (the generic grants and the providers) choose the spec and the
     credentials; every option below is shared. All arguments are keyword-only.
