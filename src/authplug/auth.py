@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import httpx
 
 from . import _aiohttp_adapter, _httpx_adapter, _requests_adapter
 from ._authlib import TokenClient
-from ._clock import Clock, SystemClock
+from ._clock import Clock
 from ._manager import TokenManager
-from ._net import PlainHttpWarner, is_loopback
+from ._net import PlainHttpWarner
+from ._options import ClientAuthMethod, Options, text
 from ._redact import Secret
 from ._retry import RetryPolicy
-from ._transport import CertOption, TokenTransport, VerifyOption, check_cert_files
-from .cache import MemoryTokenCache, TokenCache, cache_key
+from ._transport import CertOption, TokenTransport, VerifyOption
+from .cache import TokenCache, cache_key
 from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
 from .token import Token
@@ -49,66 +49,6 @@ log = logging.getLogger("authplug")
 
 _A = TypeVar("_A", bound="BaseAuth")
 
-ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
-_CLIENT_AUTH = ("client_secret_post", "client_secret_basic", "none")
-
-
-def check_url(name: str, url: object) -> str:
-    """An https URL, or http on a loopback host; anything else is a ConfigurationError."""
-    if not isinstance(url, str) or not url:
-        raise ConfigurationError(f"{name}= must be a URL string")
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise ConfigurationError(f"{name}={url!r} is not a valid URL ({exc})") from None
-    if not parsed.host:
-        raise ConfigurationError(f"{name}={url!r} has no host")
-    if parsed.userinfo:
-        raise ConfigurationError(f"{name}= must not carry credentials in the URL")
-    if parsed.scheme == "https":
-        return url
-    if parsed.scheme == "http" and is_loopback(parsed.host):
-        return url
-    if parsed.scheme == "http":
-        raise ConfigurationError(
-            f"{name}={url!r} uses plain http: credentials would travel unencrypted. "
-            "Use https (http is accepted only for localhost and loopback addresses)"
-        )
-    raise ConfigurationError(f"{name}={url!r} must be an https URL")
-
-
-def _text(name: str, value: object, *, required: bool) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{name}= must be a non-empty string")
-    return value
-
-
-def _secret(name: str, value: object, *, required: bool) -> Secret | None:
-    text = _text(name, value, required=required)
-    return Secret(text) if text is not None else None
-
-
-def _scope(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, Iterable) and all(isinstance(v, str) for v in value):
-        return " ".join(value) or None
-    raise ConfigurationError("scope= takes a space-separated string or a list of strings")
-
-
-def _number(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigurationError(f"{name}= must be a number of seconds")
-    number = float(value)
-    if number < minimum or (strict and number == minimum):
-        relation = ">" if strict else ">="
-        raise ConfigurationError(f"{name}= must be {relation} {minimum:g}")
-    return number
-
 
 class BaseAuth(_Base):
     """OAuth2 bearer authentication in one object for requests, httpx (sync, asyncio and
@@ -136,6 +76,9 @@ class BaseAuth(_Base):
         on_token: called with each new token, e.g. to persist it.
         cache: where the token is kept (default: this process's memory).
         clock: the time source (for tests).
+
+    ``auth.options`` is the checked value of all of these (an ``Options``, frozen; its
+    repr shows no secret).
     """
 
     # httpx must not buffer users' streams on our account.
@@ -165,39 +108,40 @@ class BaseAuth(_Base):
         cache: TokenCache | None = None,
         clock: Clock | None = None,
     ) -> None:
+        # Wrapped at once, the plain strings dropped: a traceback's locals show Secret('***').
+        secret = Secret(client_secret) if isinstance(client_secret, str) else client_secret
+        wrapped = Secret(password) if isinstance(password, str) else password
+        del client_secret, password
+        options = Options.from_kwargs(
+            spec=spec,
+            token_url=token_url,
+            refresh_url=refresh_url,
+            client_id=client_id,
+            client_secret=secret,
+            username=username,
+            password=wrapped,
+            scope=scope,
+            leeway=leeway,
+            timeout=timeout,
+            verify=verify,
+            cert=cert,
+            client_auth=client_auth,
+            retries=retries,
+            refresh_status_codes=refresh_status_codes,
+            token=token,
+            on_token=on_token,
+            cache=cache,
+            clock=clock,
+        )
+        self.options = options
         self.spec = spec
         self.provider = spec.name
-        self.token_url = check_url("token_url", token_url)
-        refresh_url = check_url("refresh_url", refresh_url) if refresh_url else None
-        self.client_id = _text("client_id", client_id, required=False)
-        self.username = _text("username", username, required=spec.grant_type == "password")
-        # Wrapped at once, the plain strings dropped: a traceback's locals show Secret('***').
-        secret = _secret("client_secret", client_secret, required=False)
-        wrapped = _secret("password", password, required=spec.grant_type == "password")
-        del client_secret, password
-        self.scope = _scope(scope)
-        leeway = _number("leeway", leeway, minimum=0)
-        timeout = _number("timeout", timeout, minimum=0, strict=True)
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigurationError("retries= must be a whole number >= 0")
-        if client_auth not in _CLIENT_AUTH:
-            raise ConfigurationError(f"client_auth= must be one of {', '.join(_CLIENT_AUTH)}")
-        if secret is None and client_auth != "none":
-            if client_auth == "client_secret_basic":
-                raise ConfigurationError('client_auth="client_secret_basic" needs client_secret=')
-            client_auth = "none"
-        codes = tuple(refresh_status_codes)
-        if not all(isinstance(c, int) and 100 <= c <= 599 for c in codes):
-            raise ConfigurationError("refresh_status_codes= takes HTTP status codes (100-599)")
-        self.refresh_status_codes = frozenset(codes)
-        if on_token is not None and not callable(on_token):
-            raise ConfigurationError("on_token= must be callable")
-        if cache is not None and not isinstance(cache, TokenCache):
-            raise ConfigurationError(
-                "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
-            )
-        check_cert_files(cert)
-        transport = TokenTransport(timeout=timeout, verify=verify, cert=cert)
+        self.token_url = options.token_url
+        self.client_id = options.client_id
+        self.username = options.username
+        self.scope = options.scope
+        self.refresh_status_codes = options.refresh_status_codes
+        transport = TokenTransport(timeout=options.timeout, verify=verify, cert=cert)
         if cert is not None:
             # A file that is not a certificate and key is a configuration mistake,
             # better found here than on the first request.
@@ -210,41 +154,38 @@ class BaseAuth(_Base):
             )
         self._warner = PlainHttpWarner(spec.name)
         self._anchor = _aiohttp_adapter.Anchor()
-        self._clock: Clock = clock or SystemClock()
-        policy = RetryPolicy(retries=retries)
+        self._clock: Clock = options.clock
         self._client = TokenClient(
             spec=spec,
-            token_url=self.token_url,
-            refresh_url=refresh_url,
-            client_id=self.client_id,
-            client_secret=secret,
-            username=self.username,
-            password=wrapped,
-            scope=self.scope,
-            client_auth=client_auth,
+            token_url=options.token_url,
+            refresh_url=options.refresh_url,
+            client_id=options.client_id,
+            client_secret=options.client_secret,
+            username=options.username,
+            password=options.password,
+            scope=options.scope,
+            client_auth=options.client_auth,
             transport=transport,
-            retry=policy,
-            clock=self._clock,
+            retry=RetryPolicy(retries=options.retries),
+            clock=options.clock,
         )
-        initial = Token.coerce(token, now=self._clock.time()) if token is not None else None
-        cache = cache if cache is not None else MemoryTokenCache()
         self._manager = TokenManager(
             source=self._client,
             provider=spec.name,
-            cache=cache,
+            cache=options.cache,
             key=cache_key(
                 provider=spec.name,
-                token_url=self.token_url,
-                client_id=self.client_id,
-                username=self.username,
-                scope=self.scope,
+                token_url=options.token_url,
+                client_id=options.client_id,
+                username=options.username,
+                scope=options.scope,
             ),
-            leeway=leeway,
-            clock=self._clock,
+            leeway=options.leeway,
+            clock=options.clock,
             on_token=on_token,
-            initial=initial,
+            initial=options.token,
             # The longest a renewal may take: the cache's own waits, then the token call.
-            wait_limit=self._client.wait_limit + float(getattr(cache, "max_wait", 0.0)) + 5,
+            wait_limit=self._client.wait_limit + float(getattr(options.cache, "max_wait", 0.0)) + 5,
             grant_type=spec.grant_type,
         )
 
@@ -401,8 +342,8 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
         spec: ProviderSpec | None = None,
         **options: Any,
     ) -> None:
-        _text("client_id", client_id, required=True)
-        _text("client_secret", client_secret, required=True)
+        text("client_id", client_id, required=True)
+        text("client_secret", client_secret, required=True)
         spec = spec or ProviderSpec(name="oauth2", grant_type="client_credentials")
         if spec.grant_type != "client_credentials":
             raise ConfigurationError(

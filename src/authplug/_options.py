@@ -1,0 +1,197 @@
+"""The options every auth class takes, checked once into one frozen value.
+
+:meth:`Options.from_kwargs` validates what a user passed (each mistake is a
+:class:`~authplug.errors.ConfigurationError` that says what to give instead) and fills
+in the defaults; :class:`~authplug.auth.BaseAuth` then only wires the value into its
+parts. Secrets arrive already wrapped in :class:`~authplug._redact.Secret` and stay so:
+the value's repr shows none of them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from ._clock import Clock, SystemClock
+from ._net import is_loopback
+from ._redact import Secret
+from ._transport import CertOption, VerifyOption, check_cert_files
+from .cache import MemoryTokenCache, TokenCache
+from .errors import ConfigurationError
+from .spec import ProviderSpec
+from .token import Token
+
+__all__ = ["CLIENT_AUTH", "ClientAuthMethod", "Options", "check_url", "text"]
+
+ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
+CLIENT_AUTH = ("client_secret_post", "client_secret_basic", "none")
+
+
+def check_url(name: str, url: object) -> str:
+    """An https URL, or http on a loopback host; anything else is a ConfigurationError."""
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"{name}= must be a URL string")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"{name}={url!r} is not a valid URL ({exc})") from None
+    if not parsed.host:
+        raise ConfigurationError(f"{name}={url!r} has no host")
+    if parsed.userinfo:
+        raise ConfigurationError(f"{name}= must not carry credentials in the URL")
+    if parsed.scheme == "https":
+        return url
+    if parsed.scheme == "http" and is_loopback(parsed.host):
+        return url
+    if parsed.scheme == "http":
+        raise ConfigurationError(
+            f"{name}={url!r} uses plain http: credentials would travel unencrypted. "
+            "Use https (http is accepted only for localhost and loopback addresses)"
+        )
+    raise ConfigurationError(f"{name}={url!r} must be an https URL")
+
+
+def text(name: str, value: object, *, required: bool) -> str | None:
+    """A non-empty string, or None when it is optional and not given."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name}= must be a non-empty string")
+    return value
+
+
+def _secret(name: str, value: object, *, required: bool) -> Secret | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, Secret) or not value.reveal():
+        raise ConfigurationError(f"{name}= must be a non-empty string")
+    return value
+
+
+def _scope(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, Iterable) and all(isinstance(v, str) for v in value):
+        return " ".join(value) or None
+    raise ConfigurationError("scope= takes a space-separated string or a list of strings")
+
+
+def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{name}= must be a number of seconds")
+    number = float(value)
+    if number < minimum or (strict and number == minimum):
+        relation = ">" if strict else ">="
+        raise ConfigurationError(f"{name}= must be {relation} {minimum:g}")
+    return number
+
+
+def _retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError("retries= must be a whole number >= 0")
+    return value
+
+
+def _client_auth(value: object, secret: Secret | None) -> ClientAuthMethod:
+    if value not in CLIENT_AUTH:
+        raise ConfigurationError(f"client_auth= must be one of {', '.join(CLIENT_AUTH)}")
+    if secret is None and value != "none":
+        if value == "client_secret_basic":
+            raise ConfigurationError('client_auth="client_secret_basic" needs client_secret=')
+        return "none"
+    return value  # type: ignore[return-value]
+
+
+def _codes(value: Iterable[int]) -> frozenset[int]:
+    codes = tuple(value)
+    if not all(isinstance(c, int) and 100 <= c <= 599 for c in codes):
+        raise ConfigurationError("refresh_status_codes= takes HTTP status codes (100-599)")
+    return frozenset(codes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """Every option of an auth object, checked (see :class:`~authplug.BaseAuth`)."""
+
+    spec: ProviderSpec
+    token_url: str
+    refresh_url: str | None
+    client_id: str | None
+    client_secret: Secret | None = field(repr=False)
+    username: str | None
+    password: Secret | None = field(repr=False)
+    scope: str | None
+    leeway: float
+    timeout: float
+    verify: VerifyOption
+    cert: CertOption
+    client_auth: ClientAuthMethod
+    retries: int
+    refresh_status_codes: frozenset[int]
+    token: Token | None = field(repr=False)
+    on_token: Callable[[Token], object] | None
+    cache: TokenCache
+    clock: Clock
+
+    @classmethod
+    def from_kwargs(
+        cls,
+        *,
+        spec: ProviderSpec,
+        token_url: object,
+        refresh_url: object = None,
+        client_id: object = None,
+        client_secret: Secret | None = None,
+        username: object = None,
+        password: Secret | None = None,
+        scope: object = None,
+        leeway: object = 60,
+        timeout: object = 10.0,
+        verify: VerifyOption = True,
+        cert: CertOption = None,
+        client_auth: object = "client_secret_post",
+        retries: object = 3,
+        refresh_status_codes: Iterable[int] = (401,),
+        token: Token | Mapping[str, Any] | None = None,
+        on_token: Callable[[Token], object] | None = None,
+        cache: object = None,
+        clock: Clock | None = None,
+    ) -> Options:
+        """Check each option in turn; the first mistake raises ConfigurationError."""
+        password_grant = spec.grant_type == "password"
+        secret = _secret("client_secret", client_secret, required=False)
+        if on_token is not None and not callable(on_token):
+            raise ConfigurationError("on_token= must be callable")
+        if cache is not None and not isinstance(cache, TokenCache):
+            raise ConfigurationError(
+                "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
+            )
+        check_cert_files(cert)
+        clock = clock or SystemClock()
+        return cls(
+            spec=spec,
+            token_url=check_url("token_url", token_url),
+            refresh_url=check_url("refresh_url", refresh_url) if refresh_url else None,
+            client_id=text("client_id", client_id, required=False),
+            client_secret=secret,
+            username=text("username", username, required=password_grant),
+            password=_secret("password", password, required=password_grant),
+            scope=_scope(scope),
+            leeway=_seconds("leeway", leeway, minimum=0),
+            timeout=_seconds("timeout", timeout, minimum=0, strict=True),
+            verify=verify,
+            cert=cert,
+            client_auth=_client_auth(client_auth, secret),
+            retries=_retries(retries),
+            refresh_status_codes=_codes(refresh_status_codes),
+            token=Token.coerce(token, now=clock.time()) if token is not None else None,
+            on_token=on_token,
+            cache=cache if cache is not None else MemoryTokenCache(),
+            clock=clock,
+        )
