@@ -72,6 +72,34 @@ def test_token_from_environment() -> None:
     assert "wrong-password" not in rejected.stderr
 
 
+def test_token_with_resources_and_audience() -> None:
+    """``--resource`` (repeatable, or space-separated in the environment) and ``--audience``."""
+    from urllib.parse import parse_qs
+
+    with SemansysEmulator() as emulator:
+        env = {
+            "AUTHPLUG_SEMANSYS_CLIENT_ID": str(emulator.client_id),
+            "AUTHPLUG_SEMANSYS_CLIENT_SECRET": str(emulator.client_secret),
+            "AUTHPLUG_SEMANSYS_USERNAME": emulator.username,
+            "AUTHPLUG_SEMANSYS_PASSWORD": emulator.password,
+            "AUTHPLUG_SEMANSYS_TOKEN_URL": emulator.token_url,
+        }
+        flags = ("--resource", "https://a.example/", "--resource", "urn:b", "--audience", "x")
+        by_flags = authplug("token", "semansys", *flags, env=env)
+        env["AUTHPLUG_SEMANSYS_RESOURCE"] = "https://a.example/ urn:b"
+        env["AUTHPLUG_SEMANSYS_AUDIENCE"] = "x"
+        by_env = authplug("token", "semansys", env=env)
+        bad = authplug("token", "semansys", "--resource", "not a uri", env=env)
+        sent = [parse_qs(request.body.decode()) for request in emulator.token_requests]
+    assert (by_flags.returncode, by_env.returncode) == (0, 0), by_flags.stderr + by_env.stderr
+    for params in sent:
+        assert params["resource"] == ["https://a.example/", "urn:b"]
+        assert params["audience"] == ["x"]
+    assert len(sent) == 2
+    assert bad.returncode == 2
+    assert "resource indicator is an absolute URI" in bad.stderr
+
+
 def test_token_json_with_options() -> None:
     """Options on the command line, the whole token as JSON; a certificate pair for mTLS."""
     with MogoplusEmulator() as emulator:

@@ -242,3 +242,43 @@ def test_django_default_view_needs_403(
     else:
         assert (result.status, result.history) == (200, 1)
         assert server.token_calls() == {"client_credentials": 2}
+
+
+def test_resource_indicator_binds_the_token(running_servers: dict[str, RealServer]) -> None:
+    """``resource=`` (RFC 8707) on oidc-provider: the token is issued for that API (its
+    ``aud`` at introspection and at the API), on the grant and again after a refusal."""
+    import httpx
+    import requests
+
+    server: Any = running_servers["oidc-provider"]
+    server.reset_counts()
+    client = server.client("client_credentials", "client_secret_post")
+    auth = cc_auth(server, client, resource=server.resource, scope="api:read")
+    introspect = {
+        "client_id": server.resource_server.client_id,
+        "client_secret": server.resource_server.client_secret,
+    }
+
+    def audience(token: str) -> Any:
+        info = httpx.post(server.introspection_url, data={"token": token, **introspect})
+        return info.json().get("aud")
+
+    with requests.Session() as session:
+        session.auth = auth
+        me = session.get(server.api_url, timeout=10)
+    assert me.status_code == 200
+    assert me.json()["aud"] == server.resource
+    assert auth.token is not None
+    first = auth.token.access_token
+    assert audience(first) == server.resource
+
+    server.revoke(first, client)
+    with httpx.Client(auth=auth) as http:
+        again = http.get(server.api_url)
+    assert again.status_code == 200
+    assert auth.token.access_token != first
+    assert audience(auth.token.access_token) == server.resource
+    assert server.token_calls() == {"client_credentials": 2}
+
+    unbound = cc_auth(server, client, scope="api:read")
+    assert audience(unbound.get_token().access_token) is None

@@ -134,6 +134,8 @@ class TokenClient:
         scope: str | None,
         client_auth: str,
         transport: TokenTransport,
+        resource: tuple[str, ...] = (),
+        audience: str | None = None,
         retry: RetryPolicy,
         clock: Clock,
     ) -> None:
@@ -145,6 +147,10 @@ class TokenClient:
         self._username = username
         self._password = password
         self._scope = scope
+        # Sent on every grant and refresh (RFC 8707 resource indicators, an audience).
+        self._targets = [("resource", r) for r in resource]
+        if audience is not None:
+            self._targets.append(("audience", audience))
         self._client_auth = client_auth if client_id is not None else "none"
         self._basic = (
             basic_credentials(client_id, client_secret)
@@ -300,6 +306,7 @@ class TokenClient:
             uri, headers, body = encode(client_auth, method, uri, headers, body)
         params = parse_qsl(body, keep_blank_values=True)
         grant_type = dict(params).get("grant_type", "")
+        params.extend(self._targets)
         if self.spec.extra_params is not None:
             present = {name for name, _ in params}
             extra = self.spec.extra_params(grant_type)
@@ -318,7 +325,7 @@ class TokenClient:
             joined = "&".join(filter(None, [parts.query, urlencode(query)]))
             uri = urlunsplit(parts._replace(query=joined))
         if self.spec.body == "json" and params:
-            body = json.dumps(dict(params))
+            body = json.dumps(_json_object(params))
         else:
             body = urlencode(params)
         headers.pop("Content-Length", None)
@@ -470,3 +477,15 @@ def _text(value: object) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def _json_object(params: list[tuple[str, str]]) -> dict[str, str | list[str]]:
+    """Form parameters as a JSON object; a repeated name (several resources) is a list."""
+    data: dict[str, str | list[str]] = {}
+    for name, value in params:
+        if name not in data:
+            data[name] = value
+            continue
+        previous = data[name]
+        data[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+    return data

@@ -10,9 +10,11 @@ the value's repr shows none of them.
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -92,6 +94,29 @@ def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) 
     return number
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _resources(value: object) -> tuple[str, ...]:
+    """RFC 8707 resource indicators: absolute URIs without a fragment."""
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, Iterable) or isinstance(items, Mapping):
+        raise ConfigurationError("resource= takes a URI or a list of URIs")
+    resources = tuple(items)
+    for item in resources:
+        if not isinstance(item, str) or not item:
+            raise ConfigurationError("resource= takes a URI or a list of URIs")
+        scheme = urlsplit(item).scheme if _SCHEME.match(item) else ""
+        if not scheme or "#" in item or any(c.isspace() for c in item):
+            raise ConfigurationError(
+                f"resource={item!r}: a resource indicator is an absolute URI without a "
+                "fragment (RFC 8707), such as 'https://api.example.com/'"
+            )
+    return resources
+
+
 def _retries(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError("retries= must be a whole number >= 0")
@@ -127,6 +152,8 @@ class Options:
     username: str | None
     password: Secret | None = field(repr=False)
     scope: str | None
+    resource: tuple[str, ...]
+    audience: str | None
     leeway: float
     timeout: float
     verify: VerifyOption
@@ -151,6 +178,8 @@ class Options:
         username: object = None,
         password: Secret | None = None,
         scope: object = None,
+        resource: object = None,
+        audience: object = None,
         leeway: object = 60,
         timeout: object = 10.0,
         verify: VerifyOption = True,
@@ -183,6 +212,8 @@ class Options:
             username=text("username", username, required=password_grant),
             password=_secret("password", password, required=password_grant),
             scope=_scope(scope),
+            resource=_resources(resource),
+            audience=text("audience", audience, required=False),
             leeway=_seconds("leeway", leeway, minimum=0),
             timeout=_seconds("timeout", timeout, minimum=0, strict=True),
             verify=verify,

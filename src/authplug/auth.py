@@ -58,6 +58,10 @@ class BaseAuth(_Base):
     credentials; every option below is shared. All arguments are keyword-only.
 
     Args:
+        resource: resource indicators (RFC 8707): one URI or several, sent on every
+            grant and refresh, for a token bound to those APIs.
+        audience: an ``audience`` parameter sent on every grant and refresh (Auth0,
+            Okta and token exchange servers ask for one).
         leeway: a token is renewed by this many seconds before it expires: in the
             background, from a moment drawn in a window before that (10% of its
             lifetime, at most 5 minutes, never before half of it).
@@ -96,6 +100,8 @@ class BaseAuth(_Base):
         username: str | None = None,
         password: str | None = None,
         scope: str | Iterable[str] | None = None,
+        resource: str | Iterable[str] | None = None,
+        audience: str | None = None,
         leeway: float = 60,
         timeout: float = 10.0,
         verify: VerifyOption = True,
@@ -121,6 +127,8 @@ class BaseAuth(_Base):
             username=username,
             password=wrapped,
             scope=scope,
+            resource=resource,
+            audience=audience,
             leeway=leeway,
             timeout=timeout,
             verify=verify,
@@ -164,6 +172,8 @@ class BaseAuth(_Base):
             username=options.username,
             password=options.password,
             scope=options.scope,
+            resource=options.resource,
+            audience=options.audience,
             client_auth=options.client_auth,
             transport=transport,
             retry=RetryPolicy(retries=options.retries),
@@ -179,6 +189,8 @@ class BaseAuth(_Base):
                 client_id=options.client_id,
                 username=options.username,
                 scope=options.scope,
+                resource=options.resource,
+                audience=options.audience,
             ),
             leeway=options.leeway,
             clock=options.clock,

@@ -69,6 +69,16 @@ def _token_parser(provider: str) -> argparse.ArgumentParser:
             metavar=parameter.name.upper(),
             help=f"or {_env_name(provider, parameter.name)} ({hint}{extra})",
         )
+    parser.add_argument(
+        "--resource",
+        action="append",
+        metavar="URI",
+        help="a resource indicator (RFC 8707), repeatable; or "
+        f"{_env_name(provider, 'resource')} (space-separated)",
+    )
+    parser.add_argument(
+        "--audience", help=f"the audience to ask for; or {_env_name(provider, 'audience')}"
+    )
     parser.add_argument("--timeout", type=float, help="seconds for the token call")
     parser.add_argument("--verify", metavar="CA_FILE", help="CA bundle to verify TLS with")
     parser.add_argument("--json", action="store_true", help="print the whole token as JSON")
@@ -92,6 +102,12 @@ def _token(provider: str, argv: Sequence[str]) -> int:
     if missing:
         print(f"authplug token {provider}: missing {', '.join(missing)}", file=sys.stderr)
         return 2
+    resource = args.resource or os.environ.get(_env_name(provider, "resource"), "").split()
+    if resource:
+        kwargs["resource"] = resource
+    audience = args.audience or os.environ.get(_env_name(provider, "audience"))
+    if audience:
+        kwargs["audience"] = audience
     if args.timeout is not None:
         kwargs["timeout"] = args.timeout
     if args.verify is not None:

@@ -65,9 +65,18 @@ def cache_key(
     client_id: str | None,
     username: str | None,
     scope: str | None,
+    resource: tuple[str, ...] = (),
+    audience: str | None = None,
 ) -> str:
-    """A stable key from what identifies a token, hashed so it carries no identity."""
-    material = json.dumps([provider, token_url, client_id, username, scope])
+    """A stable key from what identifies a token, hashed so it carries no identity.
+
+    Resource indicators and the audience count only when given, so that the keys of
+    tokens stored before they existed stay the same.
+    """
+    fields: list[object] = [provider, token_url, client_id, username, scope]
+    if resource or audience is not None:
+        fields += [sorted(resource), audience]
+    material = json.dumps(fields)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
