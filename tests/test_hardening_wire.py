@@ -32,7 +32,7 @@ from authplug import (
 )
 from authplug.testing import FakeClock, LoopbackServer, OAuth2Emulator, Request, Response
 
-from .conftest import Driver, password_auth
+from .conftest import Driver, make_driver, password_auth
 
 # -- A2: a redirect answered to the replay -------------------------------------------
 
@@ -182,8 +182,12 @@ class TricklingHeadServer:
         self._listener.close()
 
 
-def test_a_head_sent_a_byte_at_a_time_cannot_hold_the_call(driver: Driver) -> None:
+@pytest.mark.parametrize("kind", ["requests", "httpx_async"])
+def test_a_head_sent_a_byte_at_a_time_cannot_hold_the_call(kind: str) -> None:
     """B3: ``timeout=1`` bounds a token call whose status line and headers trickle in.
+
+    Token calls go through the package's own transport, whatever the client: one sync
+    and one async client cover its two paths (each case waits out the 1 s timeout).
 
     The server sends one byte every 50 ms of a ~4 KiB head: every single read is quick,
     so a per-read timeout never fires. Without the whole-call deadline the client
@@ -199,8 +203,12 @@ def test_a_head_sent_a_byte_at_a_time_cannot_hold_the_call(driver: Driver) -> No
             timeout=1,
             retries=0,
         )
-        with pytest.raises(TokenEndpointError) as info:
-            driver.send(auth, "GET", server.url + "/api/resource")
+        driver = make_driver(kind)
+        try:
+            with pytest.raises(TokenEndpointError) as info:
+                driver.send(auth, "GET", server.url + "/api/resource")
+        finally:
+            driver.close()
         assert server.finished.wait(timeout=10)
         assert server.connections == 1  # one attempt, and the API request never went out
         assert server.hung_up == [True], "the server gave up first: the call was not bounded"
