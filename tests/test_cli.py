@@ -90,12 +90,16 @@ def test_token_with_resources_and_audience() -> None:
         env["AUTHPLUG_SEMANSYS_AUDIENCE"] = "x"
         by_env = authplug("token", "semansys", env=env)
         bad = authplug("token", "semansys", "--resource", "not a uri", env=env)
+        # The emulator doubles as the HTTP proxy; the token URL's port has no listener.
+        env["AUTHPLUG_SEMANSYS_TOKEN_URL"] = "http://localhost:9/connect/token"
+        proxied = authplug("token", "semansys", "--proxy", emulator.server_url, env=env)
         sent = [parse_qs(request.body.decode()) for request in emulator.token_requests]
     assert (by_flags.returncode, by_env.returncode) == (0, 0), by_flags.stderr + by_env.stderr
     for params in sent:
         assert params["resource"] == ["https://a.example/", "urn:b"]
         assert params["audience"] == ["x"]
-    assert len(sent) == 2
+    assert len(sent) == 3
+    assert proxied.returncode == 0, proxied.stderr
     assert bad.returncode == 2
     assert "resource indicator is an absolute URI" in bad.stderr
 

@@ -117,6 +117,24 @@ def _resources(value: object) -> tuple[str, ...]:
     return resources
 
 
+def _proxy(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError("proxy= takes a proxy URL such as 'http://proxy.example:3128'")
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        shown = url.copy_with(username=None, password=None) if url and url.userinfo else value
+        raise ConfigurationError(
+            f"proxy={str(shown)!r}: give an http:// or https:// proxy URL with a host, such "
+            "as 'http://proxy.example:3128'"
+        )
+    return value
+
+
 def _retries(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigurationError("retries= must be a whole number >= 0")
@@ -158,6 +176,7 @@ class Options:
     timeout: float
     verify: VerifyOption
     cert: CertOption
+    proxy: str | None = field(repr=False)  # its URL may hold the proxy's credentials
     client_auth: ClientAuthMethod
     retries: int
     refresh_status_codes: frozenset[int]
@@ -184,6 +203,7 @@ class Options:
         timeout: object = 10.0,
         verify: VerifyOption = True,
         cert: CertOption = None,
+        proxy: object = None,
         client_auth: object = "client_secret_post",
         retries: object = 3,
         refresh_status_codes: Iterable[int] = (401,),
@@ -218,6 +238,7 @@ class Options:
             timeout=_seconds("timeout", timeout, minimum=0, strict=True),
             verify=verify,
             cert=cert,
+            proxy=_proxy(proxy),
             client_auth=_client_auth(client_auth, secret),
             retries=_retries(retries),
             refresh_status_codes=_codes(refresh_status_codes),

@@ -327,9 +327,17 @@ def _env_proxy(url: str) -> httpcore.Proxy | None:
     chosen = proxies.get(parts.scheme) or proxies.get("all")
     if not chosen:
         return None
-    proxy = urlsplit(chosen if "://" in chosen else "http://" + chosen)
+    return proxy_from_url(chosen)
+
+
+def proxy_from_url(url: str) -> httpcore.Proxy:
+    """httpcore's proxy for ``http://[user:password@]host:port`` (the credentials go in
+    a Proxy-Authorization header, not in the URL httpcore keeps)."""
+    proxy = urlsplit(url if "://" in url else "http://" + url)
     auth = (unquote(proxy.username), unquote(proxy.password or "")) if proxy.username else None
     netloc = proxy.hostname or ""
+    if ":" in netloc:  # an IPv6 address
+        netloc = f"[{netloc}]"
     if proxy.port:
         netloc += f":{proxy.port}"
     return httpcore.Proxy(f"{proxy.scheme}://{netloc}", auth=auth)
@@ -338,10 +346,19 @@ def _env_proxy(url: str) -> httpcore.Proxy | None:
 class TokenTransport:
     """Sends token requests with httpcore, sync or async, within one deadline each."""
 
-    def __init__(self, *, timeout: float, verify: VerifyOption, cert: CertOption) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        verify: VerifyOption,
+        cert: CertOption,
+        proxy: str | None = None,
+    ) -> None:
         self.timeout = timeout
         self._verify = verify
         self._cert = cert
+        # A proxy given to the auth object; without one, the environment's (per URL).
+        self._proxy = proxy_from_url(proxy) if proxy is not None else None
 
     def __repr__(self) -> str:
         return f"TokenTransport(timeout={self.timeout!r})"
@@ -361,7 +378,7 @@ class TokenTransport:
         deadline = _Deadline(self.timeout)
         pool = httpcore.ConnectionPool(
             ssl_context=self._context(),
-            proxy=_env_proxy(request.url),
+            proxy=self._proxy or _env_proxy(request.url),
             network_backend=_Backend(deadline),
         )
         scrubbing = _scrubbing.set(request.scrub)
@@ -396,7 +413,7 @@ class TokenTransport:
         deadline = _Deadline(self.timeout)
         pool = httpcore.AsyncConnectionPool(
             ssl_context=self._context(),
-            proxy=_env_proxy(request.url),
+            proxy=self._proxy or _env_proxy(request.url),
             network_backend=_AsyncBackend(deadline),
         )
         scrubbing = _scrubbing.set(request.scrub)

@@ -71,6 +71,8 @@ class BaseAuth(_Base):
             or an ``ssl.SSLContext``.
         cert: a client certificate presented on token calls: a PEM file holding the
             certificate and key, or a ``(certfile, keyfile)`` pair.
+        proxy: the proxy for token calls, ``http://[user:password@]host:port``
+            (default: the environment's ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
         client_auth: ``"client_secret_post"``, ``"client_secret_basic"`` or ``"none"``.
         retries: how often a token call that met a network error, a 429 or a 5xx is
             tried again.
@@ -106,6 +108,7 @@ class BaseAuth(_Base):
         timeout: float = 10.0,
         verify: VerifyOption = True,
         cert: CertOption = None,
+        proxy: str | None = None,
         client_auth: ClientAuthMethod = "client_secret_post",
         retries: int = 3,
         refresh_status_codes: Iterable[int] = (401,),
@@ -133,6 +136,7 @@ class BaseAuth(_Base):
             timeout=timeout,
             verify=verify,
             cert=cert,
+            proxy=proxy,
             client_auth=client_auth,
             retries=retries,
             refresh_status_codes=refresh_status_codes,
@@ -149,7 +153,9 @@ class BaseAuth(_Base):
         self.username = options.username
         self.scope = options.scope
         self.refresh_status_codes = options.refresh_status_codes
-        transport = TokenTransport(timeout=options.timeout, verify=verify, cert=cert)
+        transport = TokenTransport(
+            timeout=options.timeout, verify=verify, cert=cert, proxy=options.proxy
+        )
         if cert is not None:
             # A file that is not a certificate and key is a configuration mistake,
             # better found here than on the first request.

@@ -79,6 +79,11 @@ def _token_parser(provider: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--audience", help=f"the audience to ask for; or {_env_name(provider, 'audience')}"
     )
+    parser.add_argument(
+        "--proxy",
+        metavar="URL",
+        help=f"the proxy for the token call; or {_env_name(provider, 'proxy')}",
+    )
     parser.add_argument("--timeout", type=float, help="seconds for the token call")
     parser.add_argument("--verify", metavar="CA_FILE", help="CA bundle to verify TLS with")
     parser.add_argument("--json", action="store_true", help="print the whole token as JSON")
@@ -108,6 +113,9 @@ def _token(provider: str, argv: Sequence[str]) -> int:
     audience = args.audience or os.environ.get(_env_name(provider, "audience"))
     if audience:
         kwargs["audience"] = audience
+    proxy = args.proxy or os.environ.get(_env_name(provider, "proxy"))
+    if proxy:
+        kwargs["proxy"] = proxy
     if args.timeout is not None:
         kwargs["timeout"] = args.timeout
     if args.verify is not None:
