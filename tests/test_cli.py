@@ -50,16 +50,21 @@ def test_demo_of_one_provider() -> None:
     assert "== Semansys" not in result.stdout
 
 
+def _semansys_env(emulator: SemansysEmulator) -> dict[str, str]:
+    """The environment that points ``authplug token semansys`` at ``emulator``."""
+    return {
+        "AUTHPLUG_SEMANSYS_CLIENT_ID": str(emulator.client_id),
+        "AUTHPLUG_SEMANSYS_CLIENT_SECRET": str(emulator.client_secret),
+        "AUTHPLUG_SEMANSYS_USERNAME": emulator.username,
+        "AUTHPLUG_SEMANSYS_PASSWORD": emulator.password,
+        "AUTHPLUG_SEMANSYS_TOKEN_URL": emulator.token_url,
+    }
+
+
 def test_token_from_environment() -> None:
     """``authplug token semansys`` prints the access token alone, for $(...) in a shell."""
     with SemansysEmulator() as emulator:
-        env = {
-            "AUTHPLUG_SEMANSYS_CLIENT_ID": str(emulator.client_id),
-            "AUTHPLUG_SEMANSYS_CLIENT_SECRET": str(emulator.client_secret),
-            "AUTHPLUG_SEMANSYS_USERNAME": emulator.username,
-            "AUTHPLUG_SEMANSYS_PASSWORD": emulator.password,
-            "AUTHPLUG_SEMANSYS_TOKEN_URL": emulator.token_url,
-        }
+        env = _semansys_env(emulator)
         result = authplug("token", "semansys", env=env)
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()
@@ -77,13 +82,7 @@ def test_token_with_resources_and_audience() -> None:
     from urllib.parse import parse_qs
 
     with SemansysEmulator() as emulator:
-        env = {
-            "AUTHPLUG_SEMANSYS_CLIENT_ID": str(emulator.client_id),
-            "AUTHPLUG_SEMANSYS_CLIENT_SECRET": str(emulator.client_secret),
-            "AUTHPLUG_SEMANSYS_USERNAME": emulator.username,
-            "AUTHPLUG_SEMANSYS_PASSWORD": emulator.password,
-            "AUTHPLUG_SEMANSYS_TOKEN_URL": emulator.token_url,
-        }
+        env = _semansys_env(emulator)
         flags = ("--resource", "https://a.example/", "--resource", "urn:b", "--audience", "x")
         by_flags = authplug("token", "semansys", *flags, env=env)
         env["AUTHPLUG_SEMANSYS_RESOURCE"] = "https://a.example/ urn:b"
