@@ -17,11 +17,10 @@ replayed: the refusal is handed back, with the token renewed for the caller's re
 from __future__ import annotations
 
 import contextvars
-import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import scope_refusal
+from ._challenge import log_not_replayed, log_replay, scope_refusal
 from .token import Token, bearer
 
 if TYPE_CHECKING:
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
 
 __all__ = ["Anchor", "middleware", "off_origin"]
-
-log = logging.getLogger("authplug")
 
 # The chain of hops the current task is sending: (aiohttp's traces list, first hop's URL).
 _chain: contextvars.ContextVar[tuple[object, Any] | None] = contextvars.ContextVar(
@@ -106,19 +103,10 @@ async def middleware(
         return response
     body: Any = request.body
     if getattr(body, "consumed", False):
-        log.warning(
-            "%s: the API answered %d; the token was renewed but the request was not "
-            "sent again because its body is a one-shot stream; retry it",
-            _where(request),
-            response.status,
-        )
+        log_not_replayed(_where(request), response.status)
         return response
     response.release()
-    log.info(
-        "%s: the API answered %d; replaying the request with a renewed token",
-        _where(request),
-        response.status,
-    )
+    log_replay(_where(request), response.status)
     request.headers["Authorization"] = bearer(fresh)
     second = await handler(request)
     if second.status in codes and request.headers.get("Authorization") == bearer(fresh):

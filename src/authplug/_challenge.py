@@ -3,6 +3,9 @@
 A refusal whose Bearer challenge says ``error="insufficient_scope"`` is about the
 permission, not the token: renewing would cost a token call and change nothing.
 ``invalid_token``, no error code, or no challenge at all mean the token may be stale.
+
+The adapters of every client also say here what they did about a refusal: replayed it
+with a renewed token, or handed it back because its body cannot be sent twice.
 """
 
 from __future__ import annotations
@@ -11,7 +14,13 @@ import logging
 import re
 from collections.abc import Iterable
 
-__all__ = ["bearer_params", "insufficient_scope", "scope_refusal"]
+__all__ = [
+    "bearer_params",
+    "insufficient_scope",
+    "log_not_replayed",
+    "log_replay",
+    "scope_refusal",
+]
 
 log = logging.getLogger("authplug")
 
@@ -81,3 +90,16 @@ def scope_refusal(values: Iterable[str], where: str) -> bool:
         repr(scope[:200]) if scope else "no particular scope",
     )
     return True
+
+
+def log_not_replayed(where: str, status: int) -> None:
+    log.warning(
+        "%s: the API answered %d; the token was renewed but the request was not "
+        "sent again because its body is a one-shot stream; retry it",
+        where,
+        status,
+    )
+
+
+def log_replay(where: str, status: int) -> None:
+    log.info("%s: the API answered %d; replaying the request with a renewed token", where, status)

@@ -8,11 +8,10 @@ of it is handed back (with the token renewed for the caller's own retry).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Collection, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import scope_refusal
+from ._challenge import log_not_replayed, log_replay, scope_refusal
 from .token import Token, bearer
 
 if TYPE_CHECKING:
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
     from ._net import PlainHttpWarner
 
 __all__ = ["async_flow", "sync_flow"]
-
-log = logging.getLogger("authplug")
 
 # Streams httpx can send again as they are: bytes, str, form, JSON and multipart
 # bodies. The names are shared by httpx and httpx2.
@@ -71,30 +68,14 @@ def _stale_token_refused(codes: Collection[int], response: httpx.Response, sent:
     """Our token was refused, and not for lack of scope: renewing may help."""
     if not _our_token_refused(codes, response, sent):
         return False
-    url = response.request.url
-    where = f"{url.scheme}://{url.host}{url.path}"
-    return not scope_refusal(response.headers.get_list("www-authenticate"), where)
-
-
-def _log_not_replayed(request: httpx.Request, status: int) -> None:
-    log.warning(
-        "%s://%s%s: the API answered %d; the token was renewed but the request was not "
-        "sent again because its body is a one-shot stream; retry it",
-        request.url.scheme,
-        request.url.host,
-        request.url.path,
-        status,
+    return not scope_refusal(
+        response.headers.get_list("www-authenticate"), _where(response.request)
     )
 
 
-def _log_replay(request: httpx.Request, status: int) -> None:
-    log.info(
-        "%s://%s%s: the API answered %d; replaying the request with a renewed token",
-        request.url.scheme,
-        request.url.host,
-        request.url.path,
-        status,
-    )
+def _where(request: httpx.Request) -> str:
+    url = request.url
+    return f"{url.scheme}://{url.host}{url.path}"
 
 
 def _prepare(warner: PlainHttpWarner, request: httpx.Request, token: Token) -> _Rewind:
@@ -121,10 +102,10 @@ def sync_flow(
     if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
         return
     if not rewind.replayable:
-        _log_not_replayed(request, response.status_code)
+        log_not_replayed(_where(request), response.status_code)
         return
     rewind.rewind()
-    _log_replay(request, response.status_code)
+    log_replay(_where(request), response.status_code)
     request.headers["Authorization"] = bearer(fresh)
     response = yield request
     if _our_token_refused(codes, response, fresh):
@@ -146,10 +127,10 @@ async def async_flow(
     if fresh is None:
         return
     if not rewind.replayable:
-        _log_not_replayed(request, response.status_code)
+        log_not_replayed(_where(request), response.status_code)
         return
     rewind.rewind()
-    _log_replay(request, response.status_code)
+    log_replay(_where(request), response.status_code)
     request.headers["Authorization"] = bearer(fresh)
     response = yield request
     if _our_token_refused(codes, response, fresh):

@@ -21,15 +21,8 @@ from collections.abc import Collection
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._prepared import (
-    attach,
-    log_not_replayed,
-    log_replay,
-    position_of,
-    renewable,
-    replay_of,
-    replayable,
-)
+from ._challenge import log_not_replayed, log_replay
+from ._prepared import attach, position_of, renewable, replay_of, replayable
 from ._redact import safe_url
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,15 +22,11 @@ from .token import Token, bearer
 
 __all__ = [
     "attach",
-    "log_not_replayed",
-    "log_replay",
     "position_of",
     "renewable",
     "replay_of",
     "replayable",
 ]
-
-log = logging.getLogger("authplug")
 
 
 def attach(warner: PlainHttpWarner, request: Any, token: Token) -> None:
@@ -92,16 +87,3 @@ def replay_of(response: Any, fresh: Token) -> Any:
     response.request = request.copy()
     request.headers["Authorization"] = bearer(fresh)
     return replay
-
-
-def log_not_replayed(where: str, status: int) -> None:
-    log.warning(
-        "%s: the API answered %d; the token was renewed but the request was not "
-        "sent again because its body is a one-shot stream; retry it",
-        where,
-        status,
-    )
-
-
-def log_replay(where: str, status: int) -> None:
-    log.info("%s: the API answered %d; replaying the request with a renewed token", where, status)
