@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -190,8 +191,103 @@ def test_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
         assert main(argv) == 0
         assert emulator.token_valid(json.loads(capsys.readouterr().out)["access_token"])
         assert main([*argv[:2], "--client-id", "x"]) == 2
-        assert "missing --client-secret" in capsys.readouterr().err
+        assert "missing --username" in capsys.readouterr().err
+        no_secret = [a for a in argv if a not in ("--client-secret", kwargs["client_secret"])]
+        assert main(no_secret) == 2
+        assert "client_secret= is required" in capsys.readouterr().err
         assert main([*argv, "--password", "wrong-password"]) == 1
         assert "CredentialsRejectedError" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["token", "telmai", "--transaction-ids", "maybe", "--help"])
+
+
+# -- client authentication, discovery: in this process (the plumbing of the options;
+# the tests above prove the command itself as a subprocess) --------------------------
+
+
+def _main(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    *args: str,
+) -> tuple[int, str, str]:
+    from authplug.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_token_with_a_key_and_an_issuer(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--issuer`` in place of the token URL, ``--private-key`` (a JWK file) and
+    ``--key-id``; the emulator verifies the assertion with the client's public key."""
+    jwk = pytest.importorskip("joserfc.jwk")
+    key = jwk.ECKey.generate_key("P-256")
+    path = tmp_path / "client.jwk"
+    path.write_text(json.dumps(key.as_dict(private=True)))
+    with SemansysEmulator(client_secret=None) as emulator:
+        emulator.client_key = key.as_dict(private=False)
+        env = _semansys_env(emulator)
+        del env["AUTHPLUG_SEMANSYS_CLIENT_SECRET"], env["AUTHPLUG_SEMANSYS_TOKEN_URL"]
+        env["AUTHPLUG_SEMANSYS_ISSUER"] = emulator.issuer
+        args = ("token", "semansys", "--private-key", str(path), "--key-id", "k1")
+        code, out, err = _main(monkeypatch, capsys, env, *args)
+        assert code == 0, err
+        assert out.strip().startswith("at-")
+        (request,) = emulator.token_requests
+        assert "client_assertion" in request.form()
+        assert emulator.metadata_calls == 1
+
+        # The same key, but the server knows another one: refused, exit status 1.
+        emulator.client_key = jwk.ECKey.generate_key("P-256").as_dict(private=False)
+        code, _, err = _main(monkeypatch, capsys, env, *args)
+        assert code == 1
+        assert "CredentialsRejectedError" in err
+        assert key.as_dict(private=True)["d"] not in err
+
+
+def test_token_with_a_client_assertion_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwt = pytest.importorskip("joserfc.jwt")
+    jwk = pytest.importorskip("joserfc.jwk")
+    import time
+
+    key = jwk.RSAKey.generate_key(2048)
+    with SemansysEmulator(client_secret=None) as emulator:
+        emulator.client_key = key.as_dict(private=False)
+        now = int(time.time())
+        claims = {"iss": emulator.client_id, "sub": emulator.client_id, "jti": "j1"}
+        claims.update({"aud": emulator.token_url, "iat": now, "exp": now + 60})
+        path = tmp_path / "assertion"
+        path.write_text(jwt.encode({"alg": "RS256"}, claims, key))
+        env = _semansys_env(emulator)
+        del env["AUTHPLUG_SEMANSYS_CLIENT_SECRET"]
+        env["AUTHPLUG_SEMANSYS_CLIENT_ASSERTION"] = str(path)
+        code, _, err = _main(monkeypatch, capsys, env, "token", "semansys")
+        assert code == 0, err
+        code, _, err = _main(monkeypatch, capsys, env, "token", "semansys")
+        assert code == 1  # the same assertion twice: its jti is refused
+        bad = _main(monkeypatch, capsys, env, "token", "semansys", "--client-auth", "none")
+        assert bad[0] == 2
+        assert "leave client_auth= unset" in bad[2]
+
+
+def test_token_with_tls_client_auth(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with MogoplusEmulator(tls_client_auth=True) as emulator:
+        args = ("token", "mogoplus", "--token-url", emulator.token_url)
+        args += ("--client-id", str(emulator.client_id), "--client-auth", "tls_client_auth")
+        args += ("--cert", ",".join(emulator.client_cert), "--verify", emulator.ca_file)
+        code, _, err = _main(monkeypatch, capsys, {}, *args)
+        assert code == 0, err
+        assert emulator.token_requests[0].form() == {"client_id": "mogoplus-client"}
+        no_cert = [a for a in args if a not in ("--cert", ",".join(emulator.client_cert))]
+        code, _, err = _main(monkeypatch, capsys, {}, *no_cert)
+        assert code == 2
+        assert "missing --cert" in err

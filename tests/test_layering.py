@@ -104,7 +104,17 @@ def _imports(path: Path) -> set[str]:
 
 
 # The ladder, bottom up: a module may import only what its rule allows.
-CORE = ("_manager", "_schedule", "_flight", "_renewal", "_aio", "token", "errors", "_redact")
+CORE = (
+    "_manager",
+    "_schedule",
+    "_flight",
+    "_renewal",
+    "_aio",
+    "_discovery",
+    "token",
+    "errors",
+    "_redact",
+)
 HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3", "aiohttp", "niquests"}
 ADAPTERS = ("_requests_adapter", "_httpx_adapter", "_aiohttp_adapter", "_niquests_adapter")
 MACHINERY = {"._authlib", "._transport", "._prepared", ".auth", *(f".{a}" for a in ADAPTERS)}

@@ -34,12 +34,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._plan import Effect, Plan, aperform, perform
+from ._plan import Call, Effect, Plan, aperform, perform
 from ._redact import Scrubber, Secret, StandIn, basic_credentials, stand_in
 from ._retry import RetryPolicy, attempts
 from ._wire import RawResponse, TokenRequest, TransportFailure
 from .errors import (
     AuthError,
+    ConfigurationError,
     CredentialsRejectedError,
     TokenEndpointError,
     TokenResponseError,
@@ -48,7 +49,9 @@ from .spec import ErrorDetails, describe_body, read_json
 from .token import Token, parse_number
 
 if TYPE_CHECKING:
+    from ._assertion import AssertionSource, SigningKey
     from ._clock import Clock
+    from ._discovery import Discovery
     from ._transport import TokenTransport
     from .spec import ProviderSpec
 
@@ -60,6 +63,7 @@ log = logging.getLogger("authplug")
 REJECTED_STATUSES = frozenset({400, 401, 403, 422})
 _AUTH_METHOD = "authplug"
 _FORM = "application/x-www-form-urlencoded"
+_JWT_METHODS = ("private_key_jwt", "client_secret_jwt")
 
 
 class _Unusable(Exception):
@@ -115,6 +119,16 @@ def _preparing_client_class() -> type[Any]:
         ) -> TokenRequest:
             return prepared("POST", url, headers or {}, body, auth)  # type: ignore[no-any-return]
 
+        def _http_post(  # the revocation request (RFC 7009)
+            self,
+            url: str,
+            body: str | None = None,
+            auth: Any = None,
+            headers: Mapping[str, str] | None = None,
+            **kwargs: Any,
+        ) -> TokenRequest:
+            return prepared("POST", url, headers or {}, body or "", auth)  # type: ignore[no-any-return]
+
     return PreparingClient
 
 
@@ -125,7 +139,7 @@ class TokenClient:
         self,
         *,
         spec: ProviderSpec,
-        token_url: str,
+        token_url: str | None,
         refresh_url: str | None,
         client_id: str | None,
         client_secret: Secret | None,
@@ -136,12 +150,24 @@ class TokenClient:
         transport: TokenTransport,
         resource: tuple[str, ...] = (),
         audience: str | None = None,
+        signing_key: SigningKey | None = None,
+        assertion_source: AssertionSource | None = None,
+        assertion_type: str = "",
+        assertion_audience: str | None = None,
+        discovery: Discovery | None = None,
+        revocation_url: str | None = None,
         retry: RetryPolicy,
         clock: Clock,
     ) -> None:
         self.spec = spec
         self.token_url = token_url
         self.refresh_url = refresh_url or token_url
+        self.discovery = discovery
+        self._revocation_url = revocation_url
+        self._signing_key = signing_key
+        self._assertion_source = assertion_source
+        self._assertion_type = assertion_type
+        self._assertion_audience = assertion_audience
         self._client_id = client_id
         self._client_secret = client_secret
         self._username = username
@@ -164,32 +190,46 @@ class TokenClient:
         self._warned_lifetime = False
 
     def __repr__(self) -> str:
-        return f"TokenClient(provider={self.spec.name!r}, token_url={self.token_url!r})"
+        where = f"token_url={self.token_url!r}"
+        if self.discovery is not None:
+            where = f"issuer={self.discovery.issuer!r}"
+        return f"TokenClient(provider={self.spec.name!r}, {where})"
 
     @property
     def wait_limit(self) -> float:
-        """The longest a token call may take, retries and waits included."""
-        return self._retry.worst_case(self._transport.timeout)
+        """The longest a token call may take, retries and waits included (with
+        discovery, the two places of the metadata may be tried first)."""
+        calls = 3 if self.discovery is not None else 1
+        return calls * self._retry.worst_case(self._transport.timeout)
 
     # -- running -----------------------------------------------------------------
 
-    def step(self, effect: Effect) -> RawResponse | None:
+    def step(self, effect: Effect) -> RawResponse | Secret | None:
         """Perform one effect of a plan of this client (for drivers of larger plans)."""
         return perform(effect, self._transport, self._clock)
 
-    async def astep(self, effect: Effect) -> RawResponse | None:
+    async def astep(self, effect: Effect) -> RawResponse | Secret | None:
         """:meth:`step` without blocking the event loop."""
         return await aperform(effect, self._transport, self._clock)
 
     def grant(self) -> Plan[Token]:
         """The full grant (password or client credentials)."""
-        return self._call(self.prepare_grant, self._scrub)
+        token_url, _ = yield from self._endpoints()
+        external = yield from self._external_assertion()
+        scrub = self._scrub.with_secrets((external,))
+        return (yield from self._call(lambda: self.prepare_grant(token_url, external), scrub))
 
     def refresh(self, token: Token) -> Plan[Token]:
         """A refresh-token grant with ``token``'s refresh token."""
+        _, refresh_url = yield from self._endpoints()
+        external = yield from self._external_assertion()
         refresh = Secret(token.refresh_token or "")
-        scrub = self._scrub.with_secrets((refresh,))
-        return self._call(lambda: self.prepare_refresh(refresh, scrub), scrub)
+        scrub = self._scrub.with_secrets((refresh, external))
+        return (
+            yield from self._call(
+                lambda: self.prepare_refresh(refresh, scrub, refresh_url, external), scrub
+            )
+        )
 
     def _call(self, prepare: Callable[[], TokenRequest], scrub: Scrubber) -> Plan[Token]:
         outcome = yield from attempts(
@@ -201,6 +241,75 @@ class TokenClient:
         if isinstance(outcome, TransportFailure):
             raise self._unreachable(outcome.description, scrub)
         return self.interpret(outcome, scrub)
+
+    def _endpoints(self) -> Plan[tuple[str, str]]:
+        """The token and refresh URLs: as given, or from the issuer's metadata."""
+        if self.discovery is None:
+            assert self.token_url is not None  # noqa: S101 - Options requires one of the two
+            return self.token_url, self.refresh_url or self.token_url
+        metadata = yield from self.discovery.metadata()
+        return metadata.token_endpoint, self.refresh_url or metadata.token_endpoint
+
+    def _external_assertion(self) -> Plan[Secret | None]:
+        """The client assertion of ``client_assertion=``, obtained once per token call."""
+        source = self._assertion_source
+        if source is None:
+            return None
+        name = self.spec.name
+
+        def failed(exc: Exception) -> AuthError:
+            return TokenEndpointError(
+                f"the client assertion could not be obtained: {exc}", provider=name
+            )
+
+        def sync() -> Secret:
+            try:
+                return source.obtain()
+            except Exception as exc:
+                raise failed(exc) from (None if isinstance(exc, ValueError) else exc)
+
+        async def asynchronous() -> Secret:
+            try:
+                return await source.aobtain()
+            except Exception as exc:
+                raise failed(exc) from (None if isinstance(exc, ValueError) else exc)
+
+        secret: Secret = yield Call(sync, asynchronous)
+        return secret
+
+    def revoke(self, token: Token) -> Plan[str]:
+        """Revoke ``token`` (RFC 7009): its refresh token, or its access token when it
+        has none. Returns which one was revoked."""
+        url = self._revocation_url
+        if url is None and self.discovery is not None:
+            url = (yield from self.discovery.metadata()).revocation_endpoint
+        if url is None:
+            raise ConfigurationError(
+                f"{self.spec.name}: no revocation endpoint: give revocation_url=, or "
+                "issuer= of a server whose metadata names one"
+            )
+        hint = "refresh_token" if token.refresh_token else "access_token"
+        value = Secret(token.refresh_token or token.access_token)
+        external = yield from self._external_assertion()
+        scrub = self._scrub.with_secrets((value, external))
+        outcome = yield from attempts(
+            self._retry,
+            lambda: self._prepared(
+                lambda: self.prepare_revocation(url, value, hint, external, scrub), scrub
+            ),
+            now=self._clock.time,
+            name=self.spec.name,
+        )
+        if isinstance(outcome, TransportFailure):
+            raise self._unreachable(outcome.description, scrub, "revocation")
+        if not 200 <= outcome.status_code < 300:
+            details = self._error_details(outcome)
+            status = outcome.status_code
+            cls = CredentialsRejectedError if status in REJECTED_STATUSES else TokenEndpointError
+            raise self._error(
+                cls, status, details.error, f"revocation refused: {details.description}", scrub
+            )
+        return hint
 
     # -- preparing ---------------------------------------------------------------
 
@@ -220,25 +329,41 @@ class TokenClient:
             )
             raise error from exc
 
-    def _stand_ins(self, refresh: Secret | None = None) -> dict[str, StandIn]:
+    def _stand_ins(
+        self,
+        audience: str,
+        refresh: Secret | None = None,
+        external: Secret | None = None,
+        token: Secret | None = None,
+    ) -> dict[str, StandIn]:
+        assertion = external
+        if self._signing_key is not None and self._client_id is not None:
+            # A fresh one for each attempt (a new jti): a server may have seen the last.
+            assertion = self._signing_key.assertion(
+                self._client_id, self._assertion_audience or audience
+            )
         secrets = {
             "password": self._password,
             "client_secret": self._client_secret,
             "basic": self._basic,
             "refresh_token": refresh,
+            "client_assertion": assertion,
+            "token": token,
         }
         return {role: stand_in(secret) for role, secret in secrets.items() if secret is not None}
 
-    def _authlib_client(self, fills: Mapping[str, StandIn]) -> Any:
+    def _authlib_client(self, fills: Mapping[str, StandIn], revoking: bool = False) -> Any:
         secret = fills.get("client_secret")
         client = _preparing_client_class()(
             session=None,
             client_id=self._client_id,
             client_secret=secret.text if secret else None,
             token_endpoint_auth_method=_AUTH_METHOD,
+            revocation_endpoint_auth_method=_AUTH_METHOD,
             scope=self._scope,
         )
-        client.register_client_auth_method((_AUTH_METHOD, functools.partial(self._encode, fills)))
+        encode = functools.partial(self._encode, fills, revoking)
+        client.register_client_auth_method((_AUTH_METHOD, encode))
         return client
 
     def _headers(self) -> dict[str, str]:
@@ -253,38 +378,68 @@ class TokenClient:
         return headers
 
     def _sealed(
-        self, request: TokenRequest, fills: Mapping[str, StandIn], scrub: Scrubber
+        self,
+        request: TokenRequest,
+        fills: Mapping[str, StandIn],
+        scrub: Scrubber,
+        *,
+        json_body: bool | None = None,
     ) -> TokenRequest:
+        json_body = self.spec.body == "json" if json_body is None else json_body
+        if "client_assertion" in fills:
+            scrub = scrub.with_secrets((fills["client_assertion"].secret,))
         return dataclasses.replace(
             request,
-            body_kind="json" if self.spec.body == "json" else "form",
+            body_kind="json" if json_body else "form",
             stand_ins=tuple(fills.values()),
             scrub=scrub,
         )
 
-    def prepare_grant(self) -> TokenRequest:
+    def prepare_grant(
+        self, token_url: str | None = None, external: Secret | None = None
+    ) -> TokenRequest:
         """The full grant (password or client credentials), prepared by Authlib."""
-        fills = self._stand_ins()
+        url = token_url or self.token_url or ""
+        fills = self._stand_ins(url, external=external)
         kwargs: dict[str, Any] = {}
         if self.spec.grant_type == "password":
             kwargs["username"] = self._username
             kwargs["password"] = fills["password"].text if "password" in fills else None
         request = self._authlib_client(fills).fetch_token(
-            self.token_url, grant_type=self.spec.grant_type, headers=self._headers(), **kwargs
+            url, grant_type=self.spec.grant_type, headers=self._headers(), **kwargs
         )
         return self._sealed(request, fills, self._scrub)
 
-    def prepare_refresh(self, refresh: Secret, scrub: Scrubber | None = None) -> TokenRequest:
+    def prepare_refresh(
+        self,
+        refresh: Secret,
+        scrub: Scrubber | None = None,
+        refresh_url: str | None = None,
+        external: Secret | None = None,
+    ) -> TokenRequest:
         """A refresh-token grant, prepared by Authlib."""
-        fills = self._stand_ins(refresh)
+        url = refresh_url or self.refresh_url or ""
+        fills = self._stand_ins(url, refresh, external)
         request = self._authlib_client(fills).refresh_token(
-            self.refresh_url, refresh_token=fills["refresh_token"].text, headers=self._headers()
+            url, refresh_token=fills["refresh_token"].text, headers=self._headers()
         )
         return self._sealed(request, fills, scrub or self._scrub.with_secrets((refresh,)))
+
+    def prepare_revocation(
+        self, url: str, token: Secret, hint: str, external: Secret | None, scrub: Scrubber
+    ) -> TokenRequest:
+        """A revocation request (RFC 7009, a form body), prepared by Authlib."""
+        fills = self._stand_ins(url, external=external, token=token)
+        headers = {"Accept": "application/json", "Content-Type": _FORM, "User-Agent": "authplug"}
+        request = self._authlib_client(fills, revoking=True).revoke_token(
+            url, token=fills["token"].text, token_type_hint=hint, headers=headers
+        )
+        return self._sealed(request, fills, scrub, json_body=False)
 
     def _encode(
         self,
         fills: Mapping[str, StandIn],
+        revoking: bool,
         client_auth: Any,
         method: str,
         uri: str,
@@ -295,16 +450,29 @@ class TokenClient:
 
         Authlib has no hook on the first token request, so the provider's encoding
         (renamed parameters, grant type in the query, JSON body) happens here, after
-        the client authentication.
+        the client authentication. A revocation request (RFC 7009) gets the client
+        authentication only: providers document no revocation of their own.
         """
         from authlib.oauth2.auth import ClientAuth
 
+        assertion: list[tuple[str, str]] = []
         if "basic" in fills:
             headers["Authorization"] = "Basic " + fills["basic"].text
-        elif self._client_id is not None:  # client_secret_post or none
-            encode = ClientAuth.DEFAULT_AUTH_METHODS[self._client_auth]
+        elif self._client_auth in _JWT_METHODS and "client_assertion" in fills:
+            # RFC 7523 §2.2; the client id travels in the assertion (iss, sub).
+            assertion = [
+                ("client_assertion_type", self._assertion_type),
+                ("client_assertion", fills["client_assertion"].text),
+            ]
+        elif self._client_id is not None:  # client_secret_post, tls_client_auth or none
+            # RFC 8705 §2: with tls_client_auth, the client id travels alone, as with none.
+            name = "none" if self._client_auth == "tls_client_auth" else self._client_auth
+            encode = ClientAuth.DEFAULT_AUTH_METHODS[name]
             uri, headers, body = encode(client_auth, method, uri, headers, body)
-        params = parse_qsl(body, keep_blank_values=True)
+        params = parse_qsl(body, keep_blank_values=True) + assertion
+        if revoking:
+            headers.pop("Content-Length", None)
+            return uri, headers, urlencode(params)
         grant_type = dict(params).get("grant_type", "")
         params.extend(self._targets)
         if self.spec.extra_params is not None:
@@ -462,12 +630,12 @@ class TokenClient:
             error=scrub(error) if error is not None else None,
         )
 
-    def _unreachable(self, description: str, scrub: Scrubber) -> AuthError:
+    def _unreachable(self, description: str, scrub: Scrubber, what: str = "token") -> AuthError:
         return self._error(
             TokenEndpointError,
             None,
             None,
-            f"no answer from the token endpoint after {self._retry.retries + 1} attempt(s): "
+            f"no answer from the {what} endpoint after {self._retry.retries + 1} attempt(s): "
             f"{description}",
             scrub,
         )

@@ -56,7 +56,7 @@ from . import _aio
 from ._flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
 from ._fork import reset_after_fork
 from ._redact import mask
-from ._renewal import CacheGet, CacheLock, CacheSet, Renewal, adrive, drive
+from ._renewal import CacheDelete, CacheGet, CacheLock, CacheSet, Renewal, adrive, drive
 from ._schedule import Backoff, Entry, entry_for, reason_for, refresh_usable, state_of
 from .cache import CacheError
 from .errors import AuthError, CredentialsRejectedError, TokenEndpointError
@@ -65,6 +65,7 @@ from .token import Token, TokenState
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._plan import Effect, Plan
+    from ._redact import Secret
     from ._wire import RawResponse
     from .cache import TokenCache
 
@@ -88,8 +89,9 @@ class TokenSource(Protocol):
     def wait_limit(self) -> float: ...
     def grant(self) -> Plan[Token]: ...
     def refresh(self, token: Token) -> Plan[Token]: ...
-    def step(self, effect: Effect) -> RawResponse | None: ...
-    async def astep(self, effect: Effect) -> RawResponse | None: ...
+    def revoke(self, token: Token) -> Plan[str]: ...
+    def step(self, effect: Effect) -> RawResponse | Secret | None: ...
+    async def astep(self, effect: Effect) -> RawResponse | Secret | None: ...
 
 
 def _refresh_refused(exc: AuthError) -> bool:
@@ -542,6 +544,47 @@ class TokenManager:
                 self._notify(new.token)
         finally:
             self._led(flight)
+
+    # -- revocation ----------------------------------------------------------------
+
+    def revoke(self) -> bool:
+        """Revoke the token at the server (RFC 7009), then forget it here and in the
+        cache. False when there was no token; a failure raises and forgets nothing."""
+        return drive(self._revocation(), self._cache, self._key, self._source)
+
+    async def arevoke(self) -> bool:
+        """Async :meth:`revoke`."""
+        return await adrive(self._revocation(), self._cache, self._key, self._source)
+
+    def _revocation(self) -> Renewal[bool]:
+        """Under the cache's lock (no other process renews meanwhile): revoke our token,
+        or the shared one when we have none; then drop it from both places."""
+        try:
+            yield CacheLock()
+        except CacheError as exc:
+            self._cache_failed(exc)
+        entry = self._entry
+        cached: Token | None = None
+        try:
+            cached = yield CacheGet()
+        except CacheError as exc:
+            self._cache_failed(exc)
+        token = entry.token if entry is not None else cached
+        if token is None:
+            log.info("%s: no token to revoke", self._provider)
+            return False
+        which = yield from self._source.revoke(token)
+        with self._lock:
+            if self._entry is not None and self._entry.token.access_token == token.access_token:
+                self._entry = None
+            self._failure = None
+        if cached is not None and cached.access_token == token.access_token:
+            try:
+                yield CacheDelete()
+            except CacheError as exc:
+                self._cache_failed(exc)
+        log.info("%s: revoked the %s; the token is forgotten", self._provider, which)
+        return True
 
     # -- the renewal, once for sync and async --------------------------------------
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._assertion import JWT_BEARER, AssertionSource, SigningKey
 from ._clock import Clock, SystemClock
 from ._net import is_loopback
 from ._redact import Secret
@@ -29,8 +30,22 @@ from .token import Token
 
 __all__ = ["CLIENT_AUTH", "ClientAuthMethod", "Options", "check_url", "text"]
 
-ClientAuthMethod = Literal["client_secret_post", "client_secret_basic", "none"]
-CLIENT_AUTH = ("client_secret_post", "client_secret_basic", "none")
+ClientAuthMethod = Literal[
+    "client_secret_post",
+    "client_secret_basic",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "none",
+]
+CLIENT_AUTH: tuple[ClientAuthMethod, ...] = (
+    "client_secret_post",
+    "client_secret_basic",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "none",
+)
 
 
 def check_url(name: str, url: object) -> str:
@@ -141,14 +156,123 @@ def _retries(value: object) -> int:
     return value
 
 
-def _client_auth(value: object, secret: Secret | None) -> ClientAuthMethod:
-    if value not in CLIENT_AUTH:
+def _client_auth(
+    value: object,
+    *,
+    client_id: str | None,
+    secret: Secret | None,
+    private_key: object,
+    assertion: object,
+    cert: CertOption,
+) -> ClientAuthMethod:
+    """The client authentication method: the one named, else what the credentials imply.
+
+    Left unset (None), it is ``private_key_jwt`` with a key or an assertion,
+    ``client_secret_post`` with a secret, else ``none``. Named, it must have what it needs.
+    """
+    if value is not None and value not in CLIENT_AUTH:
         raise ConfigurationError(f"client_auth= must be one of {', '.join(CLIENT_AUTH)}")
+    if private_key is not None and assertion is not None:
+        raise ConfigurationError(
+            "give private_key= (authplug signs the assertion) or client_assertion= (you "
+            "provide it), not both"
+        )
+    by_key = private_key is not None or assertion is not None
+    if value is None:
+        value = "private_key_jwt" if by_key else "client_secret_post" if secret else "none"
+    method: ClientAuthMethod = value  # type: ignore[assignment]  # checked above
+    if value in ("private_key_jwt", "client_secret_jwt", "tls_client_auth") and client_id is None:
+        raise ConfigurationError(f'client_auth="{value}" needs client_id=')
+    if value == "private_key_jwt":
+        if not by_key:
+            raise ConfigurationError(
+                'client_auth="private_key_jwt" needs private_key= (a PEM string, the path of '
+                "a PEM or JWK file, or a JWK dict) or client_assertion="
+            )
+        return method
+    if by_key:
+        given = "private_key=" if private_key is not None else "client_assertion="
+        raise ConfigurationError(
+            f"{given} authenticates the client with a signed assertion: leave client_auth= "
+            f'unset or give client_auth="private_key_jwt", not "{value}"'
+        )
+    if value == "tls_client_auth":
+        if not cert:
+            raise ConfigurationError(
+                'client_auth="tls_client_auth" needs cert=: the client certificate (a PEM '
+                "file with the key, or a (certfile, keyfile) pair) is what authenticates it"
+            )
+        if secret is not None:
+            raise ConfigurationError(
+                'client_auth="tls_client_auth" sends no secret: leave client_secret= out'
+            )
+        return method
+    if value == "client_secret_jwt" and secret is None:
+        raise ConfigurationError(
+            'client_auth="client_secret_jwt" needs client_secret= (the HMAC key of the assertion)'
+        )
     if secret is None and value != "none":
-        if value == "client_secret_basic":
-            raise ConfigurationError('client_auth="client_secret_basic" needs client_secret=')
-        return "none"
-    return value  # type: ignore[return-value]
+        if value == "client_secret_post":
+            return "none"  # the default of the generic classes, with no secret given
+        raise ConfigurationError(f'client_auth="{value}" needs client_secret=')
+    return method
+
+
+def _endpoint(token_url: object, issuer: object) -> str | None:
+    if issuer is not None and token_url is not None:
+        raise ConfigurationError(
+            "give issuer= (the token endpoint is then read from the server's metadata) or "
+            "token_url=, not both"
+        )
+    if issuer is None and token_url is None:
+        raise ConfigurationError(
+            "token_url= is required (or issuer=, to read it from the server's metadata)"
+        )
+    return check_url("token_url", token_url) if token_url is not None else None
+
+
+def _issuer(value: object) -> str | None:
+    """RFC 8414 §2: an https URL with no query or fragment."""
+    if value is None:
+        return None
+    issuer = check_url("issuer", value)
+    if "?" in issuer or "#" in issuer:
+        raise ConfigurationError(
+            f"issuer={issuer!r}: an issuer identifier has no query or fragment (RFC 8414), "
+            "such as 'https://login.example.com' or 'https://login.example.com/tenant'"
+        )
+    return issuer
+
+
+def _assertion_audience(value: object) -> str | None:
+    if value is None:
+        return None
+    return str(text("assertion_audience", value, required=True))
+
+
+def _signing_key(
+    method: ClientAuthMethod,
+    secret: Secret | None,
+    private_key: object,
+    key_id: object,
+    signing_alg: object,
+) -> SigningKey | None:
+    key_id = text("key_id", key_id, required=False)
+    alg = text("signing_alg", signing_alg, required=False)
+    if method == "client_secret_jwt" and secret is not None:
+        if key_id is not None:
+            raise ConfigurationError(
+                'key_id= names a private key: it has no use with "client_secret_jwt"'
+            )
+        return SigningKey.hmac(secret, signing_alg=alg)
+    if private_key is not None:
+        return SigningKey.private(private_key, key_id=key_id, signing_alg=alg)
+    if key_id is not None or alg is not None:
+        raise ConfigurationError(
+            "key_id= and signing_alg= go with private_key= (private_key_jwt) or "
+            'client_auth="client_secret_jwt"'
+        )
+    return None
 
 
 def _codes(value: Iterable[int]) -> frozenset[int]:
@@ -163,8 +287,10 @@ class Options:
     """Every option of an auth object, checked (see :class:`~authplug.BaseAuth`)."""
 
     spec: ProviderSpec
-    token_url: str
+    token_url: str | None  # None: found by discovery from the issuer
+    issuer: str | None
     refresh_url: str | None
+    revocation_url: str | None
     client_id: str | None
     client_secret: Secret | None = field(repr=False)
     username: str | None
@@ -178,6 +304,11 @@ class Options:
     cert: CertOption
     proxy: str | None = field(repr=False)  # its URL may hold the proxy's credentials
     client_auth: ClientAuthMethod
+    signing_key: SigningKey | None  # private_key_jwt's key, or client_secret_jwt's secret
+    client_assertion: AssertionSource | None
+    client_assertion_type: str
+    assertion_audience: str | None  # None: the token endpoint
+    revoke_on_close: bool
     retries: int
     refresh_status_codes: frozenset[int]
     token: Token | None = field(repr=False)
@@ -190,8 +321,10 @@ class Options:
         cls,
         *,
         spec: ProviderSpec,
-        token_url: object,
+        token_url: object = None,
+        issuer: object = None,
         refresh_url: object = None,
+        revocation_url: object = None,
         client_id: object = None,
         client_secret: Secret | None = None,
         username: object = None,
@@ -204,7 +337,14 @@ class Options:
         verify: VerifyOption = True,
         cert: CertOption = None,
         proxy: object = None,
-        client_auth: object = "client_secret_post",
+        client_auth: object = None,
+        private_key: object = None,
+        key_id: object = None,
+        signing_alg: object = None,
+        client_assertion: object = None,
+        client_assertion_type: object = JWT_BEARER,
+        assertion_audience: object = None,
+        revoke_on_close: object = False,
         retries: object = 3,
         refresh_status_codes: Iterable[int] = (401,),
         token: Token | Mapping[str, Any] | None = None,
@@ -223,11 +363,26 @@ class Options:
             )
         check_cert_files(cert)
         clock = clock or SystemClock()
+        client_id = text("client_id", client_id, required=False)
+        method = _client_auth(
+            client_auth,
+            client_id=client_id,
+            secret=secret,
+            private_key=private_key,
+            assertion=client_assertion,
+            cert=cert,
+        )
+        if not isinstance(revoke_on_close, bool):
+            raise ConfigurationError("revoke_on_close= must be True or False")
         return cls(
             spec=spec,
-            token_url=check_url("token_url", token_url),
+            token_url=_endpoint(token_url, issuer),
+            issuer=_issuer(issuer),
             refresh_url=check_url("refresh_url", refresh_url) if refresh_url else None,
-            client_id=text("client_id", client_id, required=False),
+            revocation_url=(
+                check_url("revocation_url", revocation_url) if revocation_url is not None else None
+            ),
+            client_id=client_id,
             client_secret=secret,
             username=text("username", username, required=password_grant),
             password=_secret("password", password, required=password_grant),
@@ -239,7 +394,16 @@ class Options:
             verify=verify,
             cert=cert,
             proxy=_proxy(proxy),
-            client_auth=_client_auth(client_auth, secret),
+            client_auth=method,
+            signing_key=_signing_key(method, secret, private_key, key_id, signing_alg),
+            client_assertion=(
+                AssertionSource(client_assertion) if client_assertion is not None else None
+            ),
+            client_assertion_type=str(
+                text("client_assertion_type", client_assertion_type, required=True)
+            ),
+            assertion_audience=_assertion_audience(assertion_audience),
+            revoke_on_close=revoke_on_close,
             retries=_retries(retries),
             refresh_status_codes=_codes(refresh_status_codes),
             token=Token.coerce(token, now=clock.time()) if token is not None else None,

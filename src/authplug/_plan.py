@@ -1,6 +1,7 @@
 """Token calls as plans: generators that name the I/O they need, run by two drivers.
 
-A plan yields effects (:class:`Send` a request, :class:`Sleep` a while) and receives
+A plan yields effects (:class:`Send` a request, :class:`Sleep` a while, :class:`Call` a
+user's function for a value such as a client assertion) and receives
 their results; its return value is the outcome. :func:`drive` performs the effects
 with blocking calls, :func:`adrive` with awaits (:func:`perform`/:func:`aperform` for
 those of a token call; the renewal plans of :mod:`._renewal` add cache effects). Every
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._redact import Secret
 from ._wire import RawResponse, TokenRequest
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from ._transport import TokenTransport
 
 __all__ = [
+    "Call",
     "Effect",
     "Plan",
     "Send",
@@ -56,23 +59,38 @@ class Sleep:
     seconds: float
 
 
-Effect = Send | Sleep
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Get a secret from outside (a client assertion): ``sync()`` under the blocking
+    driver, ``await asynchronous()`` under the async one; the secret comes back."""
+
+    sync: Callable[[], Secret]
+    asynchronous: Callable[[], Awaitable[Secret]]
+
+
+Effect = Send | Sleep | Call
 Plan = Generator[Effect, Any, T]
 
 
-def perform(effect: Effect, transport: TokenTransport, clock: Clock) -> RawResponse | None:
+def perform(effect: Effect, transport: TokenTransport, clock: Clock) -> RawResponse | Secret | None:
     """One effect with blocking I/O: the answer of a Send (TransportFailure raised when
-    there is none), None after a Sleep."""
+    there is none), None after a Sleep, the secret of a Call."""
     if isinstance(effect, Send):
         return transport.send(effect.request)
+    if isinstance(effect, Call):
+        return effect.sync()
     clock.sleep(effect.seconds)
     return None
 
 
-async def aperform(effect: Effect, transport: TokenTransport, clock: Clock) -> RawResponse | None:
+async def aperform(
+    effect: Effect, transport: TokenTransport, clock: Clock
+) -> RawResponse | Secret | None:
     """:func:`perform` without blocking the event loop."""
     if isinstance(effect, Send):
         return await transport.asend(effect.request)
+    if isinstance(effect, Call):
+        return await effect.asynchronous()
     await clock.asleep(effect.seconds)
     return None
 

@@ -15,6 +15,7 @@ both hold the cache lock (once taken) until the plan ends, and close the plan in
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -26,11 +27,23 @@ from .cache import CacheError
 from .token import Token
 
 if TYPE_CHECKING:
+    from ._redact import Secret
     from .cache import TokenCache
 
-__all__ = ["CacheGet", "CacheLock", "CacheSet", "Renewal", "Stepper", "adrive", "drive"]
+__all__ = [
+    "CacheDelete",
+    "CacheGet",
+    "CacheLock",
+    "CacheSet",
+    "Renewal",
+    "Stepper",
+    "adrive",
+    "drive",
+]
 
 T = TypeVar("T")
+
+log = logging.getLogger("authplug")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +63,34 @@ class CacheSet:
     token: Token
 
 
-RenewalEffect = CacheLock | CacheGet | CacheSet | Effect
+@dataclass(frozen=True, slots=True)
+class CacheDelete:
+    """Remove the shared token (after a revocation); None comes back.
+
+    A cache without ``delete``/``adelete`` (one written before they existed) keeps the
+    entry, with a warning: the next renewal anywhere overwrites it.
+    """
+
+
+RenewalEffect = CacheLock | CacheGet | CacheSet | CacheDelete | Effect
+
+
+def _no_delete(cache: TokenCache) -> None:
+    log.warning(
+        "%r has no delete(): the revoked token stays in it until the next renewal "
+        "overwrites it (refused by the server meanwhile, then renewed)",
+        cache,
+    )
+
+
 Renewal = Generator[RenewalEffect, Any, T]
 
 
 class Stepper(Protocol):
     """Performs the token-call effects (``Send``/``Sleep``) of a plan."""
 
-    def step(self, effect: Effect) -> RawResponse | None: ...
-    async def astep(self, effect: Effect) -> RawResponse | None: ...
+    def step(self, effect: Effect) -> RawResponse | Secret | None: ...
+    async def astep(self, effect: Effect) -> RawResponse | Secret | None: ...
 
 
 _FAILURES = (CacheError, TransportFailure)
@@ -75,6 +107,9 @@ def drive(plan: Renewal[T], cache: TokenCache, key: str, stepper: Stepper) -> T:
                 return cache.get(key)
             if isinstance(effect, CacheSet):
                 return cache.set(key, effect.token)
+            if isinstance(effect, CacheDelete):
+                delete = getattr(cache, "delete", None)
+                return delete(key) if delete is not None else _no_delete(cache)
             return stepper.step(effect)
 
         return plans.drive(plan, act, _FAILURES)
@@ -91,6 +126,9 @@ async def adrive(plan: Renewal[T], cache: TokenCache, key: str, stepper: Stepper
                 return await cache.aget(key)
             if isinstance(effect, CacheSet):
                 return await cache.aset(key, effect.token)
+            if isinstance(effect, CacheDelete):
+                adelete = getattr(cache, "adelete", None)
+                return await adelete(key) if adelete is not None else _no_delete(cache)
             return await stepper.astep(effect)
 
         return await plans.adrive(plan, act, _FAILURES)

@@ -9,16 +9,18 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import httpx
 
 from . import _aiohttp_adapter, _httpx_adapter, _requests_adapter
+from ._assertion import JWT_BEARER, AssertionOption, PrivateKeyOption
 from ._authlib import TokenClient
 from ._clock import Clock
+from ._discovery import Discovery
 from ._manager import TokenManager
 from ._net import PlainHttpWarner
-from ._options import ClientAuthMethod, Options, text
+from ._options import ClientAuthMethod, Options, check_url, text
 from ._redact import Secret
 from ._retry import RetryPolicy
 from ._transport import CertOption, TokenTransport, VerifyOption
 from .cache import TokenCache, cache_key
-from .errors import ConfigurationError
+from .errors import AuthError, ConfigurationError
 from .spec import GENERIC, ProviderSpec
 from .token import Token
 
@@ -58,6 +60,13 @@ class BaseAuth(_Base):
     credentials; every option below is shared. All arguments are keyword-only.
 
     Args:
+        token_url: the token endpoint; or give ``issuer=`` instead.
+        issuer: the authorization server's issuer identifier: the token endpoint (and
+            the revocation endpoint) are read from its metadata (OpenID Connect
+            Discovery or RFC 8414) on the first token call, after checking that the
+            document names this issuer; kept for a day.
+        revocation_url: the revocation endpoint (RFC 7009) for :meth:`revoke`, when
+            discovery does not give one.
         resource: resource indicators (RFC 8707): one URI or several, sent on every
             grant and refresh, for a token bound to those APIs.
         audience: an ``audience`` parameter sent on every grant and refresh (Auth0,
@@ -73,7 +82,27 @@ class BaseAuth(_Base):
             certificate and key, or a ``(certfile, keyfile)`` pair.
         proxy: the proxy for token calls, ``http://[user:password@]host:port``
             (default: the environment's ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
-        client_auth: ``"client_secret_post"``, ``"client_secret_basic"`` or ``"none"``.
+        client_auth: how the client authenticates at the token endpoint:
+            ``"client_secret_post"``, ``"client_secret_basic"``, ``"client_secret_jwt"``
+            (an HS256 assertion made with the secret), ``"private_key_jwt"`` (an
+            assertion signed with ``private_key=``, or given by ``client_assertion=``),
+            ``"tls_client_auth"`` (the ``cert=`` certificate; no secret) or ``"none"``.
+            Default: ``private_key_jwt`` with a key or an assertion, else
+            ``client_secret_post`` with a secret, else ``none``.
+        private_key: the client's private key for ``private_key_jwt``: PEM text, the
+            path of a PEM or JWK file, or a JWK dict (RSA, EC or Ed25519).
+        key_id: the ``kid`` header of the assertions (default: the JWK's ``kid``).
+        signing_alg: the assertions' algorithm: RS256 (default for RSA keys), PS256,
+            ES256/ES384/ES512 (by the EC key's curve), EdDSA or Ed25519; HS256 (default),
+            HS384 or HS512 for ``client_secret_jwt``.
+        client_assertion: an assertion made elsewhere (workload identity federation):
+            a callable returning one (sync, or async for async clients), or the path of
+            a file read again at each token call.
+        client_assertion_type: default ``urn:ietf:params:oauth:client-assertion-type:jwt-bearer``.
+        assertion_audience: the ``aud`` of the signed assertions (default: the endpoint
+            each is sent to, the token endpoint or the revocation endpoint; some servers
+            want their issuer).
+        revoke_on_close: ``close()``/``aclose()`` revoke the token first (see :meth:`revoke`).
         retries: how often a token call that met a network error, a 429 or a 5xx is
             tried again.
         refresh_status_codes: API statuses that make the package renew the token and
@@ -95,8 +124,10 @@ class BaseAuth(_Base):
         self,
         *,
         spec: ProviderSpec,
-        token_url: str,
+        token_url: str | None = None,
+        issuer: str | None = None,
         refresh_url: str | None = None,
+        revocation_url: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         username: str | None = None,
@@ -109,7 +140,14 @@ class BaseAuth(_Base):
         verify: VerifyOption = True,
         cert: CertOption = None,
         proxy: str | None = None,
-        client_auth: ClientAuthMethod = "client_secret_post",
+        client_auth: ClientAuthMethod | None = None,
+        private_key: PrivateKeyOption | None = None,
+        key_id: str | None = None,
+        signing_alg: str | None = None,
+        client_assertion: AssertionOption | None = None,
+        client_assertion_type: str = JWT_BEARER,
+        assertion_audience: str | None = None,
+        revoke_on_close: bool = False,
         retries: int = 3,
         refresh_status_codes: Iterable[int] = (401,),
         token: Token | Mapping[str, Any] | None = None,
@@ -124,7 +162,9 @@ class BaseAuth(_Base):
         options = Options.from_kwargs(
             spec=spec,
             token_url=token_url,
+            issuer=issuer,
             refresh_url=refresh_url,
+            revocation_url=revocation_url,
             client_id=client_id,
             client_secret=secret,
             username=username,
@@ -138,6 +178,13 @@ class BaseAuth(_Base):
             cert=cert,
             proxy=proxy,
             client_auth=client_auth,
+            private_key=private_key,
+            key_id=key_id,
+            signing_alg=signing_alg,
+            client_assertion=client_assertion,
+            client_assertion_type=client_assertion_type,
+            assertion_audience=assertion_audience,
+            revoke_on_close=revoke_on_close,
             retries=retries,
             refresh_status_codes=refresh_status_codes,
             token=token,
@@ -149,6 +196,7 @@ class BaseAuth(_Base):
         self.spec = spec
         self.provider = spec.name
         self.token_url = options.token_url
+        self.issuer = options.issuer
         self.client_id = options.client_id
         self.username = options.username
         self.scope = options.scope
@@ -169,10 +217,28 @@ class BaseAuth(_Base):
         self._warner = PlainHttpWarner(spec.name)
         self._anchor = _aiohttp_adapter.Anchor()
         self._clock: Clock = options.clock
+        retry = RetryPolicy(retries=options.retries)
+        discovery = (
+            Discovery(
+                options.issuer,
+                retry=retry,
+                now=options.clock.time,
+                name=spec.name,
+                check_url=check_url,
+            )
+            if options.issuer is not None
+            else None
+        )
         self._client = TokenClient(
             spec=spec,
             token_url=options.token_url,
             refresh_url=options.refresh_url,
+            discovery=discovery,
+            revocation_url=options.revocation_url,
+            signing_key=options.signing_key,
+            assertion_source=options.client_assertion,
+            assertion_type=options.client_assertion_type,
+            assertion_audience=options.assertion_audience,
             client_id=options.client_id,
             client_secret=options.client_secret,
             username=options.username,
@@ -182,7 +248,7 @@ class BaseAuth(_Base):
             audience=options.audience,
             client_auth=options.client_auth,
             transport=transport,
-            retry=RetryPolicy(retries=options.retries),
+            retry=retry,
             clock=options.clock,
         )
         self._manager = TokenManager(
@@ -191,7 +257,8 @@ class BaseAuth(_Base):
             cache=options.cache,
             key=cache_key(
                 provider=spec.name,
-                token_url=options.token_url,
+                # With discovery, the issuer names the server (its endpoint is not known yet).
+                token_url=options.token_url or f"issuer:{options.issuer}",
                 client_id=options.client_id,
                 username=options.username,
                 scope=options.scope,
@@ -208,7 +275,7 @@ class BaseAuth(_Base):
         )
 
     def __repr__(self) -> str:
-        fields = [f"token_url={self.token_url!r}"]
+        fields = [f"issuer={self.issuer!r}" if self.issuer else f"token_url={self.token_url!r}"]
         if self.client_id:
             fields.append(f"client_id={self.client_id!r}")
         if self.username:
@@ -238,16 +305,45 @@ class BaseAuth(_Base):
         """A valid token, fetched or renewed if needed, without blocking the loop."""
         return await self._manager.aget()
 
+    def revoke(self) -> bool:
+        """Revoke the token at the server (RFC 7009), forget it, and drop it from the cache.
+
+        The refresh token is revoked, or the access token when there is none (servers
+        revoke the access tokens of a revoked refresh token too, RFC 7009 §2.1). The
+        endpoint is ``revocation_url=``, else the issuer's ``revocation_endpoint``; the
+        client authenticates as at the token endpoint. Returns False when there was no
+        token. A refusal or an unreachable endpoint raises an ``AuthError`` and forgets
+        nothing, so that it can be tried again. The object stays usable: the next
+        request gets a new token.
+        """
+        return self._manager.revoke()
+
+    async def arevoke(self) -> bool:
+        """:meth:`revoke` without blocking the event loop."""
+        return await self._manager.arevoke()
+
     # -- lifecycle ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop background renewals. The object still works: renewals then happen
-        on the request path. A renewal thread under way ends on its own; it never
-        keeps the process from exiting."""
+        """Stop background renewals (and, with ``revoke_on_close=True``, revoke the
+        token first; a failure to revoke is logged, not raised). The object still
+        works: renewals then happen on the request path. A renewal thread under way
+        ends on its own; it never keeps the process from exiting."""
+        if self.options.revoke_on_close:
+            try:
+                self._manager.revoke()
+            except AuthError as exc:
+                log.warning("%s: revoking the token on close failed: %s", self.provider, exc)
         self._manager.close()
 
     async def aclose(self) -> None:
-        """Stop background renewals and cancel this event loop's token calls."""
+        """Stop background renewals and cancel this event loop's token calls (with
+        ``revoke_on_close=True``, revoke the token first, as :meth:`close`)."""
+        if self.options.revoke_on_close:
+            try:
+                await self._manager.arevoke()
+            except AuthError as exc:
+                log.warning("%s: revoking the token on close failed: %s", self.provider, exc)
         await self._manager.aclose()
 
     def __enter__(self: _A) -> _A:
@@ -318,15 +414,30 @@ class BaseAuth(_Base):
         )
 
 
+def _default_url(token_url: str | None, options: Mapping[str, Any], default: str) -> str | None:
+    """A provider's documented token URL, unless the user gave one or an issuer."""
+    if token_url is None and options.get("issuer") is None:
+        return default
+    return token_url
+
+
+def _authenticates_otherwise(options: Mapping[str, Any]) -> bool:
+    """Whether the options name a client authentication that needs no client secret
+    (or name a method, whose own needs :class:`Options` checks)."""
+    return options.get("client_auth") is not None or any(
+        options.get(name) is not None for name in ("private_key", "client_assertion")
+    )
+
+
 class OAuth2PasswordAuth(BaseAuth):
     """The resource owner password grant against any RFC 6749 token endpoint."""
 
     def __init__(
         self,
         *,
-        token_url: str,
         username: str,
         password: str,
+        token_url: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         scope: str | Iterable[str] | None = None,
@@ -353,15 +464,20 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
     def __init__(
         self,
         *,
-        token_url: str,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
+        token_url: str | None = None,
         scope: str | Iterable[str] | None = None,
         spec: ProviderSpec | None = None,
         **options: Any,
     ) -> None:
         text("client_id", client_id, required=True)
-        text("client_secret", client_secret, required=True)
+        text("client_secret", client_secret, required=False)
+        if client_secret is None and not _authenticates_otherwise(options):
+            raise ConfigurationError(
+                "client_secret= is required, unless the client authenticates with "
+                'private_key=, client_assertion= or client_auth="tls_client_auth"'
+            )
         spec = spec or ProviderSpec(name="oauth2", grant_type="client_credentials")
         if spec.grant_type != "client_credentials":
             raise ConfigurationError(

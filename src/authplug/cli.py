@@ -49,6 +49,27 @@ def _convert(name: str, default: object, text: str) -> object:
     return text
 
 
+#: The options every class shares that the command takes: (name, metavar, help).
+_SHARED = (
+    ("audience", "AUDIENCE", "the audience to ask for"),
+    ("proxy", "URL", "the proxy for the token call"),
+    ("issuer", "URL", "in place of the token URL: read it from the issuer's metadata"),
+    (
+        "client_auth",
+        "METHOD",
+        (
+            "client_secret_post, client_secret_basic, client_secret_jwt, private_key_jwt, "
+            "tls_client_auth or none"
+        ),
+    ),
+    ("private_key", "KEY", "private_key_jwt's key: a PEM or JWK file, or its PEM text"),
+    ("key_id", "KID", "the kid of the signed assertions"),
+    ("signing_alg", "ALG", "the assertions' algorithm (RS256, PS256, ES256, Ed25519, HS256...)"),
+    ("client_assertion", "FILE", "a file holding a client assertion, read at the token call"),
+    ("assertion_audience", "AUD", "the aud of the signed assertions (default: the token URL)"),
+)
+
+
 def _token_parser(provider: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"authplug token {provider}",
@@ -76,14 +97,13 @@ def _token_parser(provider: str) -> argparse.ArgumentParser:
         help="a resource indicator (RFC 8707), repeatable; or "
         f"{_env_name(provider, 'resource')} (space-separated)",
     )
-    parser.add_argument(
-        "--audience", help=f"the audience to ask for; or {_env_name(provider, 'audience')}"
-    )
-    parser.add_argument(
-        "--proxy",
-        metavar="URL",
-        help=f"the proxy for the token call; or {_env_name(provider, 'proxy')}",
-    )
+    for name, metavar, text in _SHARED:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            metavar=metavar,
+            help=f"{text}; or {_env_name(provider, name)}",
+        )
     parser.add_argument("--timeout", type=float, help="seconds for the token call")
     parser.add_argument("--verify", metavar="CA_FILE", help="CA bundle to verify TLS with")
     parser.add_argument("--json", action="store_true", help="print the whole token as JSON")
@@ -110,12 +130,10 @@ def _token(provider: str, argv: Sequence[str]) -> int:
     resource = args.resource or os.environ.get(_env_name(provider, "resource"), "").split()
     if resource:
         kwargs["resource"] = resource
-    audience = args.audience or os.environ.get(_env_name(provider, "audience"))
-    if audience:
-        kwargs["audience"] = audience
-    proxy = args.proxy or os.environ.get(_env_name(provider, "proxy"))
-    if proxy:
-        kwargs["proxy"] = proxy
+    for name, _, _ in _SHARED:
+        value = getattr(args, name) or os.environ.get(_env_name(provider, name))
+        if value:
+            kwargs[name] = value
     if args.timeout is not None:
         kwargs["timeout"] = args.timeout
     if args.verify is not None:

@@ -8,7 +8,10 @@ The tree, named after what the caller does next::
     │   ├── CredentialsRejectedError  the token endpoint refused the credentials
     │   │                             (400, 401, 403, 422): fix them, do not retry
     │   ├── TokenEndpointError        no usable answer (unreachable, TLS, timeout,
-    │   │                             404, 5xx or 429 after the retries): try later
+    │   │   │                         404, 5xx or 429 after the retries): try later
+    │   │   └── DiscoveryError        the issuer's metadata could not be read or used
+    │   │       └── IssuerMismatchError   it names another issuer (also a
+    │   │                             ConfigurationError): no credential was sent
     │   └── TokenResponseError        a 2xx answer that is not a usable token:
     │                                 the provider is misbehaving, report it
     └── ValueError
@@ -27,6 +30,8 @@ __all__ = [
     "AuthError",
     "ConfigurationError",
     "CredentialsRejectedError",
+    "DiscoveryError",
+    "IssuerMismatchError",
     "TokenEndpointError",
     "TokenResponseError",
 ]
@@ -134,3 +139,16 @@ class TokenResponseError(AuthError):
 
 class ConfigurationError(ValueError):
     """An argument is wrong; the message says which one and what to do."""
+
+
+class DiscoveryError(TokenEndpointError):
+    """The issuer's metadata (``issuer=``) could not be read, or has no usable
+    ``token_endpoint``."""
+
+
+class IssuerMismatchError(DiscoveryError, ConfigurationError):
+    """The metadata document names another issuer than the one given (RFC 8414 §3.3).
+
+    Nothing was sent to its endpoints. Both an :class:`AuthError` (it ends the token call)
+    and a :class:`ConfigurationError` (``issuer=`` is what to fix).
+    """

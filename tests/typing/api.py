@@ -80,3 +80,34 @@ niquests.get("https://api.example.com/", auth=cc)
 async def with_niquests() -> int | None:
     async with niquests.AsyncSession(auth=auth) as asession:
         return (await asession.get("https://api.example.com/")).status_code
+
+
+async def modern_client_auth() -> bool:
+    """Keys, assertions, discovery and revocation, as documented."""
+
+    async def assertion() -> str:
+        return "eyJ.assertion.sig"
+
+    signed = OAuth2ClientCredentialsAuth(
+        issuer="https://login.example.com",
+        client_id="id",
+        private_key={"kty": "EC", "crv": "P-256", "x": "…", "y": "…", "d": "…"},
+        key_id="k1",
+        signing_alg="ES256",
+        assertion_audience="https://login.example.com",
+        revoke_on_close=True,
+    )
+    federated = OAuth2ClientCredentialsAuth(
+        token_url="https://login.example.com/token", client_id="id", client_assertion=assertion
+    )
+    mtls = authplug.MogoplusAuth(
+        client_id="id", cert=("c.pem", "c.key"), client_auth="tls_client_auth"
+    )
+    revoked: bool = signed.revoke() and await federated.arevoke()
+    try:
+        mtls.get_token()
+    except authplug.IssuerMismatchError as exc:
+        print(exc.description)
+    except authplug.DiscoveryError:
+        pass
+    return revoked

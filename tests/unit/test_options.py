@@ -79,7 +79,7 @@ def test_without_a_secret_the_client_authenticates_by_id_alone() -> None:
         ({"timeout": 0}, "timeout= must be > 0"),
         ({"timeout": True}, "timeout= must be a number of seconds"),
         ({"retries": 1.5}, "retries= must be a whole number"),
-        ({"client_auth": "private_key_jwt"}, "client_auth= must be one of"),
+        ({"client_auth": "client_secret_jws"}, "client_auth= must be one of"),
         ({"refresh_status_codes": (401, 99)}, "refresh_status_codes="),
         ({"on_token": "print"}, "on_token= must be callable"),
         ({"cache": {}}, "cache= takes a token cache"),

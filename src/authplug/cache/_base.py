@@ -37,6 +37,11 @@ class TokenCache(Protocol):
     that a cache that stops answering never holds a renewal. A cache may say how long
     at most by a ``max_wait`` attribute (seconds); authplug's waiters allow for it.
     An entry that does not read as a valid token reads as None.
+
+    A cache may also have ``delete(key)`` and ``async adelete(key)``, which
+    ``revoke()`` uses to drop a revoked token; without them the entry stays (with a
+    warning) until the next renewal overwrites it. They are not part of the protocol,
+    so caches written before them still are token caches.
     """
 
     def get(self, key: str) -> Token | None:

@@ -117,6 +117,13 @@ class FileTokenCache:
             data[key] = token.to_dict()
             self._write(json.dumps(data).encode("utf-8"))
 
+    def delete(self, key: str) -> None:
+        """Remove the entry of ``key`` (after a revocation); nothing if there is none."""
+        with self._locked():
+            data = self._read(quiet=True)
+            if data.pop(key, None) is not None:
+                self._write(json.dumps(data).encode("utf-8"))
+
     def _write(self, payload: bytes) -> None:
         folder = self.path.parent
         try:
@@ -159,6 +166,9 @@ class FileTokenCache:
 
     async def aset(self, key: str, token: Token) -> None:
         await _aio.to_thread(self.set, key, token)
+
+    async def adelete(self, key: str) -> None:
+        await _aio.to_thread(self.delete, key)
 
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:

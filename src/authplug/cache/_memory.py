@@ -30,6 +30,10 @@ class MemoryTokenCache:
         with self._lock:
             self._tokens[key] = token
 
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._tokens.pop(key, None)
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         yield
@@ -39,6 +43,9 @@ class MemoryTokenCache:
 
     async def aset(self, key: str, token: Token) -> None:
         self.set(key, token)
+
+    async def adelete(self, key: str) -> None:
+        self.delete(key)
 
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:

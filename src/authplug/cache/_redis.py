@@ -174,6 +174,13 @@ class RedisTokenCache:
         except self._errors as exc:
             raise self._fail("write", exc) from exc
 
+    def delete(self, key: str) -> None:
+        self._sync_only()
+        try:
+            self._bounded("delete", lambda: self._client.delete(self._name(key)))
+        except self._errors as exc:
+            raise self._fail("delete", exc) from exc
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         self._sync_only()
@@ -234,6 +241,15 @@ class RedisTokenCache:
             await self._abounded("write", write)
         except self._errors as exc:
             raise self._fail("write", exc) from exc
+
+    async def adelete(self, key: str) -> None:
+        if not self._async:
+            await _aio.to_thread(self.delete, key)
+            return
+        try:
+            await self._abounded("delete", self._client.delete(self._name(key)))
+        except self._errors as exc:
+            raise self._fail("delete", exc) from exc
 
     async def _aacquire(self, lock: Any) -> bool:
         """Async :meth:`_acquire`: non-blocking tries, each bounded by ``timeout``."""

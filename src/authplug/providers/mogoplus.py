@@ -3,7 +3,8 @@
 ``POST https://auth.dev.mogoplus.ai/api/v1/oauth2/token?grant_type=client_credentials``
 (the only documented host, dev; give another environment's token URL with
 ``token_url=``). The client presents its certificate (``cert=``, required) on the
-token call; the form body carries ``client_id`` and ``client_secret``; ``Accept:
+token call; the form body carries ``client_id`` and ``client_secret`` (or ``client_id``
+alone with ``client_auth="tls_client_auth"``, RFC 8705); ``Accept:
 application/json``. No refresh token: renewal is a new client-credentials grant.
 Errors are RFC 6749 JSON.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..auth import BaseAuth, CertOption
+from ..auth import BaseAuth, CertOption, _authenticates_otherwise, _default_url
 from ..errors import ConfigurationError
 from ..spec import ProviderSpec, rfc6749_error
+
+MOGOPLUS_TOKEN_URL = "https://auth.dev.mogoplus.ai/api/v1/oauth2/token"
 
 __all__ = ["MOGOPLUS", "MogoplusAuth"]
 
@@ -34,9 +37,9 @@ class MogoplusAuth(BaseAuth):
         self,
         *,
         client_id: str,
-        client_secret: str,
         cert: CertOption,
-        token_url: str = "https://auth.dev.mogoplus.ai/api/v1/oauth2/token",
+        client_secret: str | None = None,
+        token_url: str | None = None,
         **options: Any,
     ) -> None:
         if not cert:
@@ -44,11 +47,14 @@ class MogoplusAuth(BaseAuth):
                 "mogoplus: cert= is required (mutual TLS): give the client certificate "
                 "file, or a (certfile, keyfile) pair"
             )
-        if client_secret is None or not client_secret:
-            raise ConfigurationError("client_secret= must be a non-empty string")
+        if client_secret is None and not _authenticates_otherwise(options):
+            raise ConfigurationError(
+                "client_secret= must be a non-empty string (or authenticate by the "
+                'certificate alone: client_auth="tls_client_auth")'
+            )
         super().__init__(
             spec=MOGOPLUS,
-            token_url=token_url,
+            token_url=_default_url(token_url, options, MOGOPLUS_TOKEN_URL),
             client_id=client_id,
             client_secret=client_secret,
             cert=cert,

@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..auth import BaseAuth
+from ..auth import BaseAuth, _authenticates_otherwise, _default_url
+from ..errors import ConfigurationError
 from ..spec import ProviderSpec, rfc6749_error
+
+SEMANSYS_TOKEN_URL = "https://oidc-pre.semansys.com/connect/token"
 
 __all__ = ["SEMANSYS", "SemansysAuth"]
 
@@ -33,16 +36,20 @@ class SemansysAuth(BaseAuth):
         self,
         *,
         client_id: str,
-        client_secret: str,
         username: str,
         password: str,
+        client_secret: str | None = None,
         scope: str | Iterable[str] | None = None,
-        token_url: str = "https://oidc-pre.semansys.com/connect/token",
+        token_url: str | None = None,
         **options: Any,
     ) -> None:
+        if client_secret is None and not _authenticates_otherwise(options):
+            raise ConfigurationError(
+                "semansys: client_secret= is required (or a key: private_key=, client_assertion=)"
+            )
         super().__init__(
             spec=SEMANSYS,
-            token_url=token_url,
+            token_url=_default_url(token_url, options, SEMANSYS_TOKEN_URL),
             client_id=client_id,
             client_secret=client_secret,
             username=username,

@@ -104,6 +104,19 @@ class OAuth2Emulator:
         self._failures: list[Response] = []
         self._serial = itertools.count(1)
         self._server: LoopbackServer | None = None
+        #: Where the metadata document is served (``issuer=`` discovery): "openid" for
+        #: ``{issuer}/.well-known/openid-configuration``, "oauth" for RFC 8414's place.
+        self.metadata_at: tuple[str, ...] = ("openid", "oauth")
+        #: Served in place of the metadata document when set (a broken answer, say).
+        self.metadata_answer: Response | None = None
+        self.metadata_calls = 0
+        #: RFC 7009 revocations received: (token_type_hint, whether the token was known).
+        self.revocations: list[tuple[str | None, bool]] = []
+        #: Served by the revocation endpoint in place of its work when set (a failure).
+        self.revocation_answer: Response | None = None
+        #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
+        self.client_key: dict[str, Any] | None = None
+        self._assertion_ids: set[str] = set()
 
     # -- knobs -------------------------------------------------------------------
 
@@ -197,8 +210,68 @@ class OAuth2Emulator:
             kwargs["client_secret"] = self.client_secret
         return kwargs
 
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier its metadata names (``issuer=`` of the auth classes)."""
+        return self.base_url
+
+    revocation_path = "/revoke"
+
+    @property
+    def revocation_url(self) -> str:
+        return self.base_url + self.revocation_path
+
+    def metadata(self) -> dict[str, Any]:
+        """The authorization server metadata (RFC 8414) of this emulator."""
+        return {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_url,
+            "revocation_endpoint": self.revocation_url,
+            "grant_types_supported": list(self.grants()),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        }
+
+    def _metadata_endpoint(self, request: Request, style: str) -> Response:
+        with self._lock:
+            self.metadata_calls += 1
+            answer = self.metadata_answer
+        if style not in self.metadata_at:
+            return self.not_found()
+        if answer is not None:
+            return answer
+        return Response.json(200, self.metadata())
+
+    def _revocation_endpoint(self, request: Request) -> Response:
+        """RFC 7009: the client authenticates as at the token endpoint; an unknown token
+        is no error (§2.2)."""
+        if request.method != "POST":
+            return self.error(405, "invalid_request", "use POST")
+        if self.revocation_answer is not None:
+            return self.revocation_answer
+        params = OAuth2Emulator.read_params(self, request)
+        if isinstance(params, Response):
+            return params
+        refused = self.check_client(params)
+        if refused is not None:
+            return refused
+        token = params.get("token", "")
+        with self._lock:
+            known = token in self._access or token in self._refresh
+            if token in self._access:
+                self._access[token].revoked = True
+            self._refresh.pop(token, None)
+            self.revocations.append((params.get("token_type_hint"), known))
+        return Response(200, b"", {"Content-Type": "application/json"})
+
     def handle(self, request: Request) -> Response:
         path = request.path
+        well_known = "/.well-known/"
+        if path == self.base_path + well_known + "openid-configuration":
+            return self._metadata_endpoint(request, "openid")
+        if path == well_known + "oauth-authorization-server" + self.base_path:
+            return self._metadata_endpoint(request, "oauth")
+        if path == self.base_path + self.revocation_path:
+            return self._revocation_endpoint(request)
         if not path.startswith(self.base_path + "/"):
             return self.not_found()
         path = path[len(self.base_path) :]
@@ -265,6 +338,8 @@ class OAuth2Emulator:
 
     def check_client(self, params: dict[str, str]) -> Response | None:
         """None when the client authenticates (or none is configured)."""
+        if "client_assertion" in params:
+            return self.check_assertion(params)
         if self.client_id is None:
             return None
         if params.get("client_id") != self.client_id or (
@@ -272,6 +347,48 @@ class OAuth2Emulator:
         ):
             return self.reject_client()
         return None
+
+    def check_assertion(self, params: dict[str, str]) -> Response | None:
+        """RFC 7523 client authentication, checked as a server must: the signature (by
+        :attr:`client_key`, or HMAC with the client secret), ``iss`` = ``sub`` = the
+        client id, ``aud`` (this token, revocation or issuer URL), ``exp`` in the future
+        and at most 10 minutes away, and a ``jti`` never seen before. Needs joserfc."""
+        from joserfc import jws, jwt
+        from joserfc.jwk import OctKey, import_key
+
+        assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        if params.get("client_assertion_type") != assertion_type:
+            return self.error(400, "invalid_request", "unknown client_assertion_type")
+        assertion = params["client_assertion"]
+        try:
+            alg = str(jws.extract_compact(assertion.encode()).headers().get("alg", ""))
+            if alg.startswith("HS"):
+                key: Any = OctKey.import_key(self.client_secret or "")
+            else:
+                key = import_key(self.client_key or {})
+            claims = jwt.decode(assertion, key, algorithms=[alg]).claims
+        except Exception:  # a bad signature, a bad key, not a JWT: all the same answer
+            return self.reject_client()
+        now = time.time()
+        audiences = {self.token_url, self.revocation_url, self.issuer}
+        aud = claims.get("aud")
+        named = (
+            set(aud) if isinstance(aud, list) and all(isinstance(a, str) for a in aud) else {aud}
+        )
+        with self._lock:
+            seen = claims.get("jti") in self._assertion_ids
+            if isinstance(claims.get("jti"), str):
+                self._assertion_ids.add(claims["jti"])
+        valid = (
+            claims.get("iss") == claims.get("sub") == self.client_id is not None
+            and params.get("client_id", self.client_id) == self.client_id
+            and bool(audiences & named)
+            and isinstance(claims.get("exp"), int)
+            and now < claims["exp"] <= now + 600
+            and isinstance(claims.get("jti"), str)
+            and not seen
+        )
+        return None if valid else self.reject_client()
 
     def grants(self) -> tuple[str, ...]:
         return ("password", "client_credentials", "refresh_token")

@@ -8,6 +8,7 @@ statuses and bodies of its errors.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import ssl
 import tempfile
@@ -62,34 +63,46 @@ class MogoplusEmulator(OAuth2Emulator):
     Certificates are made on the fly with ``trustme``: ``ca_file`` is what clients
     verify the server with, ``client_cert`` the ``(certfile, keyfile)`` pair they
     present. A token call without a client certificate signed by this CA is refused.
+
+    With ``tls_client_auth=True`` the certificate is the client's only credential
+    (RFC 8705 §2.1.2, ``tls_client_auth_san_email``): the form carries ``client_id``
+    alone, a ``client_secret`` is refused, and the certificate's e-mail address must be
+    :attr:`client_email` (:meth:`issue_client_cert` makes others, to prove it).
     """
 
     name = "mogoplus"
     token_path = "/api/v1/oauth2/token"
+    client_email = "mogoplus-client@example.com"
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, tls_client_auth: bool = False, **options: Any) -> None:
         try:
             import trustme
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError(
                 "the Mogoplus emulator needs trustme: pip install 'authplug[testing]'"
             ) from exc
+        self.tls_client_auth = tls_client_auth
         options.setdefault("client_id", "mogoplus-client")
-        options.setdefault("client_secret", "mogoplus-secret")
+        options.setdefault("client_secret", None if tls_client_auth else "mogoplus-secret")
         options.setdefault("token_lifetime", 35999)
         options.setdefault("issue_refresh_tokens", False)
         super().__init__(**options)
         self._ca = trustme.CA()
         self._server_cert = self._ca.issue_cert("127.0.0.1", "localhost")
-        self._client = self._ca.issue_cert("mogoplus-client@example.com")
-        folder = Path(tempfile.mkdtemp(prefix="authplug-mogoplus-"))
+        self._folder = folder = Path(tempfile.mkdtemp(prefix="authplug-mogoplus-"))
         weakref.finalize(self, shutil.rmtree, folder, True)
         self.ca_file = str(folder / "ca.pem")
         self._ca.cert_pem.write_to_path(self.ca_file)
-        certfile, keyfile = str(folder / "client.pem"), str(folder / "client.key")
-        self._client.cert_chain_pems[0].write_to_path(certfile)
-        self._client.private_key_pem.write_to_path(keyfile)
-        self.client_cert = (certfile, keyfile)
+        self.client_cert = self.issue_client_cert(self.client_email)
+
+    def issue_client_cert(self, email: str) -> tuple[str, str]:
+        """A client certificate for ``email`` from this emulator's CA: (certfile, keyfile)."""
+        issued = self._ca.issue_cert(email)
+        stem = self._folder / f"client-{secrets.token_hex(4)}"
+        certfile, keyfile = f"{stem}.pem", f"{stem}.key"
+        issued.cert_chain_pems[0].write_to_path(certfile)
+        issued.private_key_pem.write_to_path(keyfile)
+        return certfile, keyfile
 
     def server_ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -105,13 +118,17 @@ class MogoplusEmulator(OAuth2Emulator):
         return ssl.create_default_context(cafile=self.ca_file)
 
     def auth_kwargs(self) -> dict[str, Any]:
-        return {
+        kwargs: dict[str, Any] = {
             "token_url": self.token_url,
             "client_id": self.client_id,
-            "client_secret": self.client_secret,
             "cert": self.client_cert,
             "verify": self.ca_file,
         }
+        if self.tls_client_auth:
+            kwargs["client_auth"] = "tls_client_auth"
+        else:
+            kwargs["client_secret"] = self.client_secret
+        return kwargs
 
     def grants(self) -> tuple[str, ...]:
         return ("client_credentials",)
@@ -132,6 +149,14 @@ class MogoplusEmulator(OAuth2Emulator):
             return self.error(401, "invalid_client", "a client certificate is required")
         if request.headers.get("accept") != "application/json":
             return self.error(400, "invalid_request", "Accept: application/json is required")
+        if self.tls_client_auth:
+            names = request.client_cert.get("subjectAltName", ())
+            if ("email", self.client_email) not in names:
+                return self.error(401, "invalid_client", "the certificate is not this client's")
+            if "client_secret" in params or "authorization" in request.headers:
+                return self.error(
+                    400, "invalid_request", "tls_client_auth: a client secret was sent"
+                )
         return None
 
     def reject_grant_type(self, grant: str) -> Response:

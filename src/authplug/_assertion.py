@@ -1,0 +1,326 @@
+"""Client assertions (RFC 7523 §2.2): the JWT a client authenticates with instead of
+sending a secret.
+
+Two sources:
+
+- :class:`SigningKey`: a private key the client holds (``private_key_jwt``), or its
+  secret as an HMAC key (``client_secret_jwt``). Each token call attempt gets a fresh
+  assertion, signed by Authlib's RFC 7523 helpers: ``iss`` = ``sub`` = the client id,
+  ``aud`` = the endpoint it is sent to (the token endpoint; the revocation endpoint for
+  a revocation) or what the user gave, a random ``jti``, ``iat`` now and ``exp`` 60
+  seconds later.
+- :class:`AssertionSource`: an assertion made elsewhere (workload identity federation:
+  a Kubernetes projected service-account token, a CI's OIDC token), from a callable
+  (sync or async) or a file read again at every token call.
+
+Key material is loaded and checked once, at construction; neither class shows it in a
+repr, and neither can be pickled. joserfc and Authlib are imported only when a key is
+given.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from . import _aio
+from ._redact import Secret
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
+
+__all__ = [
+    "ASSERTION_LIFETIME",
+    "JWT_BEARER",
+    "AssertionOption",
+    "AssertionSource",
+    "PrivateKeyOption",
+    "SigningKey",
+]
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_LIFETIME = 60  # seconds (RFC 7523 §3 asks for a short one)
+
+PrivateKeyOption = str | bytes | os.PathLike[str] | Mapping[str, Any]
+AssertionOption = Callable[[], str] | Callable[[], Awaitable[str]] | str | os.PathLike[str]
+
+# What each kind of key can sign with (RFC 7518 §3.1, RFC 8037, RFC 9864).
+_RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+_EC_ALGS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "secp256k1": "ES256K"}
+# Ed25519/Ed448 first (RFC 9864's fully-specified names); "EdDSA" signs the same but
+# joserfc warns that it is deprecated.
+_OKP_ALGS = {"Ed25519": ("Ed25519", "EdDSA"), "Ed448": ("Ed448", "EdDSA")}
+_HMAC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}  # RFC 7518 §3.2: key >= hash size
+
+
+def _refuse_pickle(self: object) -> NoReturn:
+    raise TypeError(f"a {type(self).__name__} holds key material: it cannot be pickled")
+
+
+def _key_bytes(private_key: object) -> bytes | Mapping[str, Any]:
+    """PEM text, a path to a PEM or JWK file, or a JWK dict, as bytes or a dict."""
+    if isinstance(private_key, Mapping):
+        return private_key
+    if isinstance(private_key, bytes):
+        return private_key
+    if isinstance(private_key, str) and "-----BEGIN" in private_key:
+        return private_key.encode("ascii", "replace")
+    if isinstance(private_key, str) and private_key.lstrip().startswith("{"):
+        return _jwk_text(private_key.encode("utf-8"), "private_key= (JWK text)")
+    if isinstance(private_key, (str, os.PathLike)) and private_key:
+        path = Path(private_key)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"private_key={os.fspath(path)!r} cannot be read ({exc.strerror or exc}): "
+                "give a PEM string, the path of a PEM or JWK file, or a JWK dict"
+            ) from None
+        if data.lstrip().startswith(b"{"):
+            return _jwk_text(data, f"private_key={os.fspath(path)!r}")
+        return data
+    raise ConfigurationError(
+        "private_key= takes a PEM string, the path of a PEM or JWK file, or a JWK dict"
+    )
+
+
+def _jwk_text(data: bytes, where: str) -> Mapping[str, Any]:
+    import json
+
+    try:
+        loaded = json.loads(data)
+    except ValueError:
+        loaded = None
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(f"{where} is not a JWK (a JSON object)")
+    return loaded
+
+
+def _import(material: bytes | Mapping[str, Any]) -> RSAKey | ECKey | OKPKey:
+    from joserfc.jwk import import_key
+
+    try:
+        if isinstance(material, Mapping):
+            key = import_key(dict(material))
+        else:
+            from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            loaded = load_pem_private_key(material, password=None)
+            if isinstance(loaded, rsa.RSAPrivateKey):
+                key = import_key(material, "RSA")
+            elif isinstance(loaded, ec.EllipticCurvePrivateKey):
+                key = import_key(material, "EC")
+            elif isinstance(loaded, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+                key = import_key(material, "OKP")
+            else:
+                raise ValueError(f"unsupported key type {type(loaded).__name__}")
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        # The cause is dropped: its frames and arguments hold the key material.
+        what = type(exc).__name__
+        hint = (
+            " (an encrypted PEM is not supported: decrypt it, or give a JWK)"
+            if "encrypted" in str(exc).lower() or "password" in str(exc).lower()
+            else ""
+        )
+        message = f"private_key= is not a usable private key ({what}){hint}"
+        raise ConfigurationError(message) from None
+    if key.key_type == "oct":
+        raise ConfigurationError(
+            'private_key= is a symmetric key: use client_auth="client_secret_jwt" with '
+            "client_secret= for an HMAC-signed assertion"
+        )
+    if not key.is_private:
+        raise ConfigurationError(
+            "private_key= is a public key: give the private key (the server holds the public one)"
+        )
+    return key  # type: ignore[return-value]
+
+
+def _algorithms(key: RSAKey | ECKey | OKPKey) -> tuple[str, ...]:
+    if key.key_type == "RSA":
+        return _RSA_ALGS
+    curve = str(getattr(key, "curve_name", ""))
+    if key.key_type == "EC":
+        return (_EC_ALGS[curve],) if curve in _EC_ALGS else ()
+    return _OKP_ALGS.get(curve, ())
+
+
+class SigningKey:
+    """A key that signs client assertions: a private key, or a client secret (HMAC).
+
+    Its repr shows the key type, the algorithm and the key id, never the key.
+    """
+
+    __slots__ = ("_key", "alg", "kid", "kty")
+    __reduce__ = _refuse_pickle
+
+    def __init__(self, key: RSAKey | ECKey | OKPKey | OctKey, alg: str, kid: str | None) -> None:
+        self._key = key
+        self.alg = alg
+        self.kid = kid
+        self.kty: str = key.key_type
+
+    def __repr__(self) -> str:
+        return f"SigningKey(kty={self.kty!r}, alg={self.alg!r}, kid={self.kid!r})"
+
+    @classmethod
+    def private(
+        cls, private_key: object, *, key_id: str | None = None, signing_alg: str | None = None
+    ) -> SigningKey:
+        """A private key (PEM text, a path, or a JWK dict), checked against the algorithm.
+
+        The algorithm defaults to RS256 for RSA, ES256/ES384/ES512 by curve for EC and
+        Ed25519 for Ed25519 keys (``"EdDSA"`` also, for servers that know only that
+        name); the key id to the JWK's ``kid``.
+        """
+        material = _key_bytes(private_key)
+        key = _import(material)
+        allowed = _algorithms(key)
+        if not allowed:
+            raise ConfigurationError(
+                f"private_key= is a key authplug cannot sign with ({key.key_type})"
+            )
+        alg = signing_alg if signing_alg is not None else allowed[0]
+        if alg not in allowed:
+            raise ConfigurationError(
+                f"signing_alg={alg!r} does not fit this {key.key_type} key: use one of "
+                f"{', '.join(allowed)}"
+            )
+        kid = key_id
+        if kid is None and isinstance(material, Mapping) and isinstance(material.get("kid"), str):
+            kid = material["kid"]
+        return cls(key, alg, kid)
+
+    @classmethod
+    def hmac(cls, secret: Secret, *, signing_alg: str | None = None) -> SigningKey:
+        """The client secret as the HMAC key of ``client_secret_jwt`` (HS256 by default)."""
+        from joserfc.jwk import OctKey
+
+        alg = signing_alg or "HS256"
+        if alg not in _HMAC_ALGS:
+            raise ConfigurationError(
+                f'signing_alg={alg!r}: client_auth="client_secret_jwt" signs with '
+                f"{', '.join(_HMAC_ALGS)}"
+            )
+        size = len(secret.reveal().encode("utf-8"))
+        if size < _HMAC_ALGS[alg]:
+            raise ConfigurationError(
+                f"client_secret= is {size} bytes long; {alg} needs a secret of at least "
+                f"{_HMAC_ALGS[alg]} bytes (RFC 7518 §3.2): ask the provider for a longer "
+                "one, or use private_key_jwt"
+            )
+        return cls(OctKey.import_key(secret.reveal()), alg, None)
+
+    def public_jwk(self) -> dict[str, Any]:
+        """The public half as a JWK (what the server registers); empty for HMAC."""
+        if self.kty == "oct":
+            return {}
+        jwk: dict[str, Any] = dict(self._key.as_dict(private=False))
+        jwk["alg"] = self.alg
+        if self.kid is not None:
+            jwk["kid"] = self.kid
+        return jwk
+
+    def assertion(self, client_id: str, audience: str) -> Secret:
+        """A fresh client assertion for one token request, by Authlib's RFC 7523 signer."""
+        from authlib.oauth2.rfc7523 import client_secret_jwt_sign, private_key_jwt_sign
+
+        sign = client_secret_jwt_sign if self.kty == "oct" else private_key_jwt_sign
+        header = {"kid": self.kid} if self.kid is not None else None
+        now = int(time.time())  # the server's clock judges it: wall time, not a test clock
+        signed = sign(
+            self._key,
+            client_id,
+            audience,
+            alg=self.alg,
+            header=header,
+            issued_at=now,
+            expires_at=now + ASSERTION_LIFETIME,
+        )
+        return Secret(signed if isinstance(signed, str) else signed.decode("ascii"))
+
+
+def _checked(value: object, where: str) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        raise ValueError(f"{where} gave {type(value).__name__}, not a string")
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{where} gave an empty assertion")
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{where} gave text with spaces or line breaks, not one assertion")
+    return value
+
+
+class AssertionSource:
+    """A client assertion made elsewhere: ``obtain()``/``aobtain()`` at each token call.
+
+    A file is read again each time (projected tokens are rotated in place); a sync
+    callable or a file is read in a worker thread under an event loop; an async
+    callable serves async clients only.
+    """
+
+    __slots__ = ("_source", "kind")
+    __reduce__ = _refuse_pickle
+
+    def __init__(self, source: object) -> None:
+        if callable(source):
+            self._source: Path | Callable[[], Any] = source
+            self.kind = "async" if inspect.iscoroutinefunction(source) else "sync"
+            return
+        if isinstance(source, str) and source.count(".") == 2 and "/" not in source:
+            raise ConfigurationError(
+                "client_assertion= looks like an assertion itself; it expires, so give a "
+                "callable that returns a fresh one, or the path of a file that is kept fresh"
+            )
+        if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
+            raise ConfigurationError(
+                "client_assertion= takes a callable returning an assertion (sync or async) "
+                "or the path of a file holding one"
+            )
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigurationError(
+                f"client_assertion={os.fspath(path)!r} is not a file (give the path of the "
+                "file your platform keeps the assertion in)"
+            )
+        self._source = path
+        self.kind = "file"
+
+    def __repr__(self) -> str:
+        if isinstance(self._source, Path):
+            return f"AssertionSource({os.fspath(self._source)!r})"
+        return f"AssertionSource({self.kind} callable)"
+
+    def obtain(self) -> Secret:
+        """The assertion now (blocking). Raises ValueError with a safe message."""
+        source = self._source
+        if isinstance(source, Path):
+            where = f"the file {os.fspath(source)!r}"
+            try:
+                text = source.read_text("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{where} cannot be read ({exc})") from None
+            return Secret(_checked(text, where))
+        if self.kind == "async":
+            raise ValueError(
+                "client_assertion= is an async function, which a sync client cannot await: "
+                "give a plain function (it may serve async clients too)"
+            )
+        return Secret(_checked(source(), "the client_assertion callable"))
+
+    async def aobtain(self) -> Secret:
+        """:meth:`obtain` without blocking the event loop."""
+        source = self._source
+        if self.kind == "async" and not isinstance(source, Path):
+            return Secret(_checked(await source(), "the client_assertion callable"))
+        return await _aio.to_thread(self.obtain)
