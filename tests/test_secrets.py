@@ -129,3 +129,54 @@ def test_token_repr_shows_four_characters_at_most() -> None:
     assert "A" * 5 not in text
     assert "signature" not in text
     assert "secret" not in repr(Token(access_token="secret"))
+
+
+def test_keys_and_assertions_leak_nothing_from_locals() -> None:
+    """A refused ``client_secret_jwt`` call and a refused revocation: no secret, key,
+    assertion or refresh token in a message or a traceback's locals."""
+    jwk = pytest.importorskip("joserfc.jwk")
+    hmac_secret = "hmac-" + SECRET * 2
+    sent: list[str] = []
+
+    def app(request: Request) -> Response:
+        sent.extend(v for k, v in request.form().items() if k in ("client_assertion", "token"))
+        return Response.json(401, {"error": "invalid_client"})
+
+    key = jwk.RSAKey.generate_key(2048)
+    refresh = "refresh-token-value-7890123456"
+    with LoopbackServer(app) as server:
+        by_secret = OAuth2PasswordAuth(
+            token_url=server.url + "/token",
+            username="u",
+            password=PASSWORD,
+            client_id="c",
+            client_secret=hmac_secret,
+            client_auth="client_secret_jwt",
+        )
+        by_key = OAuth2PasswordAuth(
+            token_url=server.url + "/token",
+            revocation_url=server.url + "/revoke",
+            username="u",
+            password=PASSWORD,
+            client_id="c",
+            private_key=key.as_dict(private=True),
+            token={"access_token": "a" * 20, "refresh_token": refresh},
+        )
+        errors = []
+        for call in (by_secret.get_token, by_key.revoke):
+            with pytest.raises(CredentialsRejectedError) as info:
+                call()
+            tb = info.value.__traceback__
+            assert tb is not None
+            errors.append(info.value.with_traceback(tb.tb_next))  # from the package's frames
+    assert len(sent) == 3  # two assertions and the refresh token, all on the wire
+    private = key.as_dict(private=True)
+    secrets = [*sent, hmac_secret, PASSWORD, private["d"], private["p"], refresh]
+    for error in errors:
+        rendered = "".join(
+            traceback.TracebackException.from_exception(error, capture_locals=True).format()
+        )
+        assert "_manager.py" in rendered  # the package's frames, locals and all, are there
+        for text in (str(error), repr(error), rendered, repr(by_key), repr(by_key.options)):
+            for secret in secrets:
+                assert secret not in text
