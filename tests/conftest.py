@@ -369,7 +369,9 @@ def password_auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
     options.setdefault("password", emulator.password)
     options.setdefault("client_id", emulator.client_id)
     options.setdefault("client_secret", emulator.client_secret)
-    return OAuth2PasswordAuth(token_url=emulator.token_url, **options)
+    if "issuer" not in options:
+        options.setdefault("token_url", emulator.token_url)
+    return OAuth2PasswordAuth(**options)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The ``authplug`` command, run as a user runs it: a subprocess."""
+"""The ``authplug`` command, run as a user runs it (a subprocess), and in this process for
+the plumbing of its many options."""
 
 from __future__ import annotations
 
@@ -62,6 +63,23 @@ def _semansys_env(emulator: SemansysEmulator) -> dict[str, str]:
     }
 
 
+def _main(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    *args: str,
+) -> tuple[int, str, str]:
+    """``authplug ARGS`` in this process, with ``env`` set: for the plumbing of the options
+    (the subprocess tests prove the command itself)."""
+    from authplug.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def test_token_from_environment() -> None:
     """``authplug token semansys`` prints the access token alone, for $(...) in a shell."""
     with SemansysEmulator() as emulator:
@@ -78,30 +96,35 @@ def test_token_from_environment() -> None:
     assert "wrong-password" not in rejected.stderr
 
 
-def test_token_with_resources_and_audience() -> None:
-    """``--resource`` (repeatable, or space-separated in the environment) and ``--audience``."""
+def test_token_with_resources_and_audience(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--resource`` (repeatable, or space-separated in the environment) and ``--audience``
+    (in this process: the plumbing of the options)."""
     from urllib.parse import parse_qs
 
     with SemansysEmulator() as emulator:
         env = _semansys_env(emulator)
         flags = ("--resource", "https://a.example/", "--resource", "urn:b", "--audience", "x")
-        by_flags = authplug("token", "semansys", *flags, env=env)
+        by_flags = _main(monkeypatch, capsys, env, "token", "semansys", *flags)
         env["AUTHPLUG_SEMANSYS_RESOURCE"] = "https://a.example/ urn:b"
         env["AUTHPLUG_SEMANSYS_AUDIENCE"] = "x"
-        by_env = authplug("token", "semansys", env=env)
-        bad = authplug("token", "semansys", "--resource", "not a uri", env=env)
+        by_env = _main(monkeypatch, capsys, env, "token", "semansys")
+        bad = _main(monkeypatch, capsys, env, "token", "semansys", "--resource", "not a uri")
         # The emulator doubles as the HTTP proxy; the token URL's port has no listener.
         env["AUTHPLUG_SEMANSYS_TOKEN_URL"] = "http://localhost:9/connect/token"
-        proxied = authplug("token", "semansys", "--proxy", emulator.server_url, env=env)
+        proxied = _main(
+            monkeypatch, capsys, env, "token", "semansys", "--proxy", emulator.server_url
+        )
         sent = [parse_qs(request.body.decode()) for request in emulator.token_requests]
-    assert (by_flags.returncode, by_env.returncode) == (0, 0), by_flags.stderr + by_env.stderr
+    assert (by_flags[0], by_env[0]) == (0, 0), by_flags[2] + by_env[2]
     for params in sent:
         assert params["resource"] == ["https://a.example/", "urn:b"]
         assert params["audience"] == ["x"]
     assert len(sent) == 3
-    assert proxied.returncode == 0, proxied.stderr
-    assert bad.returncode == 2
-    assert "resource indicator is an absolute URI" in bad.stderr
+    assert proxied[0] == 0, proxied[2]
+    assert bad[0] == 2
+    assert "resource indicator is an absolute URI" in bad[2]
 
 
 def test_token_json_with_options() -> None:
@@ -199,25 +222,6 @@ def test_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
         assert "CredentialsRejectedError" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["token", "telmai", "--transaction-ids", "maybe", "--help"])
-
-
-# -- client authentication, discovery: in this process (the plumbing of the options;
-# the tests above prove the command itself as a subprocess) --------------------------
-
-
-def _main(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    env: dict[str, str],
-    *args: str,
-) -> tuple[int, str, str]:
-    from authplug.cli import main
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_token_with_a_key_and_an_issuer(

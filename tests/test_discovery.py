@@ -18,15 +18,17 @@ import httpx
 import pytest
 
 from authplug import (
+    BaseAuth,
     DiscoveryError,
     IssuerMismatchError,
     OAuth2ClientCredentialsAuth,
-    OAuth2PasswordAuth,
     SemansysAuth,
 )
 from authplug._discovery import well_known_urls
 from authplug.testing import FakeClock, OAuth2Emulator, SemansysEmulator
 from authplug.testing._server import Response
+
+from .conftest import password_auth
 
 
 @pytest.fixture
@@ -35,16 +37,9 @@ def server() -> Iterator[OAuth2Emulator]:
         yield emulator
 
 
-def _auth(server: OAuth2Emulator, **options: Any) -> OAuth2PasswordAuth:
+def _auth(server: OAuth2Emulator, **options: Any) -> BaseAuth:
     options.setdefault("retries", 0)
-    return OAuth2PasswordAuth(
-        issuer=server.issuer,
-        username=server.username,
-        password=server.password,
-        client_id=server.client_id,
-        client_secret=server.client_secret,
-        **options,
-    )
+    return password_auth(server, issuer=server.issuer, **options)
 
 
 def test_well_known_places() -> None:

@@ -13,30 +13,24 @@ from typing import Any
 import pytest
 
 from authplug import (
+    BaseAuth,
     CredentialsRejectedError,
     FileTokenCache,
     MemoryTokenCache,
     OAuth2ClientCredentialsAuth,
-    OAuth2PasswordAuth,
     Token,
     TokenEndpointError,
 )
 from authplug.testing import OAuth2Emulator
 from authplug.testing._server import Response
 
+from .conftest import password_auth
 from .test_caches import redis_cache
 
 
-def _auth(emulator: OAuth2Emulator, **options: Any) -> OAuth2PasswordAuth:
+def _auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
     options.setdefault("revocation_url", emulator.revocation_url)
-    return OAuth2PasswordAuth(
-        token_url=emulator.token_url,
-        username=emulator.username,
-        password=emulator.password,
-        client_id=emulator.client_id,
-        client_secret=emulator.client_secret,
-        **options,
-    )
+    return password_auth(emulator, **options)
 
 
 def test_the_refresh_token_is_revoked_and_the_token_forgotten(

@@ -244,12 +244,6 @@ def _issuer(value: object) -> str | None:
     return issuer
 
 
-def _assertion_audience(value: object) -> str | None:
-    if value is None:
-        return None
-    return str(text("assertion_audience", value, required=True))
-
-
 def _signing_key(
     method: ClientAuthMethod,
     secret: Secret | None,
@@ -402,7 +396,7 @@ class Options:
             client_assertion_type=str(
                 text("client_assertion_type", client_assertion_type, required=True)
             ),
-            assertion_audience=_assertion_audience(assertion_audience),
+            assertion_audience=text("assertion_audience", assertion_audience, required=False),
             revoke_on_close=revoke_on_close,
             retries=_retries(retries),
             refresh_status_codes=_codes(refresh_status_codes),
