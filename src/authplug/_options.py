@@ -368,6 +368,11 @@ class Options:
         )
         if not isinstance(revoke_on_close, bool):
             raise ConfigurationError("revoke_on_close= must be True or False")
+        if revoke_on_close and revocation_url is None and issuer is None:
+            raise ConfigurationError(
+                "revoke_on_close=True needs revocation_url=, or issuer= of a server whose "
+                "metadata names its revocation endpoint"
+            )
         return cls(
             spec=spec,
             token_url=_endpoint(token_url, issuer),

@@ -214,6 +214,7 @@ def test_private_key_jwt_without_a_key() -> None:
         ({"issuer": "http://login.example.com", "token_url": None}, "plain http"),
         ({"revocation_url": "ftp://x"}, "must be an https URL"),
         ({"revoke_on_close": "yes"}, "revoke_on_close="),
+        ({"revoke_on_close": True}, "needs revocation_url="),
         ({"client_assertion": "eyJh.eyJz.sig"}, "looks like an assertion itself"),
         ({"client_assertion": "/nonexistent/token"}, "is not a file"),
         ({"client_assertion": 42}, "takes a callable"),
