@@ -232,6 +232,12 @@ class TokenClient:
         )
 
     def _call(self, prepare: Callable[[], TokenRequest], scrub: Scrubber) -> Plan[Token]:
+        return self.interpret((yield from self._send(prepare, scrub, "token")), scrub)
+
+    def _send(
+        self, prepare: Callable[[], TokenRequest], scrub: Scrubber, endpoint: str
+    ) -> Plan[RawResponse]:
+        """The final answer after the retries; no answer at all is a TokenEndpointError."""
         outcome = yield from attempts(
             self._retry,
             lambda: self._prepared(prepare, scrub),
@@ -239,8 +245,8 @@ class TokenClient:
             name=self.spec.name,
         )
         if isinstance(outcome, TransportFailure):
-            raise self._unreachable(outcome.description, scrub)
-        return self.interpret(outcome, scrub)
+            raise self._unreachable(outcome.description, scrub, endpoint)
+        return outcome
 
     def _endpoints(self) -> Plan[tuple[str, str]]:
         """The token and refresh URLs: as given, or from the issuer's metadata."""
@@ -292,16 +298,9 @@ class TokenClient:
         value = Secret(token.refresh_token or token.access_token)
         external = yield from self._external_assertion()
         scrub = self._scrub.with_secrets((value, external))
-        outcome = yield from attempts(
-            self._retry,
-            lambda: self._prepared(
-                lambda: self.prepare_revocation(url, value, hint, external, scrub), scrub
-            ),
-            now=self._clock.time,
-            name=self.spec.name,
+        outcome = yield from self._send(
+            lambda: self.prepare_revocation(url, value, hint, external, scrub), scrub, "revocation"
         )
-        if isinstance(outcome, TransportFailure):
-            raise self._unreachable(outcome.description, scrub, "revocation")
         if not 200 <= outcome.status_code < 300:
             details = self._error_details(outcome)
             status = outcome.status_code
@@ -630,12 +629,12 @@ class TokenClient:
             error=scrub(error) if error is not None else None,
         )
 
-    def _unreachable(self, description: str, scrub: Scrubber, what: str = "token") -> AuthError:
+    def _unreachable(self, description: str, scrub: Scrubber, endpoint: str) -> AuthError:
         return self._error(
             TokenEndpointError,
             None,
             None,
-            f"no answer from the {what} endpoint after {self._retry.retries + 1} attempt(s): "
+            f"no answer from the {endpoint} endpoint after {self._retry.retries + 1} attempt(s): "
             f"{description}",
             scrub,
         )

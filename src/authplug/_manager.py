@@ -559,16 +559,8 @@ class TokenManager:
     def _revocation(self) -> Renewal[bool]:
         """Under the cache's lock (no other process renews meanwhile): revoke our token,
         or the shared one when we have none; then drop it from both places."""
-        try:
-            yield CacheLock()
-        except CacheError as exc:
-            self._cache_failed(exc)
+        cached = yield from self._shared()
         entry = self._entry
-        cached: Token | None = None
-        try:
-            cached = yield CacheGet()
-        except CacheError as exc:
-            self._cache_failed(exc)
         token = entry.token if entry is not None else cached
         if token is None:
             log.info("%s: no token to revoke", self._provider)
@@ -590,25 +582,31 @@ class TokenManager:
 
     def _renewal(self, reason: str, entry: Entry | None) -> Renewal[tuple[Entry, bool]]:
         """Renew under the cache's lock: ``(the new entry, whether a call fetched it)``."""
-        try:
-            yield CacheLock()
-        except CacheError as exc:
-            self._cache_failed(exc)
-        try:
-            cached = yield CacheGet()
-        except CacheError as exc:
-            self._cache_failed(exc)
-        else:
-            self._cache_ok()
-            adopted, entry = self._consider(cached, entry)
-            if adopted and entry is not None:
-                return entry, False
+        cached = yield from self._shared()
+        adopted, entry = self._consider(cached, entry)
+        if adopted and entry is not None:
+            return entry, False
         token = yield from self._obtain(reason, entry)
         try:
             yield CacheSet(token)
         except CacheError as exc:
             self._cache_failed(exc)
         return self._entry_for(token), True
+
+    def _shared(self) -> Renewal[Token | None]:
+        """Take the cache's lock (held until the plan ends) and read the shared token;
+        None when there is none or the cache is down (logged once)."""
+        try:
+            yield CacheLock()
+        except CacheError as exc:
+            self._cache_failed(exc)
+        try:
+            cached: Token | None = yield CacheGet()
+        except CacheError as exc:
+            self._cache_failed(exc)
+            return None
+        self._cache_ok()
+        return cached
 
     def _obtain(self, reason: str, entry: Entry | None) -> Generator[Any, Any, Token]:
         """The token calls: the refresh token if usable, else (or when refused) the grant."""

@@ -301,7 +301,7 @@ class Options:
     signing_key: SigningKey | None  # private_key_jwt's key, or client_secret_jwt's secret
     client_assertion: AssertionSource | None
     client_assertion_type: str
-    assertion_audience: str | None  # None: the token endpoint
+    assertion_audience: str | None  # None: the endpoint each assertion is sent to
     revoke_on_close: bool
     retries: int
     refresh_status_codes: frozenset[int]
