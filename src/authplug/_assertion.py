@@ -277,7 +277,8 @@ class AssertionSource:
             self._source: Path | Callable[[], Any] = source
             self.kind = "async" if inspect.iscoroutinefunction(source) else "sync"
             return
-        if isinstance(source, str) and source.count(".") == 2 and "/" not in source:
+        looks_signed = isinstance(source, str) and source.count(".") == 2 and "/" not in source
+        if looks_signed and not Path(str(source)).is_file():
             raise ConfigurationError(
                 "client_assertion= looks like an assertion itself; it expires, so give a "
                 "callable that returns a fresh one, or the path of a file that is kept fresh"

@@ -337,3 +337,15 @@ def test_the_emulator_checks_assertions_strictly(rsa: Any) -> None:
         assert not check({**good, "jti": "8"}, client_id="another-client")
         del good["jti"]
         assert not check(good)
+
+
+def test_a_relative_assertion_file_with_dots_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``token.v1.jwt`` has the dots of a JWT; an existing file is still read as a file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "token.v1.jwt").write_text("a.b.c")
+    auth = OAuth2ClientCredentialsAuth(
+        token_url=TOKEN_URL, client_id="c", client_assertion="token.v1.jwt"
+    )
+    assert repr(auth.options.client_assertion) == "AssertionSource('token.v1.jwt')"
