@@ -37,11 +37,13 @@ def rsa() -> Any:
 
 
 def _body(auth: Any) -> dict[str, list[str]]:
-    """The grant request's form as it would go on the wire."""
+    """The grant request's form (or JSON body) as it would go on the wire."""
     request = auth._client.prepare_grant()
     _url, _headers, body = reveal(
         request.url, request.headers, request.body, request.body_kind, request.stand_ins
     )
+    if request.body_kind == "json":
+        return {k: v if isinstance(v, list) else [v] for k, v in json.loads(body).items()}
     return parse_qs(body.decode())
 
 
@@ -349,3 +351,23 @@ def test_a_relative_assertion_file_with_dots_is_a_file(
         token_url=TOKEN_URL, client_id="c", client_assertion="token.v1.jwt"
     )
     assert repr(auth.options.client_assertion) == "AssertionSource('token.v1.jwt')"
+
+
+def test_every_provider_class_takes_a_key(rsa: Any) -> None:
+    """Telmai (no client secret), Dakota and the login form take private_key= too."""
+    from authplug import DakotaAuth, LoginFormAuth, TelmaiAuth
+
+    key = rsa.as_dict(private=True)
+    common: dict[str, Any] = {"username": "u", "password": "p", "private_key": key}
+    made = [
+        TelmaiAuth(auth_endpoint="https://telmai.example", client_id="t", **common),
+        DakotaAuth(client_id="d", **common),
+        LoginFormAuth(base_url="https://app.example/api", client_id="l", **common),
+    ]
+    for auth in made:
+        assert auth.options.client_auth == "private_key_jwt"
+        assert "client_assertion" in _body(auth)
+    plain = TelmaiAuth(
+        auth_endpoint="https://telmai.example", client_id="t", username="u", password="p"
+    )
+    assert plain.options.client_auth == "none"

@@ -87,7 +87,6 @@ class TelmaiAuth(BaseAuth):
             parse_error=TELMAI.parse_error,
             extra_params=_TelmaiParams(tenant, bool(transaction_ids)),
         )
-        options.setdefault("client_auth", "none")  # Telmai has no client secret
         super().__init__(
             spec=spec,
             token_url=join_url("auth_endpoint", auth_endpoint, "/auth/token"),
