@@ -111,6 +111,7 @@ CORE = (
     "_renewal",
     "_aio",
     "_discovery",
+    "_dpop",
     "token",
     "errors",
     "_redact",

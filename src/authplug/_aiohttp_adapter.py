@@ -20,8 +20,9 @@ import contextvars
 from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed, log_replay, scope_refusal
-from .token import Token, bearer
+from ._challenge import log_not_replayed, log_replay, renewal_useless
+from ._dpop import present
+from .token import Token, authorization
 
 if TYPE_CHECKING:
     import aiohttp
@@ -90,8 +91,20 @@ async def middleware(
     url = request.url
     if url.scheme == "http":
         warner.check("http", url.host or "", url.port)
-    request.headers["Authorization"] = bearer(token)
+    present(request.headers, token, manager.dpop, request.method, str(url))
     response = await handler(request)
+    dpop = manager.dpop
+    if dpop is not None and dpop.retry_for_nonce(
+        str(url),
+        response.status,
+        response.headers.getall("WWW-Authenticate", []),
+        response.headers.get("DPoP-Nonce"),
+    ):
+        if getattr(request.body, "consumed", False):
+            return response
+        response.release()  # once more, the same token with a proof carrying the nonce
+        present(request.headers, token, dpop, request.method, str(url))
+        response = await handler(request)
     if not _stale_token_refused(codes, request, response, token):
         return response
     try:
@@ -107,9 +120,9 @@ async def middleware(
         return response
     response.release()
     log_replay(_where(request), response.status)
-    request.headers["Authorization"] = bearer(fresh)
+    present(request.headers, fresh, manager.dpop, request.method, str(request.url))
     second = await handler(request)
-    if second.status in codes and request.headers.get("Authorization") == bearer(fresh):
+    if second.status in codes and request.headers.get("Authorization") == authorization(fresh):
         manager.replay_refused(fresh)
     return second
 
@@ -121,6 +134,6 @@ def _stale_token_refused(
     sent: Token,
 ) -> bool:
     """Our token was refused, and not for lack of scope: renewing may help."""
-    if response.status not in codes or request.headers.get("Authorization") != bearer(sent):
+    if response.status not in codes or request.headers.get("Authorization") != authorization(sent):
         return False
-    return not scope_refusal(response.headers.getall("WWW-Authenticate", []), _where(request))
+    return not renewal_useless(response.headers.getall("WWW-Authenticate", []), _where(request))

@@ -219,6 +219,10 @@ class SigningKey:
             )
         return cls(OctKey.import_key(secret.reveal()), alg, None)
 
+    def cryptography_key(self) -> Any:
+        """The private key as a ``cryptography`` object (DPoP signs with it directly)."""
+        return self._key.private_key
+
     def public_jwk(self) -> dict[str, Any]:
         """The public half as a JWK (what the server registers); empty for HMAC."""
         if self.kty == "oct":

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._assertion import AssertionSource, SigningKey
     from ._clock import Clock
     from ._discovery import Discovery
+    from ._dpop import DPoP
     from ._transport import TokenTransport
     from .spec import ProviderSpec
 
@@ -156,6 +157,7 @@ class TokenClient:
         assertion_audience: str | None = None,
         discovery: Discovery | None = None,
         revocation_url: str | None = None,
+        dpop: DPoP | None = None,
         retry: RetryPolicy,
         clock: Clock,
     ) -> None:
@@ -164,6 +166,8 @@ class TokenClient:
         self.refresh_url = refresh_url or token_url
         self.discovery = discovery
         self._revocation_url = revocation_url
+        self._dpop = dpop
+        self._warned_bearer = False
         self._signing_key = signing_key
         self._assertion_source = assertion_source
         self._assertion_type = assertion_type
@@ -217,7 +221,8 @@ class TokenClient:
         token_url, _ = yield from self._endpoints()
         external = yield from self._external_assertion()
         scrub = self._scrub.with_secrets((external,))
-        return (yield from self._call(lambda: self.prepare_grant(token_url, external), scrub))
+        prepare = functools.partial(self.prepare_grant, token_url, external)
+        return (yield from self._call(prepare, scrub, token_url))
 
     def refresh(self, token: Token) -> Plan[Token]:
         """A refresh-token grant with ``token``'s refresh token."""
@@ -225,14 +230,33 @@ class TokenClient:
         external = yield from self._external_assertion()
         refresh = Secret(token.refresh_token or "")
         scrub = self._scrub.with_secrets((refresh, external))
-        return (
-            yield from self._call(
-                lambda: self.prepare_refresh(refresh, scrub, refresh_url, external), scrub
-            )
-        )
+        prepare = functools.partial(self.prepare_refresh, refresh, scrub, refresh_url, external)
+        return (yield from self._call(prepare, scrub, refresh_url))
 
-    def _call(self, prepare: Callable[[], TokenRequest], scrub: Scrubber) -> Plan[Token]:
-        return self.interpret((yield from self._send(prepare, scrub, "token")), scrub)
+    def _call(self, prepare: Callable[[], TokenRequest], scrub: Scrubber, url: str) -> Plan[Token]:
+        raw = yield from self._send(prepare, scrub, "token")
+        if self._dpop is None:
+            return self.interpret(raw, scrub)
+        fresh_nonce = self._dpop.observe(url, raw.headers.get("dpop-nonce"))
+        if fresh_nonce and self._error_details(raw).error == "use_dpop_nonce":
+            # RFC 9449 §8: once more, with the nonce the server just gave.
+            raw = yield from self._send(prepare, scrub, "token")
+            self._dpop.observe(url, raw.headers.get("dpop-nonce"))
+        return self._bound(self.interpret(raw, scrub), self._dpop)
+
+    def _bound(self, token: Token, dpop: DPoP) -> Token:
+        """A token issued for our proof: bound to our key, or (the server chose) Bearer."""
+        if (token.token_type or "").lower() == "dpop":
+            return dataclasses.replace(token, dpop_jkt=dpop.jkt)
+        if not self._warned_bearer:
+            self._warned_bearer = True
+            log.info(
+                "%s: the token endpoint answered token_type %r to a DPoP proof: the token "
+                "is sent as a Bearer token",
+                self.spec.name,
+                token.token_type,
+            )
+        return token
 
     def _send(
         self, prepare: Callable[[], TokenRequest], scrub: Scrubber, endpoint: str
@@ -365,7 +389,7 @@ class TokenClient:
         client.register_client_auth_method((_AUTH_METHOD, encode))
         return client
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, url: str) -> dict[str, str]:
         content_type = "application/json" if self.spec.body == "json" else _FORM
         # Always a fresh dict: Authlib's client-auth methods write into it.
         headers = {
@@ -374,6 +398,8 @@ class TokenClient:
             "User-Agent": "authplug",
         }
         headers.update(self.spec.headers)
+        if self._dpop is not None:  # a fresh proof for each attempt (RFC 9449 §5)
+            headers["DPoP"] = self._dpop.proof("POST", url)
         return headers
 
     def _sealed(
@@ -405,7 +431,7 @@ class TokenClient:
             kwargs["username"] = self._username
             kwargs["password"] = fills["password"].text if "password" in fills else None
         request = self._authlib_client(fills).fetch_token(
-            url, grant_type=self.spec.grant_type, headers=self._headers(), **kwargs
+            url, grant_type=self.spec.grant_type, headers=self._headers(url), **kwargs
         )
         return self._sealed(request, fills, self._scrub)
 
@@ -420,7 +446,7 @@ class TokenClient:
         url = refresh_url or self.refresh_url or ""
         fills = self._stand_ins(url, refresh, external)
         request = self._authlib_client(fills).refresh_token(
-            url, refresh_token=fills["refresh_token"].text, headers=self._headers()
+            url, refresh_token=fills["refresh_token"].text, headers=self._headers(url)
         )
         return self._sealed(request, fills, scrub or self._scrub.with_secrets((refresh,)))
 

@@ -1,7 +1,9 @@
 """Reading an API's ``WWW-Authenticate`` challenge (RFC 7235 §4.1, RFC 6750 §3).
 
-A refusal whose Bearer challenge says ``error="insufficient_scope"`` is about the
-permission, not the token: renewing would cost a token call and change nothing.
+A refusal whose Bearer (or DPoP) challenge says ``error="insufficient_scope"`` is about
+the permission, not the token, and one that asks for a DPoP nonce (``use_dpop_nonce``,
+answered by one retry with the nonce first) is about the proof: renewing would cost a
+token call and change nothing.
 ``invalid_token``, no error code, or no challenge at all mean the token may be stale.
 
 The adapters of every client also say here what they did about a refusal: replayed it
@@ -15,11 +17,12 @@ import re
 from collections.abc import Iterable
 
 __all__ = [
+    "asks_for_nonce",
     "bearer_params",
     "insufficient_scope",
     "log_not_replayed",
     "log_replay",
-    "scope_refusal",
+    "renewal_useless",
 ]
 
 log = logging.getLogger("authplug")
@@ -56,40 +59,63 @@ def _challenges(header: str) -> Iterable[tuple[str, dict[str, str]]]:
         position = _SEPARATORS.match(header, position).end()  # type: ignore[union-attr]
 
 
-def bearer_params(values: Iterable[str]) -> dict[str, str] | None:
-    """The parameters of the first Bearer challenge among header values, or None."""
+def challenge_params(values: Iterable[str], wanted: str) -> dict[str, str] | None:
+    """The parameters of the first challenge of scheme ``wanted`` (lower case) among
+    header values, or None."""
     for header in values:
         if len(header) > _MAX_HEADER:
             continue
         for scheme, params in _challenges(header):
-            if scheme == "bearer":
+            if scheme == wanted:
                 return params
     return None
 
 
+def bearer_params(values: Iterable[str]) -> dict[str, str] | None:
+    """The parameters of the first Bearer challenge among header values, or None."""
+    return challenge_params(values, "bearer")
+
+
 def insufficient_scope(values: Iterable[str]) -> str | None:
-    """The scope the server asks for (maybe ``""``) when it refused for lack of scope.
+    """The scope the server asks for (maybe ``""``) when it refused for lack of scope
+    (in a Bearer or a DPoP challenge).
 
     None when the challenge does not say ``insufficient_scope``: renew and replay.
     """
-    params = bearer_params(values)
+    values = list(values)
+    params = bearer_params(values) or challenge_params(values, "dpop")
     if params is None or params.get("error") != "insufficient_scope":
         return None
     return params.get("scope", "")
 
 
-def scope_refusal(values: Iterable[str], where: str) -> bool:
-    """True, with one INFO line, when a refusal asks for more scope: do not renew."""
+def asks_for_nonce(values: Iterable[str]) -> bool:
+    """A DPoP challenge with ``error="use_dpop_nonce"`` (RFC 9449 §9)."""
+    params = challenge_params(values, "dpop")
+    return params is not None and params.get("error") == "use_dpop_nonce"
+
+
+def renewal_useless(values: Iterable[str], where: str) -> bool:
+    """True, with one INFO line, when a refusal is not about the token: it asks for more
+    scope, or (after the one nonce retry) for a DPoP nonce again. Do not renew."""
+    values = list(values)
     scope = insufficient_scope(values)
-    if scope is None:
-        return False
-    log.info(
-        "%s: the API refused the request for lack of scope (it asks for %s); a new token "
-        "would not help, so none is fetched",
-        where,
-        repr(scope[:200]) if scope else "no particular scope",
-    )
-    return True
+    if scope is not None:
+        log.info(
+            "%s: the API refused the request for lack of scope (it asks for %s); a new "
+            "token would not help, so none is fetched",
+            where,
+            repr(scope[:200]) if scope else "no particular scope",
+        )
+        return True
+    if asks_for_nonce(values):
+        log.info(
+            "%s: the API asks for a DPoP nonce again after the retry with its nonce; the "
+            "refusal is handed back",
+            where,
+        )
+        return True
+    return False
 
 
 def log_not_replayed(where: str, status: int) -> None:

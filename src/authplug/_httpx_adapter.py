@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Collection, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed, log_replay, scope_refusal
-from .token import Token, bearer
+from ._challenge import log_not_replayed, log_replay, renewal_useless
+from ._dpop import present
+from .token import Token, authorization
 
 if TYPE_CHECKING:
     import httpx
@@ -61,14 +62,14 @@ def _our_token_refused(codes: Collection[int], response: httpx.Response, sent: T
     # httpx has stripped the header and the refusal is not ours to answer.
     return response.status_code in codes and response.request.headers.get(
         "Authorization"
-    ) == bearer(sent)
+    ) == authorization(sent)
 
 
 def _stale_token_refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
     """Our token was refused, and not for lack of scope: renewing may help."""
     if not _our_token_refused(codes, response, sent):
         return False
-    return not scope_refusal(
+    return not renewal_useless(
         response.headers.get_list("www-authenticate"), _where(response.request)
     )
 
@@ -78,13 +79,35 @@ def _where(request: httpx.Request) -> str:
     return f"{url.scheme}://{url.host}{url.path}"
 
 
-def _prepare(warner: PlainHttpWarner, request: httpx.Request, token: Token) -> _Rewind:
+def _prepare(
+    manager: TokenManager, warner: PlainHttpWarner, request: httpx.Request, token: Token
+) -> _Rewind:
     url = request.url
     if url.scheme == "http":
         warner.check("http", url.host, url.port)
     rewind = _Rewind(request)
-    request.headers["Authorization"] = bearer(token)
+    _present(manager, request, token)
     return rewind
+
+
+def _present(manager: TokenManager, request: httpx.Request, token: Token) -> None:
+    present(request.headers, token, manager.dpop, request.method, str(request.url))
+
+
+def _nonce_retry(manager: TokenManager, response: httpx.Response, rewind: _Rewind) -> bool:
+    """The API asked for a DPoP nonce: send once more (the same token, a new proof)."""
+    dpop = manager.dpop
+    if dpop is None or not dpop.retry_for_nonce(
+        str(response.request.url),
+        response.status_code,
+        response.headers.get_list("www-authenticate"),
+        response.headers.get("dpop-nonce"),
+    ):
+        return False
+    if not rewind.replayable:
+        return False
+    rewind.rewind()
+    return True
 
 
 def sync_flow(
@@ -94,8 +117,11 @@ def sync_flow(
     request: httpx.Request,
 ) -> Generator[httpx.Request, httpx.Response]:
     token = manager.get()
-    rewind = _prepare(warner, request, token)
+    rewind = _prepare(manager, warner, request, token)
     response = yield request
+    if _nonce_retry(manager, response, rewind):
+        _present(manager, request, token)
+        response = yield request
     if not _stale_token_refused(codes, response, token):
         return
     fresh = manager.renew_rejected(token)
@@ -106,7 +132,7 @@ def sync_flow(
         return
     rewind.rewind()
     log_replay(_where(request), response.status_code)
-    request.headers["Authorization"] = bearer(fresh)
+    _present(manager, request, fresh)
     response = yield request
     if _our_token_refused(codes, response, fresh):
         manager.replay_refused(fresh)
@@ -119,8 +145,11 @@ async def async_flow(
     request: httpx.Request,
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
     token = await manager.aget()
-    rewind = _prepare(warner, request, token)
+    rewind = _prepare(manager, warner, request, token)
     response = yield request
+    if _nonce_retry(manager, response, rewind):
+        _present(manager, request, token)
+        response = yield request
     if not _stale_token_refused(codes, response, token):
         return
     fresh = await manager.arenew_rejected(token)
@@ -131,7 +160,7 @@ async def async_flow(
         return
     rewind.rewind()
     log_replay(_where(request), response.status_code)
-    request.headers["Authorization"] = bearer(fresh)
+    _present(manager, request, fresh)
     response = yield request
     if _our_token_refused(codes, response, fresh):
         manager.replay_refused(fresh)

@@ -64,6 +64,7 @@ from .token import Token, TokenState
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._dpop import DPoP
     from ._plan import Effect, Plan
     from ._redact import Secret
     from ._wire import RawResponse
@@ -115,8 +116,11 @@ class TokenManager:
         initial: Token | None,
         wait_limit: float,
         grant_type: str,
+        dpop: DPoP | None = None,
     ) -> None:
         self._source = source
+        #: The DPoP key tokens are bound to (the adapters make proofs with it), or None.
+        self.dpop = dpop
         self._provider = provider
         self._cache = cache
         self._key = key
@@ -655,6 +659,12 @@ class TokenManager:
         if cached is None or (
             entry is not None and cached.access_token == entry.token.access_token
         ):
+            return False, entry
+        if cached.dpop_jkt is not None and (self.dpop is None or cached.dpop_jkt != self.dpop.jkt):
+            # Bound to another key (RFC 9449): useless here, and never to be sent.
+            log.warning(
+                "%s: the cached token is bound to another DPoP key; not used", self._provider
+            )
             return False, entry
         candidate = self._entry_for(cached)
         if self.state(candidate) is TokenState.FRESH:

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ._challenge import log_not_replayed, log_replay
-from ._prepared import attach, position_of, renewable, replay_of, replayable
+from ._prepared import attach, nonce_replay, position_of, renewable, replay_of, replayable
 from ._redact import safe_url
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def apply(
         if sent:  # a redirect hop: niquests kept or stripped the header as it should
             return prepared
         token = await manager.aget()
-        attach(warner, prepared, token)
+        attach(warner, prepared, token, manager.dpop)
         sent.append(token)
         return prepared
 
@@ -76,7 +76,7 @@ def apply(
 
     token = manager.ready()
     if token is not None:  # the usual case: no hook to await before sending
-        attach(warner, request, token)
+        attach(warner, request, token, manager.dpop)
         sent.append(token)
     else:
         request.register_hook("pre_request", attach_later)
@@ -92,6 +92,10 @@ async def _handle(
     response: Any,
     **kwargs: Any,
 ) -> Any:
+    again = nonce_replay(manager.dpop, response, sent, position)
+    if again is not None:
+        await _release(response)
+        response = await _resend(response, again, **kwargs)
     if not renewable(codes, sent, response):
         return response
     body: Any = response.request.body
@@ -109,11 +113,17 @@ async def _handle(
     if position is not None:
         body.seek(position)
     await _release(response)
-    replay = replay_of(response, fresh)
+    replay = replay_of(response, fresh, manager.dpop)
     log_replay(where, response.status_code)
+    second = await _resend(response, replay, **kwargs)
+    if second.status_code in codes:
+        manager.replay_refused(fresh)
+    return second
+
+
+async def _resend(response: Any, replay: Any, **kwargs: Any) -> Any:
+    """Send ``replay`` on the refused response's adapter; the refusal goes to history."""
     second = await response.connection.send(replay, **kwargs)
     second.history.append(response)
     second.request = replay
-    if second.status_code in codes:
-        manager.replay_refused(fresh)
     return second

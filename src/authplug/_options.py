@@ -20,6 +20,7 @@ import httpx
 
 from ._assertion import JWT_BEARER, AssertionSource, SigningKey
 from ._clock import Clock, SystemClock
+from ._dpop import DPoP
 from ._net import is_loopback
 from ._redact import Secret
 from ._transport import CertOption, VerifyOption, check_cert_files
@@ -244,6 +245,18 @@ def _issuer(value: object) -> str | None:
     return issuer
 
 
+def _dpop(dpop: object, dpop_key: object) -> DPoP | None:
+    """``dpop=True``: a fresh ES256 key; ``dpop_key=``: the user's (and DPoP on)."""
+    if not isinstance(dpop, bool):
+        raise ConfigurationError("dpop= must be True or False")
+    if dpop_key is not None:
+        try:
+            return DPoP.load(dpop_key)
+        except ConfigurationError as exc:
+            raise ConfigurationError(str(exc).replace("private_key=", "dpop_key=")) from None
+    return DPoP.generated() if dpop else None
+
+
 def _signing_key(
     method: ClientAuthMethod,
     secret: Secret | None,
@@ -303,6 +316,7 @@ class Options:
     client_assertion_type: str
     assertion_audience: str | None  # None: the endpoint each assertion is sent to
     revoke_on_close: bool
+    dpop: DPoP | None  # its repr shows the algorithm and the key's thumbprint only
     retries: int
     refresh_status_codes: frozenset[int]
     token: Token | None = field(repr=False)
@@ -339,6 +353,8 @@ class Options:
         client_assertion_type: object = JWT_BEARER,
         assertion_audience: object = None,
         revoke_on_close: object = False,
+        dpop: object = False,
+        dpop_key: object = None,
         retries: object = 3,
         refresh_status_codes: Iterable[int] = (401,),
         token: Token | Mapping[str, Any] | None = None,
@@ -357,6 +373,14 @@ class Options:
             )
         check_cert_files(cert)
         clock = clock or SystemClock()
+        holder = _dpop(dpop, dpop_key)
+        initial = Token.coerce(token, now=clock.time()) if token is not None else None
+        bound = initial.dpop_jkt if initial is not None else None
+        if bound is not None and (holder is None or holder.jkt != bound):
+            raise ConfigurationError(
+                "token= is bound to a DPoP key (dpop_jkt) this object does not hold: "
+                "give that key as dpop_key="
+            )
         client_id = text("client_id", client_id, required=False)
         method = _client_auth(
             client_auth,
@@ -403,9 +427,10 @@ class Options:
             ),
             assertion_audience=text("assertion_audience", assertion_audience, required=False),
             revoke_on_close=revoke_on_close,
+            dpop=holder,
             retries=_retries(retries),
             refresh_status_codes=_codes(refresh_status_codes),
-            token=Token.coerce(token, now=clock.time()) if token is not None else None,
+            token=initial,
             on_token=on_token,
             cache=cache if cache is not None else MemoryTokenCache(),
             clock=clock,

@@ -15,13 +15,15 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._challenge import scope_refusal
+from ._challenge import renewal_useless
+from ._dpop import DPoP, present
 from ._net import PlainHttpWarner
 from ._redact import safe_url
-from .token import Token, bearer
+from .token import Token, authorization
 
 __all__ = [
     "attach",
+    "nonce_replay",
     "position_of",
     "renewable",
     "replay_of",
@@ -29,13 +31,13 @@ __all__ = [
 ]
 
 
-def attach(warner: PlainHttpWarner, request: Any, token: Token) -> None:
+def attach(warner: PlainHttpWarner, request: Any, token: Token, dpop: DPoP | None) -> None:
     """Set the token on ``request`` (one WARNING per origin over plain http)."""
     url = request.url or ""
     if url.startswith("http://"):
         parts = urlsplit(url)
         warner.check("http", parts.hostname or "", parts.port)
-    request.headers["Authorization"] = bearer(token)
+    present(request.headers, token, dpop, request.method, url)
 
 
 def position_of(body: object) -> int | None:
@@ -63,13 +65,37 @@ def renewable(codes: Collection[int], sent: Token, response: Any) -> bool:
     request = response.request
     if response.status_code not in codes:
         return False
-    if request.headers.get("Authorization") != bearer(sent):
+    if request.headers.get("Authorization") != authorization(sent):
         return False
     challenge = response.headers.get("WWW-Authenticate")
-    return not scope_refusal([challenge] if challenge else [], safe_url(request.url or ""))
+    return not renewal_useless([challenge] if challenge else [], safe_url(request.url or ""))
 
 
-def replay_of(response: Any, fresh: Token) -> Any:
+def nonce_replay(dpop: DPoP | None, response: Any, sent: Token, position: int | None) -> Any:
+    """The request to send again when the API asked for a DPoP nonce (the same token, a
+    new proof with the nonce; RFC 9449 §9), or None. Call it before the renewal check:
+    a nonce retry is not a renewal."""
+    if dpop is None:
+        return None
+    request = response.request
+    headers = response.headers
+    challenge = headers.get("WWW-Authenticate")
+    if not dpop.retry_for_nonce(
+        request.url or "",
+        response.status_code,
+        [challenge] if challenge else [],
+        headers.get("DPoP-Nonce"),
+    ):
+        return None
+    body = request.body
+    if not replayable(body, position):
+        return None
+    if position is not None:
+        body.seek(position)
+    return replay_of(response, sent, dpop)
+
+
+def replay_of(response: Any, fresh: Token, dpop: DPoP | None) -> Any:
     """The request to send again with ``fresh``; call it once ``response`` is released.
 
     As ``HTTPDigestAuth.handle_401`` does: a copy of the request, with the cookies the
@@ -83,7 +109,7 @@ def replay_of(response: Any, fresh: Token) -> Any:
     jar = replay._cookies
     cookies.extract_cookies_to_jar(jar, request, response.raw)
     replay.prepare_cookies(jar)
-    replay.headers["Authorization"] = bearer(fresh)
+    present(replay.headers, fresh, dpop, replay.method, replay.url or "")
     response.request = request.copy()
-    request.headers["Authorization"] = bearer(fresh)
+    present(request.headers, fresh, dpop, request.method, request.url or "")
     return replay

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from ._challenge import log_not_replayed, log_replay
-from ._prepared import attach, position_of, renewable, replay_of, replayable
+from ._prepared import attach, nonce_replay, position_of, renewable, replay_of, replayable
 from ._redact import safe_url
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def apply(
     request: requests.PreparedRequest,
 ) -> requests.PreparedRequest:
     token = manager.get()
-    attach(warner, request, token)
+    attach(warner, request, token, manager.dpop)
     position = position_of(request.body)
 
     def handle(response: requests.Response, **kwargs: Any) -> requests.Response:
@@ -54,6 +54,10 @@ def _handle(
     response: requests.Response,
     **kwargs: Any,
 ) -> requests.Response:
+    again = nonce_replay(manager.dpop, response, sent, position)
+    if again is not None:
+        _release(response)
+        response = _resend(response, again, **kwargs)
     if not renewable(codes, sent, response):
         return response
     body: Any = response.request.body
@@ -71,13 +75,21 @@ def _handle(
     if position is not None:
         body.seek(position)
     _release(response)
-    replay = replay_of(response, fresh)
+    replay = replay_of(response, fresh, manager.dpop)
     log_replay(where, response.status_code)
+    second = _resend(response, replay, **kwargs)
+    if second.status_code in codes:
+        manager.replay_refused(fresh)
+    return second
+
+
+def _resend(
+    response: requests.Response, replay: requests.PreparedRequest, **kwargs: Any
+) -> requests.Response:
+    """Send ``replay`` on the refused response's adapter; the refusal goes to history."""
     second: requests.Response = response.connection.send(replay, **kwargs)
     second.history.append(response)
     second.request = replay
-    if second.status_code in codes:
-        manager.replay_refused(fresh)
     return second
 
 

@@ -103,6 +103,12 @@ class BaseAuth(_Base):
             each is sent to, the token endpoint or the revocation endpoint; some servers
             want their issuer).
         revoke_on_close: ``close()``/``aclose()`` revoke the token first (see :meth:`revoke`).
+        dpop: sender-constrained tokens (DPoP, RFC 9449) with a fresh ES256 key held by
+            this object: token calls carry a proof, and a token the server binds to the
+            key is sent as ``Authorization: DPoP …`` with a new proof on every request.
+        dpop_key: the DPoP key to use instead (PEM text, a PEM or JWK file's path, or a
+            JWK dict: EC P-256, RSA or Ed25519); implies ``dpop=True``. Give the same key
+            to every process that shares a cache, so that they share the tokens too.
         retries: how often a token call that met a network error, a 429 or a 5xx is
             tried again.
         refresh_status_codes: API statuses that make the package renew the token and
@@ -148,6 +154,8 @@ class BaseAuth(_Base):
         client_assertion_type: str = JWT_BEARER,
         assertion_audience: str | None = None,
         revoke_on_close: bool = False,
+        dpop: bool = False,
+        dpop_key: PrivateKeyOption | None = None,
         retries: int = 3,
         refresh_status_codes: Iterable[int] = (401,),
         token: Token | Mapping[str, Any] | None = None,
@@ -185,6 +193,8 @@ class BaseAuth(_Base):
             client_assertion_type=client_assertion_type,
             assertion_audience=assertion_audience,
             revoke_on_close=revoke_on_close,
+            dpop=dpop,
+            dpop_key=dpop_key,
             retries=retries,
             refresh_status_codes=refresh_status_codes,
             token=token,
@@ -235,6 +245,7 @@ class BaseAuth(_Base):
             refresh_url=options.refresh_url,
             discovery=discovery,
             revocation_url=options.revocation_url,
+            dpop=options.dpop,
             signing_key=options.signing_key,
             assertion_source=options.client_assertion,
             assertion_type=options.client_assertion_type,
@@ -264,6 +275,7 @@ class BaseAuth(_Base):
                 scope=options.scope,
                 resource=options.resource,
                 audience=options.audience,
+                dpop_jkt=options.dpop.jkt if options.dpop is not None else None,
             ),
             leeway=options.leeway,
             clock=options.clock,
@@ -272,6 +284,7 @@ class BaseAuth(_Base):
             # The longest a renewal may take: the cache's own waits, then the token call.
             wait_limit=self._client.wait_limit + float(getattr(options.cache, "max_wait", 0.0)) + 5,
             grant_type=spec.grant_type,
+            dpop=options.dpop,
         )
 
     def __repr__(self) -> str:

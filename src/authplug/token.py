@@ -18,7 +18,7 @@ from typing import Any
 from ._redact import mask
 from .errors import ConfigurationError
 
-__all__ = ["Token", "TokenState", "bearer", "parse_number"]
+__all__ = ["Token", "TokenState", "authorization", "parse_number"]
 
 # What an access token may hold to travel in a header: visible ASCII, no space. CR or LF
 # would split the header (h11 and urllib3 refuse them at request time, quoting the
@@ -35,6 +35,7 @@ _KNOWN = frozenset(
         "scope",
         "issued_at",
         "refresh_expires_at",
+        "dpop_jkt",
     }
 )
 
@@ -73,8 +74,9 @@ class Token:
 
     Attributes:
         access_token: the bearer credential.
-        token_type: what the provider called it (``"bearer"``, ``"Bearer"``, or None).
-            authplug always sends ``Authorization: Bearer …`` whatever this says.
+        token_type: what the provider called it (``"bearer"``, ``"Bearer"``, ``"DPoP"``
+            or None). authplug sends ``Authorization: Bearer …`` whatever this says,
+            unless the token is DPoP-bound (``dpop_jkt``).
         expires_at: when the access token expires, in epoch seconds, or None when the
             provider gave no lifetime. For persistence and display; renewal decisions
             use a monotonic clock.
@@ -85,6 +87,9 @@ class Token:
             in by the caller, whose lifetime is unknown).
         refresh_expires_at: when the refresh token expires, in epoch seconds, when the
             provider says so.
+        dpop_jkt: the thumbprint (RFC 7638) of the DPoP key the token is bound to, or
+            None for a Bearer token. A bound token is sent as ``Authorization: DPoP …``
+            with a proof made by that key, and by no other.
     """
 
     access_token: str
@@ -95,6 +100,7 @@ class Token:
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     issued_at: float | None = None
     refresh_expires_at: float | None = None
+    dpop_jkt: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
@@ -138,6 +144,8 @@ class Token:
                 data[name] = value
         if self.refresh_expires_at is not None:
             data["refresh_expires_at"] = self.refresh_expires_at
+        if self.dpop_jkt is not None:
+            data["dpop_jkt"] = self.dpop_jkt
         return data
 
     @classmethod
@@ -171,6 +179,9 @@ class Token:
         token_type = data.get("token_type")
         if token_type is not None and not isinstance(token_type, str):
             raise ValueError("token_type is not a string")
+        jkt = data.get("dpop_jkt")
+        if jkt is not None and not isinstance(jkt, str):
+            raise ValueError("dpop_jkt is not a string")
         return cls(
             access_token=access,
             token_type=token_type,
@@ -180,6 +191,7 @@ class Token:
             extra={k: v for k, v in data.items() if k not in _KNOWN},
             issued_at=parse_number(data.get("issued_at")),
             refresh_expires_at=parse_number(data.get("refresh_expires_at")),
+            dpop_jkt=jkt or None,
         )
 
     @classmethod
@@ -207,9 +219,12 @@ def _restore(data: dict[str, Any]) -> Token:
     return Token.from_dict(data)
 
 
-def bearer(token: Token) -> str:
-    """The Authorization header value: capital B whatever the provider's token_type says.
+def authorization(token: Token) -> str:
+    """The Authorization header value: capital B whatever the provider's token_type says
+    (``DPoP`` for a DPoP-bound token, RFC 9449 §7.1).
 
     RFC 6750 §2.1; the scheme is case-insensitive, but some servers compare it exactly.
     """
+    if token.dpop_jkt is not None:
+        return f"DPoP {token.access_token}"
     return f"Bearer {token.access_token}"

@@ -72,15 +72,19 @@ def cache_key(
     scope: str | None,
     resource: tuple[str, ...] = (),
     audience: str | None = None,
+    dpop_jkt: str | None = None,
 ) -> str:
     """A stable key from what identifies a token, hashed so it carries no identity.
 
-    Resource indicators and the audience count only when given, so that the keys of
-    tokens stored before they existed stay the same.
+    Resource indicators, the audience and the DPoP key's thumbprint count only when
+    given, so that the keys of tokens stored before they existed stay the same.
     """
     fields: list[object] = [provider, token_url, client_id, username, scope]
     if resource or audience is not None:
         fields += [sorted(resource), audience]
+    if dpop_jkt is not None:
+        # Each DPoP key its own entry: a token bound to one key is useless to another.
+        fields += ["dpop", dpop_jkt]
     material = json.dumps(fields)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 

@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ._dpop import DPoPVerifier
 from ._server import LoopbackServer, Request, Response
 
 __all__ = ["ApiHit", "JournalEntry", "OAuth2Emulator"]
@@ -62,6 +63,7 @@ class JournalEntry:
 class _Issued:
     expires: float | None  # server monotonic time
     revoked: bool = False
+    jkt: str | None = None  # the DPoP key it is bound to
 
 
 class OAuth2Emulator:
@@ -114,6 +116,12 @@ class OAuth2Emulator:
         self.revocations: list[tuple[str | None, bool]] = []
         #: Served by the revocation endpoint in place of its work when set (a failure).
         self.revocation_answer: Response | None = None
+        #: DPoP (RFC 9449): when True, a token call with a valid proof gets a token bound
+        #: to its key (``token_type: DPoP``), which the API accepts only with a valid
+        #: proof by that key; ``dpop_verifier.nonce`` set asks for nonces. When False,
+        #: proofs are ignored and tokens are Bearer (a server without DPoP).
+        self.dpop = False
+        self.dpop_verifier = DPoPVerifier()
         #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
         self.client_key: dict[str, Any] | None = None
         self._assertion_ids: set[str] = set()
@@ -442,7 +450,27 @@ class OAuth2Emulator:
             expired = deadline is None or (deadline is not True and time.monotonic() > deadline)
             if self.reject_refresh or expired:
                 return self.reject_refresh_token()
-        return self.issue(grant)
+        jkt = None
+        if self.dpop and "dpop" in request.headers:
+            check = self.dpop_verifier.check(
+                request.headers["dpop"], "POST", self.server_url + request.path
+            )
+            if check.error is not None:
+                return self._dpop_refusal(400, check.error, check.reason, token_endpoint=True)
+            jkt = check.jkt
+        return self.issue(grant, jkt)
+
+    def _dpop_refusal(
+        self, status: int, error: str, reason: str, *, token_endpoint: bool
+    ) -> Response:
+        headers = {"Content-Type": "application/json"}
+        nonce = self.dpop_verifier.nonce
+        if error == "use_dpop_nonce" and nonce is not None:
+            headers["DPoP-Nonce"] = nonce
+        if not token_endpoint:
+            headers["WWW-Authenticate"] = f'DPoP error="{error}", algs="ES256 RS256 EdDSA"'
+        body = {"error": error, "error_description": reason}
+        return Response(status, json.dumps(body).encode(), headers)
 
     def refresh_lifetime(self) -> float | None:
         """Seconds a refresh token lives (None: until revoked)."""
@@ -451,7 +479,7 @@ class OAuth2Emulator:
     def new_refresh_token(self) -> str:
         return f"rt-{secrets.token_hex(12)}"
 
-    def issue(self, grant: str) -> Response:
+    def issue(self, grant: str, jkt: str | None = None) -> Response:
         access = self.new_access_token()
         refresh = None
         if self.issue_refresh_tokens and grant != "client_credentials":
@@ -460,12 +488,22 @@ class OAuth2Emulator:
         refresh_lifetime = self.refresh_lifetime()
         with self._lock:
             now = time.monotonic()
-            self._access[access] = _Issued(now + lifetime if lifetime is not None else None)
+            expires = now + lifetime if lifetime is not None else None
+            self._access[access] = _Issued(expires, jkt=jkt)
             if refresh is not None:
                 self._refresh[refresh] = (
                     now + refresh_lifetime if refresh_lifetime is not None else True
                 )
-        return self.token_response(self.token_body(access, refresh, lifetime))
+        body = self.token_body(access, refresh, lifetime)
+        if jkt is not None:
+            body["token_type"] = "DPoP"
+        return self.token_response(body)
+
+    def bound_key(self, access: str) -> str | None:
+        """The thumbprint of the DPoP key ``access`` is bound to, or None."""
+        with self._lock:
+            issued = self._access.get(access)
+        return issued.jkt if issued is not None else None
 
     def token_response(self, body: dict[str, Any]) -> Response:
         return Response.json(200, body)
@@ -482,7 +520,21 @@ class OAuth2Emulator:
     def _api(self, request: Request, path: str) -> Response:
         header = request.headers.get("authorization")
         scheme, _, access = (header or "").partition(" ")
-        ok = scheme == "Bearer" and self.token_valid(access)
+        bound = self.bound_key(access)
+        ok = scheme == "Bearer" and self.token_valid(access) and bound is None
+        if scheme == "DPoP" and self.token_valid(access) and bound is not None:
+            check = self.dpop_verifier.check(
+                request.headers.get("dpop"), request.method, self.server_url + request.path, access
+            )
+            if check.error is not None or check.jkt != bound:
+                refusal = self._dpop_refusal(
+                    401,
+                    check.error or "invalid_dpop_proof",
+                    check.reason or "another key",
+                    token_endpoint=False,
+                )
+                return self._log_api(request, header, refusal)
+            ok = True
         if path == "/deny":
             ok = False  # refuses every token: a replay that fails again
         if path == "/redirect" and ok:
@@ -508,6 +560,9 @@ class OAuth2Emulator:
                     "Set-Cookie": "seen401=yes; Path=/",
                 },
             )
+        return self._log_api(request, header, response)
+
+    def _log_api(self, request: Request, header: str | None, response: Response) -> Response:
         with self._lock:
             self.api_calls += 1
             self.journal.append(JournalEntry("api", request, response.status))

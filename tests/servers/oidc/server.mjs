@@ -23,6 +23,9 @@
 //   api_scope         the scopes the API resource server knows (default "api:read api:write")
 //   resource_servers  {"<resource indicator>": {scope, audience, accessTokenTTL, accessTokenFormat}}
 //                     more resource servers for getResourceServerInfo
+//   dpop              {"require_nonce": true}: oidc-provider's DPoP (on by default in v9) asks
+//                     token requests for a nonce (a fresh nonceSecret each start). The API
+//                     below verifies DPoP proofs itself (RFC 9449 §4.3, §7) with jose.
 //   default_resource  null (default): a token request without `resource` gets an opaque token
 //                     with no audience; "api": such requests get a token for the API resource;
 //                     any other string: that resource indicator
@@ -44,7 +47,9 @@
 // useGrantedResource matters only for code/refresh/device exchanges: left at its default (false).
 
 import { once } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
+import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
 
 // oidc-provider prints its NOTICEs with console.info (stdout): keep stdout for the ready line,
 // from before oidc-provider loads (hence its dynamic import).
@@ -165,6 +170,16 @@ const baseFeatures = {
   },
 };
 
+if (config.dpop?.require_nonce) {
+  baseFeatures.dPoP = {
+    enabled: true,
+    nonceSecret: randomBytes(32),
+    requireNonce() {
+      return true;
+    },
+  };
+}
+
 const features = { ...baseFeatures };
 for (const [name, value] of Object.entries(config.features ?? {})) {
   features[name] = { ...baseFeatures[name], ...value };
@@ -224,6 +239,10 @@ provider.use(async (ctx, next) => {
   }
 });
 
+// A 500 from oidc-provider says only "oops! something went wrong": the cause goes to stderr
+// (OidcProviderServer.log()).
+provider.on('server_error', (ctx, error) => console.error('oidc-provider server_error:', error));
+
 opServer.on('request', provider.callback());
 
 const discovery = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
@@ -256,26 +275,78 @@ async function introspect(token) {
   return response.json();
 }
 
+// DPoP proofs the API accepted, by jti: a proof is single-use (RFC 9449 §11.1).
+const seenProofs = new Set();
+const dpopStats = { accepted: 0, refused: 0 };
+
+function dpopError(res, error, description) {
+  dpopStats.refused += 1;
+  sendJson(res, 401, { ok: false, error }, {
+    'www-authenticate': `DPoP error="${error}", error_description="${description}", algs="ES256 EdDSA"`,
+  });
+}
+
+// RFC 9449 §4.3 and §7: the proof's signature by its own jwk, typ, htm, htu, iat, a fresh jti,
+// ath (the token's hash), and the key's thumbprint equal to the token's cnf.jkt.
+async function checkProof(req, token, jkt) {
+  const proof = req.headers.dpop;
+  if (typeof proof !== 'string') return 'no DPoP proof';
+  let verified;
+  try {
+    verified = await jwtVerify(proof, EmbeddedJWK, {
+      typ: 'dpop+jwt',
+      algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA', 'Ed25519'],
+      maxTokenAge: '60s',
+      clockTolerance: 5,
+    });
+  } catch (error) {
+    return `not a valid proof (${error.code ?? error.message})`;
+  }
+  const { payload, protectedHeader } = verified;
+  const htu = `${apiOrigin}${new URL(req.url, apiOrigin).pathname}`;
+  const ath = createHash('sha256').update(token).digest('base64url');
+  if (payload.htm !== req.method) return 'htm';
+  if (payload.htu !== htu) return 'htu';
+  if (payload.ath !== ath) return 'ath';
+  if (typeof payload.jti !== 'string' || seenProofs.has(payload.jti)) return 'jti replayed';
+  if (await calculateJwkThumbprint(protectedHeader.jwk) !== jkt) return 'another key';
+  seenProofs.add(payload.jti);
+  return null;
+}
+
 async function me(req, res) {
   const header = req.headers.authorization;
   if (header === undefined) {
     bearerError(res);
     return;
   }
-  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+  const match = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
   if (!match) {
-    bearerError(res, 'invalid_token', 'not a Bearer token');
+    bearerError(res, 'invalid_token', 'not a Bearer or DPoP token');
     return;
   }
-  const info = await introspect(match[1]);
+  const scheme = match[1].toLowerCase();
+  const info = await introspect(match[2]);
   if (!info.active) {
     bearerError(res, 'invalid_token', 'the token is not active');
     return;
   }
-  if (info.cnf?.jkt) {
-    // RFC 9449 §7.2: a DPoP-bound token is not a Bearer token (DPoP proofs are not checked here).
+  if (info.cnf?.jkt && scheme !== 'dpop') {
+    // RFC 9449 §7.2: a DPoP-bound token is not a Bearer token.
     bearerError(res, 'invalid_token', 'DPoP-bound token presented as a Bearer token');
     return;
+  }
+  if (scheme === 'dpop') {
+    if (!info.cnf?.jkt) {
+      dpopError(res, 'invalid_token', 'not a DPoP-bound token');
+      return;
+    }
+    const problem = await checkProof(req, match[2], info.cnf.jkt);
+    if (problem) {
+      dpopError(res, 'invalid_dpop_proof', problem);
+      return;
+    }
+    dpopStats.accepted += 1;
   }
   if (info.aud !== undefined && ![info.aud].flat().includes(apiResource)) {
     bearerError(res, 'invalid_token', 'the token is for another audience');
@@ -284,6 +355,7 @@ async function me(req, res) {
   sendJson(res, 200, {
     ok: true,
     client_id: info.client_id,
+    jkt: info.cnf?.jkt ?? null,
     sub: info.sub ?? null,
     scope: info.scope ?? null,
     aud: info.aud ?? null,
@@ -303,6 +375,9 @@ apiServer.on('request', (req, res) => {
         break;
       case 'GET /test/calls':
         answer = sendJson(res, 200, Object.fromEntries(calls));
+        break;
+      case 'GET /test/dpop':
+        answer = sendJson(res, 200, dpopStats);
         break;
       case 'POST /test/reset':
         calls.clear();

@@ -1,0 +1,81 @@
+"""The emulators' DPoP checks (RFC 9449 §4.3), as strict as a server must be.
+
+A proof is refused unless it is a JWT of ``typ`` ``dpop+jwt`` with an asymmetric ``alg``,
+signed by the public key in its own ``jwk`` header (which holds no private part), whose
+``htm`` and ``htu`` are this request's method and URL (without query and fragment), whose
+``iat`` is within a minute of now, whose ``jti`` was never seen, whose ``ath`` is the hash
+of the access token it comes with (API requests), and whose ``nonce`` is the current one
+when the emulator asks for nonces. Needs joserfc (``authplug[testing]``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from .._dpop import access_token_hash, thumbprint
+
+__all__ = ["DPoPCheck", "DPoPVerifier"]
+
+_ALGS = ("ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA", "Ed25519")
+IAT_WINDOW = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DPoPCheck:
+    """The outcome: the key's thumbprint, or the error code to answer with."""
+
+    jkt: str | None
+    error: str | None = None  # "invalid_dpop_proof" or "use_dpop_nonce"
+    reason: str = ""
+
+
+class DPoPVerifier:
+    """Checks proofs; remembers every ``jti`` it accepted."""
+
+    def __init__(self) -> None:
+        self.nonce: str | None = None  # when set, every proof must carry it
+        self.accepted = 0
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def check(
+        self, proof: str | None, method: str, url: str, access_token: str | None = None
+    ) -> DPoPCheck:
+        from joserfc import jws, jwt
+        from joserfc.jwk import import_key
+
+        if not proof:
+            return DPoPCheck(None, "invalid_dpop_proof", "no DPoP proof")
+        try:
+            header = jws.extract_compact(proof.encode()).headers()
+            jwk = header.get("jwk")
+            if header.get("typ") != "dpop+jwt" or header.get("alg") not in _ALGS:
+                return DPoPCheck(None, "invalid_dpop_proof", "typ or alg")
+            if not isinstance(jwk, dict) or "d" in jwk:
+                return DPoPCheck(None, "invalid_dpop_proof", "jwk")
+            claims = jwt.decode(proof, import_key(jwk), algorithms=[header["alg"]]).claims
+            jkt = thumbprint(jwk)
+        except Exception:
+            return DPoPCheck(None, "invalid_dpop_proof", "not a valid signed JWT")
+        expected = url.split("?", 1)[0].split("#", 1)[0]
+        iat = claims.get("iat")
+        checks = {
+            "htm": claims.get("htm") == method,
+            "htu": claims.get("htu") == expected,
+            "iat": isinstance(iat, int) and abs(time.time() - iat) <= IAT_WINDOW,
+            "jti": isinstance(claims.get("jti"), str),
+            "ath": access_token is None or claims.get("ath") == access_token_hash(access_token),
+        }
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            return DPoPCheck(None, "invalid_dpop_proof", ", ".join(failed))
+        if self.nonce is not None and claims.get("nonce") != self.nonce:
+            return DPoPCheck(None, "use_dpop_nonce", "a nonce is required")
+        with self._lock:
+            if claims["jti"] in self._seen:
+                return DPoPCheck(None, "invalid_dpop_proof", "jti replayed")
+            self._seen.add(claims["jti"])
+            self.accepted += 1
+        return DPoPCheck(jkt)
