@@ -173,9 +173,10 @@ def step_costs(
     if aiohttp is not None and hasattr(aiohttp, "ClientMiddlewareType"):
         from types import SimpleNamespace
 
+        from multidict import CIMultiDict, CIMultiDictProxy
         from yarl import URL
 
-        answer = SimpleNamespace(status=200)
+        answer = SimpleNamespace(status=200, headers=CIMultiDictProxy(CIMultiDict()))
 
         async def handler(request: Any) -> Any:
             return answer
@@ -193,6 +194,37 @@ def step_costs(
             for m in (minimal.middleware, auth)
         )
     return costs
+
+
+def _dpop_auth(base_url: str, auth: OAuth2PasswordAuth) -> OAuth2PasswordAuth:
+    """An auth object holding a DPoP-bound token (ES256): each request gets a new proof."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from authplug._dpop import DPoP
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    token = auth.get_token()
+    bound = {
+        "access_token": token.access_token,
+        "token_type": "DPoP",
+        "expires_in": 3600,
+        "dpop_jkt": DPoP(key, "ES256").jkt,
+    }
+    return OAuth2PasswordAuth(
+        token_url=base_url + "/token",
+        username="demo-user",
+        password="demo-password",
+        client_id="demo-client",
+        client_secret="demo-secret",
+        dpop_key=pem,
+        token=bound,
+    )
 
 
 def main() -> None:
@@ -345,6 +377,7 @@ def main() -> None:
                 samples[key].append(run())
 
         steps = step_costs(auth, minimal, url, loop)
+        dpop_steps = step_costs(_dpop_auth(base_url, auth), minimal, url, loop)
         for close in closers:
             close()
         loop.close()
@@ -400,6 +433,7 @@ def main() -> None:
                 f"{added * 1e6:+.2f} µs",
                 f"{static * 1e6:.0f} µs",
                 f"{(static + added) / static:.4f}",
+                f"{(dpop_steps[name][1] - minimal_step) * 1e6:+.1f} µs",
             ]
         )
     print()
@@ -415,6 +449,7 @@ def main() -> None:
         "added per request",
         "static request",
         "implied ratio",
+        "added with DPoP (ES256 proof)",
     ]
     print(table(step_headers, step_rows))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,21 @@ def test_the_api_asks_for_a_nonce_on_every_client(
     assert result.status == 401
     assert dpop_emulator.api_calls - calls == 2  # the request and one retry
     assert dpop_emulator.token_calls == {"password": 1}  # and no renewal
+
+
+def test_the_key_never_shows(
+    dpop_emulator: OAuth2Emulator, authlog: pytest.LogCaptureFixture
+) -> None:
+    jwk = pytest.importorskip("joserfc.jwk")
+    key = jwk.ECKey.generate_key("P-256")
+    private = key.as_dict(private=True)
+    auth = password_auth(dpop_emulator, dpop_key=private)
+    with httpx.Client(auth=auth) as http:
+        assert http.get(dpop_emulator.api_url()).status_code == 200
+    dpop = auth.options.dpop
+    assert dpop is not None
+    assert repr(dpop) == f"DPoP(alg='ES256', jkt={key.thumbprint()!r})"
+    for text in (repr(auth), repr(auth.options), repr(auth.token), authlog.text):
+        assert private["d"] not in text
+    with pytest.raises(TypeError):
+        pickle.dumps(dpop)

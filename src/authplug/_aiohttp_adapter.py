@@ -91,7 +91,7 @@ async def middleware(
     url = request.url
     if url.scheme == "http":
         warner.check("http", url.host or "", url.port)
-    present(request.headers, token, manager.dpop, request.method, str(url))
+    present(request.headers, token, manager.dpop, request.method, url)
     response = await handler(request)
     dpop = manager.dpop
     if dpop is not None and dpop.retry_for_nonce(
@@ -103,7 +103,7 @@ async def middleware(
         if getattr(request.body, "consumed", False):
             return response
         response.release()  # once more, the same token with a proof carrying the nonce
-        present(request.headers, token, dpop, request.method, str(url))
+        present(request.headers, token, dpop, request.method, url)
         response = await handler(request)
     if not _stale_token_refused(codes, request, response, token):
         return response
@@ -120,7 +120,7 @@ async def middleware(
         return response
     response.release()
     log_replay(_where(request), response.status)
-    present(request.headers, fresh, manager.dpop, request.method, str(request.url))
+    present(request.headers, fresh, manager.dpop, request.method, request.url)
     second = await handler(request)
     if second.status in codes and request.headers.get("Authorization") == authorization(fresh):
         manager.replay_refused(fresh)

@@ -212,14 +212,14 @@ class DPoP:
         return signing_input + "." + _b64(self._sign(signing_input.encode("ascii")))
 
 
-def present(headers: Any, token: Token, dpop: DPoP | None, method: str, url: str) -> None:
+def present(headers: Any, token: Token, dpop: DPoP | None, method: str, url: object) -> None:
     """Put ``token`` on a request's headers (requests', httpx's or aiohttp's mapping):
     ``Authorization``, and for a DPoP-bound token a fresh proof (a replay gets a new
-    one: a proof is single-use)."""
+    one: a proof is single-use). ``url`` is made a string only for a proof."""
     headers["Authorization"] = authorization(token)
     if dpop is None:
         return
     if token.dpop_jkt is not None:
-        headers["DPoP"] = dpop.proof(method, url, token.access_token)
+        headers["DPoP"] = dpop.proof(method, str(url), token.access_token)
     elif "DPoP" in headers:
         del headers["DPoP"]

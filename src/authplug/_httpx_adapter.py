@@ -91,7 +91,7 @@ def _prepare(
 
 
 def _present(manager: TokenManager, request: httpx.Request, token: Token) -> None:
-    present(request.headers, token, manager.dpop, request.method, str(request.url))
+    present(request.headers, token, manager.dpop, request.method, request.url)
 
 
 def _nonce_retry(manager: TokenManager, response: httpx.Response, rewind: _Rewind) -> bool:
