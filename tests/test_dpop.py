@@ -274,3 +274,27 @@ def test_the_key_never_shows(
         assert private["d"] not in text
     with pytest.raises(TypeError):
         pickle.dumps(dpop)
+
+
+@pytest.mark.redis
+def test_one_key_shares_tokens_through_redis(
+    dpop_emulator: OAuth2Emulator, redis_server: Any
+) -> None:
+    """The same ``dpop_key=`` in two objects (two processes, say) on one Redis: one
+    token call, the entry carries the key's thumbprint and never the key."""
+    from .test_caches import redis_cache
+
+    jwk = pytest.importorskip("joserfc.jwk")
+    key = jwk.ECKey.generate_key("P-256").as_dict(private=True)
+    auths = [
+        password_auth(dpop_emulator, dpop_key=key, cache=redis_cache(redis_server)) for _ in "ab"
+    ]
+    with httpx.Client() as http:
+        for auth in auths:
+            assert http.get(dpop_emulator.api_url(), auth=auth).status_code == 200
+    assert dpop_emulator.token_calls == {"password": 1}
+    cache = auths[0].options.cache
+    stored = cache._client.get(cache._name(auths[0]._manager._key))  # type: ignore[attr-defined]
+    assert auths[0].options.dpop is not None
+    assert auths[0].options.dpop.jkt.encode() in stored
+    assert key["d"].encode() not in stored
