@@ -86,19 +86,6 @@ def _pem(key: Any) -> str:
     return str(key.as_pem(private=True).decode("ascii"))
 
 
-def _introspect(server: Any, token: str) -> dict[str, Any]:
-    answer = httpx.post(
-        server.introspection_url,
-        data={
-            "token": token,
-            "client_id": server.resource_server.client_id,
-            "client_secret": server.resource_server.client_secret,
-        },
-    )
-    answer.raise_for_status()
-    return dict(answer.json())
-
-
 def _federated_assertion(server: Any, key: Any) -> str:
     """What a workload identity platform would hand the client: a signed JWT."""
     import time
@@ -314,12 +301,12 @@ def test_revoke_ends_the_token_and_clears_the_cache(oidc: Any, tmp_path: Path) -
         cache=cache,
     )
     token = auth.get_token().access_token
-    assert _introspect(oidc, token)["active"] is True
+    assert oidc.introspect(token)["active"] is True
     key = auth._manager._key
     assert cache.get(key) is not None
 
     assert auth.revoke() is True
-    assert _introspect(oidc, token) == {"active": False}
+    assert oidc.introspect(token) == {"active": False}
     assert auth.token is None
     assert cache.get(key) is None
     assert auth.revoke() is False  # nothing left to revoke
@@ -341,7 +328,7 @@ def test_revoke_on_close(oidc: Any) -> None:
         revoke_on_close=True,
     ) as auth:
         token = auth.get_token().access_token
-    assert _introspect(oidc, token) == {"active": False}
+    assert oidc.introspect(token) == {"active": False}
 
     async def main() -> str:
         async with OAuth2ClientCredentialsAuth(
@@ -352,7 +339,7 @@ def test_revoke_on_close(oidc: Any) -> None:
         ) as auth:
             return (await auth.aget_token()).access_token
 
-    assert _introspect(oidc, asyncio.run(main())) == {"active": False}
+    assert oidc.introspect(asyncio.run(main())) == {"active": False}
 
 
 # -- tls_client_auth ------------------------------------------------------------------

@@ -50,18 +50,6 @@ def _cc(server: Any, **options: Any) -> OAuth2ClientCredentialsAuth:
     )
 
 
-def _introspect(server: Any, token: str) -> dict[str, Any]:
-    answer = httpx.post(
-        server.introspection_url,
-        data={
-            "token": token,
-            "client_id": server.resource_server.client_id,
-            "client_secret": server.resource_server.client_secret,
-        },
-    )
-    return dict(answer.json())
-
-
 def _dpop_stats(server: Any) -> dict[str, int]:
     return dict(httpx.get(server.test_url + "/dpop").json())
 
@@ -80,7 +68,7 @@ def test_bound_tokens_on_every_client(oidc: Any, driver: Driver) -> None:
     assert token is not None
     assert token.token_type == "DPoP"
     assert token.dpop_jkt == jkt
-    assert _introspect(oidc, token.access_token)["cnf"] == {"jkt": jkt}
+    assert oidc.introspect(token.access_token)["cnf"] == {"jkt": jkt}
     assert driver.send(auth, "GET", oidc.api_url).status == 200
 
     oidc.revoke(token.access_token, oidc.client("client_credentials", "client_secret_post"))

@@ -254,14 +254,9 @@ def test_resource_indicator_binds_the_token(running_servers: dict[str, RealServe
     server.reset_counts()
     client = server.client("client_credentials", "client_secret_post")
     auth = cc_auth(server, client, resource=server.resource, scope="api:read")
-    introspect = {
-        "client_id": server.resource_server.client_id,
-        "client_secret": server.resource_server.client_secret,
-    }
 
     def audience(token: str) -> Any:
-        info = httpx.post(server.introspection_url, data={"token": token, **introspect})
-        return info.json().get("aud")
+        return server.introspect(token).get("aud")
 
     with requests.Session() as session:
         session.auth = auth

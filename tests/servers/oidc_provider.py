@@ -260,6 +260,19 @@ class OidcProviderServer:
     def reset_counts(self) -> None:
         self.http.post(f"{self.test_url}/reset").raise_for_status()
 
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662 introspection of ``token``, as the protected resource sees it."""
+        response = self.http.post(
+            self.introspection_url,
+            data={
+                "token": token,
+                "client_id": self.resource_server.client_id,
+                "client_secret": self.resource_server.client_secret,
+            },
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
     def revoke(self, token: str, client: Client) -> None:
         """RFC 7009, authenticating with client_secret_post.
 
