@@ -40,7 +40,7 @@ ALL_CLIENTS = (
 
 def _clients(chosen: str | None) -> tuple[str, ...]:
     """``AUTHPLUG_TEST_CLIENTS`` (comma-separated) runs the suite for those clients only;
-    tox's py310 leaves out httpx2, the same code as httpx, which py313 runs in full."""
+    tox's py310 runs requests and httpx (sync and async), py313 every client."""
     if not chosen:
         return ALL_CLIENTS
     names = [name.strip() for name in chosen.split(",") if name.strip()]
