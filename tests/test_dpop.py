@@ -286,3 +286,15 @@ def test_one_key_shares_tokens_through_redis(
     assert auths[0].options.dpop is not None
     assert auths[0].options.dpop.jkt.encode() in stored
     assert key["d"].encode() not in stored
+
+
+def test_a_bad_dpop_key_is_named_as_such(emulator: OAuth2Emulator, tmp_path: Path) -> None:
+    jwk = pytest.importorskip("joserfc.jwk")
+    with pytest.raises(ConfigurationError, match=r"^dpop_key='.*' cannot be read"):
+        password_auth(emulator, dpop_key=tmp_path / "missing.pem")
+    public = jwk.ECKey.generate_key("P-256").as_dict(private=False)
+    with pytest.raises(ConfigurationError, match=r"^dpop_key= is a public key"):
+        password_auth(emulator, dpop_key=public)
+    p384 = jwk.ECKey.generate_key("P-384").as_dict(private=True)
+    with pytest.raises(ConfigurationError, match="ES256 needs a P-256 key"):
+        password_auth(emulator, dpop_key=p384)

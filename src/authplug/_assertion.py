@@ -62,8 +62,9 @@ def _refuse_pickle(self: object) -> NoReturn:
     raise TypeError(f"a {type(self).__name__} holds key material: it cannot be pickled")
 
 
-def _key_bytes(private_key: object) -> bytes | Mapping[str, Any]:
-    """PEM text, a path to a PEM or JWK file, or a JWK dict, as bytes or a dict."""
+def _key_bytes(private_key: object, option: str) -> bytes | Mapping[str, Any]:
+    """PEM text, a path to a PEM or JWK file, or a JWK dict, as bytes or a dict
+    (``option`` names the argument in messages)."""
     if isinstance(private_key, Mapping):
         return private_key
     if isinstance(private_key, bytes):
@@ -71,21 +72,21 @@ def _key_bytes(private_key: object) -> bytes | Mapping[str, Any]:
     if isinstance(private_key, str) and "-----BEGIN" in private_key:
         return private_key.encode("ascii", "replace")
     if isinstance(private_key, str) and private_key.lstrip().startswith("{"):
-        return _jwk_text(private_key.encode("utf-8"), "private_key= (JWK text)")
+        return _jwk_text(private_key.encode("utf-8"), f"{option}= (JWK text)")
     if isinstance(private_key, (str, os.PathLike)) and private_key:
         path = Path(private_key)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigurationError(
-                f"private_key={os.fspath(path)!r} cannot be read ({exc.strerror or exc}): "
+                f"{option}={os.fspath(path)!r} cannot be read ({exc.strerror or exc}): "
                 "give a PEM string, the path of a PEM or JWK file, or a JWK dict"
             ) from None
         if data.lstrip().startswith(b"{"):
-            return _jwk_text(data, f"private_key={os.fspath(path)!r}")
+            return _jwk_text(data, f"{option}={os.fspath(path)!r}")
         return data
     raise ConfigurationError(
-        "private_key= takes a PEM string, the path of a PEM or JWK file, or a JWK dict"
+        f"{option}= takes a PEM string, the path of a PEM or JWK file, or a JWK dict"
     )
 
 
@@ -101,7 +102,7 @@ def _jwk_text(data: bytes, where: str) -> Mapping[str, Any]:
     return loaded
 
 
-def _import(material: bytes | Mapping[str, Any]) -> RSAKey | ECKey | OKPKey:
+def _import(material: bytes | Mapping[str, Any], option: str) -> RSAKey | ECKey | OKPKey:
     from joserfc.jwk import import_key
 
     try:
@@ -130,16 +131,18 @@ def _import(material: bytes | Mapping[str, Any]) -> RSAKey | ECKey | OKPKey:
             if "encrypted" in str(exc).lower() or "password" in str(exc).lower()
             else ""
         )
-        message = f"private_key= is not a usable private key ({what}){hint}"
+        message = f"{option}= is not a usable private key ({what}){hint}"
         raise ConfigurationError(message) from None
     if key.key_type == "oct":
-        raise ConfigurationError(
-            'private_key= is a symmetric key: use client_auth="client_secret_jwt" with '
-            "client_secret= for an HMAC-signed assertion"
+        hint = (
+            ': use client_auth="client_secret_jwt" with client_secret= for an HMAC-signed assertion'
+            if option == "private_key"
+            else ": give an EC, RSA or Ed25519 private key"
         )
+        raise ConfigurationError(f"{option}= is a symmetric key{hint}")
     if not key.is_private:
         raise ConfigurationError(
-            "private_key= is a public key: give the private key (the server holds the public one)"
+            f"{option}= is a public key: give the private key (the server holds the public one)"
         )
     return key  # type: ignore[return-value]
 
@@ -173,7 +176,12 @@ class SigningKey:
 
     @classmethod
     def private(
-        cls, private_key: object, *, key_id: str | None = None, signing_alg: str | None = None
+        cls,
+        private_key: object,
+        *,
+        key_id: str | None = None,
+        signing_alg: str | None = None,
+        option: str = "private_key",
     ) -> SigningKey:
         """A private key (PEM text, a path, or a JWK dict), checked against the algorithm.
 
@@ -181,12 +189,12 @@ class SigningKey:
         Ed25519 for Ed25519 keys (``"EdDSA"`` also, for servers that know only that
         name); the key id to the JWK's ``kid``.
         """
-        material = _key_bytes(private_key)
-        key = _import(material)
+        material = _key_bytes(private_key, option)
+        key = _import(material, option)
         allowed = _algorithms(key)
         if not allowed:
             raise ConfigurationError(
-                f"private_key= is a key authplug cannot sign with ({key.key_type})"
+                f"{option}= is a key authplug cannot sign with ({key.key_type})"
             )
         alg = signing_alg if signing_alg is not None else allowed[0]
         if alg not in allowed:

@@ -10,7 +10,7 @@ token, on API requests).
 Proofs are made on every API request, so they are built by hand, not by a JOSE library:
 the protected header is encoded once per key, the claims are a few bytes of JSON, and
 ``cryptography`` signs (ECDSA's DER signature converted to JWS's ``r || s``). This module
-knows no HTTP client; the adapters call :meth:`DPoP.proof` and :meth:`DPoP.observe`.
+knows no HTTP client; the adapters call :func:`present` and :meth:`DPoP.retry_for_nonce`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from .token import Token, authorization
 __all__ = ["DPoP", "htu", "present", "thumbprint"]
 
 _HEADER_SEPARATORS = (",", ":")
-_ALGS = ("ES256", "RS256", "PS256", "Ed25519", "EdDSA")
 
 
 def _b64(data: bytes) -> str:
@@ -96,7 +95,7 @@ class DPoP:
                 r, s = decode_dss_signature(private_key.sign(data, algorithm))
                 return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
-        elif isinstance(private_key, rsa.RSAPrivateKey) and alg in ("RS256", "PS256"):
+        elif isinstance(private_key, rsa.RSAPrivateKey) and alg == "RS256":
             numbers_rsa = private_key.public_key().public_numbers()
             size = (numbers_rsa.n.bit_length() + 7) // 8
             jwk = {
@@ -104,16 +103,11 @@ class DPoP:
                 "n": _b64(numbers_rsa.n.to_bytes(size, "big")),
                 "e": _b64(numbers_rsa.e.to_bytes(3, "big").lstrip(b"\0")),
             }
-            pad: Any = (
-                padding.PKCS1v15()
-                if alg == "RS256"
-                else padding.PSS(padding.MGF1(hashes.SHA256()), hashes.SHA256().digest_size)
-            )
 
             def sign(data: bytes) -> bytes:
-                return private_key.sign(data, pad, hashes.SHA256())
+                return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
-        elif isinstance(private_key, ed25519.Ed25519PrivateKey) and alg in ("Ed25519", "EdDSA"):
+        elif isinstance(private_key, ed25519.Ed25519PrivateKey) and alg == "Ed25519":
             from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
             raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -125,7 +119,7 @@ class DPoP:
         else:
             raise ConfigurationError(
                 f"dpop_key=: a {type(private_key).__name__} cannot sign {alg}: DPoP takes an "
-                "EC P-256 key (ES256), an RSA key (RS256, PS256) or an Ed25519 key"
+                "EC P-256 key (ES256), an RSA key (RS256) or an Ed25519 key"
             )
         self._sign = sign
         self.alg = alg
@@ -151,22 +145,16 @@ class DPoP:
         return cls(ec.generate_private_key(ec.SECP256R1()), "ES256")
 
     @classmethod
-    def load(cls, key: object, alg: str | None = None) -> DPoP:
-        """The user's key: PEM text, a PEM or JWK file's path, or a JWK dict."""
+    def load(cls, key: object) -> DPoP:
+        """The user's key (PEM text, a PEM or JWK file's path, or a JWK dict), signing
+        with ES256 (EC P-256), RS256 (RSA) or Ed25519."""
         from ._assertion import SigningKey
 
-        if alg is not None and alg not in _ALGS:
-            raise ConfigurationError(f"dpop_alg= must be one of {', '.join(_ALGS)}")
-        signing = SigningKey.private(key, signing_alg=None)
-        private = signing.cryptography_key()
+        signing = SigningKey.private(key, option="dpop_key")
         default = {"EC": "ES256", "RSA": "RS256", "OKP": "Ed25519"}[signing.kty]
-        return cls(private, alg or default)
+        return cls(signing.cryptography_key(), default)
 
     # -- nonces ----------------------------------------------------------------
-
-    def nonce(self, url: str) -> str | None:
-        """The latest nonce the server of ``url`` gave, if any."""
-        return self._nonces.get(origin(url))
 
     def observe(self, url: str, nonce: str | None) -> bool:
         """Keep a server's ``DPoP-Nonce``; True when it is new."""

@@ -250,10 +250,7 @@ def _dpop(dpop: object, dpop_key: object) -> DPoP | None:
     if not isinstance(dpop, bool):
         raise ConfigurationError("dpop= must be True or False")
     if dpop_key is not None:
-        try:
-            return DPoP.load(dpop_key)
-        except ConfigurationError as exc:
-            raise ConfigurationError(str(exc).replace("private_key=", "dpop_key=")) from None
+        return DPoP.load(dpop_key)
     return DPoP.generated() if dpop else None
 
 
