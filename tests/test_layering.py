@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 import textwrap
@@ -80,6 +81,83 @@ def test_an_asyncio_caller_never_needs_trio() -> None:
     assert result.stdout.split() == ["200"]
 
 
+# What ``import authplug`` may add to ``import requests, httpx``: the package's own light
+# modules (the classes, errors, the provider description, the memory cache) and
+# dataclasses: 13 modules. It was 235 (with httpx2, trio, anyio, asyncio, httpcore, the
+# cache back ends and the providers) before issue 14.
+IMPORT_BUDGET = 15
+# Never loaded by ``import authplug`` nor by building an auth object: they wait for the
+# first token call (Authlib, httpcore and what it brings), for an async caller (asyncio),
+# or for a program that names them (the back ends, the providers, the test support).
+HEAVY = (
+    "authlib",
+    "joserfc",
+    "cryptography",
+    "httpcore",
+    "anyio",
+    "trio",
+    "asyncio",
+    "concurrent.futures",
+    "redis",
+    "filelock",
+    "aiohttp",
+    "niquests",
+    "authplug.cache._file",
+    "authplug.cache._redis",
+    "authplug.testing",
+    "authplug._engine",
+)
+
+
+def test_import_adds_few_modules() -> None:
+    """``import authplug`` after ``import requests, httpx``, in a fresh process: a count of
+    modules, not a time (``benchmarks/imports.py`` measures the time). httpx2 is made
+    unimportable, as for most users: when installed, authplug imports it (its clients
+    accept only subclasses of its own ``Auth``)."""
+    result = run(
+        """
+        import json, sys
+        sys.modules["httpx2"] = None
+        import requests, httpx
+        before = set(sys.modules)
+        import authplug
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    added = json.loads(result.stdout)
+    assert not [m for m in added if m.startswith((*HEAVY, *MACHINERY_MODULES))], added
+    assert "authplug.providers" not in added
+    assert len(added) <= IMPORT_BUDGET, (len(added), added)
+
+
+MACHINERY_MODULES = (
+    "authplug._manager",
+    "authplug._authlib",
+    "authplug._requests_adapter",
+    "authplug._httpx_adapter",
+    "authplug._aiohttp_adapter",
+    "authplug.events",
+    "authplug.token",
+)
+
+
+def test_construction_leaves_the_token_call_machinery_unloaded() -> None:
+    """Building an auth object (and naming a provider class) still loads no Authlib, no
+    httpcore and no asyncio: the first token call does."""
+    result = run(
+        """
+        import json, sys
+        import authplug
+        from authplug import SemansysAuth
+        auth = SemansysAuth(username="u", password="p", client_id="c", client_secret="s")
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith(HEAVY))))
+        """.replace("HEAVY", repr(HEAVY))
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
 SRC = Path(__file__).parents[1] / "src" / "authplug"
 
 
@@ -118,7 +196,15 @@ CORE = (
 )
 HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3", "aiohttp", "niquests"}
 ADAPTERS = ("_requests_adapter", "_httpx_adapter", "_aiohttp_adapter", "_niquests_adapter")
-MACHINERY = {"._authlib", "._transport", "._prepared", ".auth", *(f".{a}" for a in ADAPTERS)}
+MACHINERY = {
+    "._assembly",
+    "._authlib",
+    "._engine",
+    "._transport",
+    "._prepared",
+    ".auth",
+    *(f".{a}" for a in ADAPTERS),
+}
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -8,10 +8,12 @@ replayed) when the API still answers 401.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
+from ._lazy import exports
+from ._version import __version__
 from .auth import BaseAuth, OAuth2ClientCredentialsAuth, OAuth2PasswordAuth
-from .cache import CacheError, FileTokenCache, MemoryTokenCache, RedisTokenCache, TokenCache
+from .cache import CacheError, MemoryTokenCache, TokenCache
 from .errors import (
     AuthError,
     ConfigurationError,
@@ -21,7 +23,6 @@ from .errors import (
     TokenEndpointError,
     TokenResponseError,
 )
-from .providers import DakotaAuth, LoginFormAuth, MogoplusAuth, SemansysAuth, TelmaiAuth
 from .spec import (
     ErrorDetails,
     ProviderSpec,
@@ -30,12 +31,11 @@ from .spec import (
     problem_details_error,
     rfc6749_error,
 )
-from .token import Token, TokenState
 
-try:
-    __version__ = version("authplug")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from .cache import FileTokenCache, RedisTokenCache
+    from .providers import DakotaAuth, LoginFormAuth, MogoplusAuth, SemansysAuth, TelmaiAuth
+    from .token import Token, TokenState
 
 __all__ = [
     "AuthError",
@@ -68,3 +68,21 @@ __all__ = [
     "problem_details_error",
     "rfc6749_error",
 ]
+
+# Imported when first named: the provider classes and the file and Redis caches.
+__getattr__, __dir__ = exports(
+    __name__,
+    globals(),
+    {
+        "DakotaAuth": ".providers",
+        "LoginFormAuth": ".providers",
+        "MogoplusAuth": ".providers",
+        "SemansysAuth": ".providers",
+        "TelmaiAuth": ".providers",
+        "FileTokenCache": ".cache",
+        "RedisTokenCache": ".cache",
+        "Token": ".token",
+        "TokenState": ".token",
+    },
+    __all__,
+)

@@ -6,17 +6,21 @@ whether it is closed, to start a detached task (a renewal that no caller's
 cancellation can strand), to be woken from another thread, to sleep, and to run a
 blocking call in a worker thread. :func:`current` gives them for the running loop.
 
-trio is imported only when a caller runs on trio: asyncio users never load it.
+trio is imported only when a caller runs on trio, and asyncio only by a coroutine that
+runs on it: a sync user loads neither (when asyncio is not imported, no asyncio loop can
+be running, nor can a task be cancelled by one).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import contextvars
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import sniffio
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Loop", "Task", "current", "is_cancellation", "running", "sleep", "to_thread"]
 
@@ -65,6 +69,8 @@ class _Asyncio:
         return task
 
     def waker(self) -> tuple[Callable[[], None], Callable[[float], Awaitable[bool]]]:
+        import asyncio
+
         loop = self.loop
         future: asyncio.Future[None] = loop.create_future()
 
@@ -133,8 +139,11 @@ class _Trio:
                 done(task)
 
         # A system task: it outlives the caller's nursery and cancel scopes, and is
-        # cancelled only when the run ends.
-        trio.lowlevel.spawn_system_task(run, name="authplug-renewal")
+        # cancelled only when the run ends. It runs in a copy of the caller's context,
+        # as an asyncio task does (a trace's current span, say, is the caller's).
+        trio.lowlevel.spawn_system_task(
+            run, name="authplug-renewal", context=contextvars.copy_context()
+        )
         return task
 
     def waker(self) -> tuple[Callable[[], None], Callable[[float], Awaitable[bool]]]:
@@ -160,6 +169,8 @@ def _nothing() -> None:
 
 
 def _library() -> str | None:
+    import sniffio  # here, not at import: only coroutines and waiting threads ask
+
     try:
         return sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
@@ -172,6 +183,8 @@ def current() -> Loop:
         import trio
 
         return _Trio(trio.lowlevel.current_trio_token())
+    import asyncio
+
     return _Asyncio(asyncio.get_running_loop())
 
 
@@ -182,8 +195,11 @@ def running() -> Loop | None:
         import trio
 
         return _Trio(trio.lowlevel.current_trio_token())
+    loaded = sys.modules.get("asyncio")
+    if loaded is None:  # never imported: no asyncio loop runs
+        return None
     try:
-        return _Asyncio(asyncio.get_running_loop())
+        return _Asyncio(loaded.get_running_loop())
     except RuntimeError:
         return None
 
@@ -195,6 +211,8 @@ async def sleep(seconds: float) -> None:
 
         await trio.sleep(seconds)
     else:
+        import asyncio
+
         await asyncio.sleep(seconds)
 
 
@@ -204,11 +222,14 @@ async def to_thread(call: Callable[..., T], *args: Any) -> T:
         import trio
 
         return await trio.to_thread.run_sync(call, *args)
+    import asyncio
+
     return await asyncio.to_thread(call, *args)
 
 
 def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is the running loop cancelling the task."""
-    if isinstance(exc, asyncio.CancelledError):
+    loaded = sys.modules.get("asyncio")
+    if loaded is not None and isinstance(exc, loaded.CancelledError):
         return True
     return type(exc).__name__ == "Cancelled" and type(exc).__module__.startswith("trio")

@@ -20,7 +20,7 @@ import contextvars
 from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed, log_replay, renewal_useless
+from ._challenge import log_not_replayed, renewal_useless
 from ._dpop import present
 from .token import Token, authorization
 
@@ -119,7 +119,7 @@ async def middleware(
         log_not_replayed(_where(request), response.status)
         return response
     response.release()
-    log_replay(_where(request), response.status)
+    manager.replaying(_where(request), response.status)
     present(request.headers, fresh, manager.dpop, request.method, request.url)
     second = await handler(request)
     if second.status in codes and request.headers.get("Authorization") == authorization(fresh):

@@ -25,9 +25,8 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from . import _aio
 from ._redact import Secret
 from .errors import ConfigurationError
 
@@ -39,8 +38,19 @@ __all__ = [
     "JWT_BEARER",
     "AssertionOption",
     "AssertionSource",
+    "ClientAuthMethod",
     "PrivateKeyOption",
     "SigningKey",
+]
+
+#: How a client authenticates at the token endpoint (``client_auth=``).
+ClientAuthMethod = Literal[
+    "client_secret_post",
+    "client_secret_basic",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "none",
 ]
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -336,4 +346,6 @@ class AssertionSource:
         source = self._source
         if self.kind == "async" and not isinstance(source, Path):
             return Secret(_checked(await source(), "the client_assertion callable"))
+        from . import _aio  # asyncio or trio: asked only when awaited
+
         return await _aio.to_thread(self.obtain)

@@ -16,36 +16,37 @@ import logging
 import re
 from collections.abc import Iterable
 
+from ._lazy import regex
+
 __all__ = [
     "asks_for_nonce",
     "bearer_params",
     "insufficient_scope",
     "log_not_replayed",
-    "log_replay",
     "renewal_useless",
 ]
 
 log = logging.getLogger("authplug")
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_SCHEME = re.compile(rf"\s*({_TOKEN})")
-_PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*(?:,|$)')
-_TOKEN68 = re.compile(r"\s*[A-Za-z0-9\-._~+/]+=*\s*(?:,|$)")
-_SEPARATORS = re.compile(r"[\s,]*")
+_SCHEME = regex(rf"\s*({_TOKEN})")
+_PARAM = regex(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*(?:,|$)')
+_TOKEN68 = regex(r"\s*[A-Za-z0-9\-._~+/]+=*\s*(?:,|$)")
+_SEPARATORS = regex(r"[\s,]*")
 _MAX_HEADER = 8192  # a challenge longer than this is not read
 
 
 def _challenges(header: str) -> Iterable[tuple[str, dict[str, str]]]:
     """``(scheme, params)`` for each challenge of one header value."""
-    position = _SEPARATORS.match(header, 0).end()  # type: ignore[union-attr]
+    position = _SEPARATORS().match(header, 0).end()  # type: ignore[union-attr]
     while position < len(header):
-        scheme = _SCHEME.match(header, position)
+        scheme = _SCHEME().match(header, position)
         if scheme is None:
             return  # not RFC 7235: stop reading rather than guess
         position = scheme.end()
         params: dict[str, str] = {}
-        token68 = _TOKEN68.match(header, position)
-        param = _PARAM.match(header, position)
+        token68 = _TOKEN68().match(header, position)
+        param = _PARAM().match(header, position)
         if token68 is not None and param is None:
             position = token68.end()
         else:
@@ -54,9 +55,9 @@ def _challenges(header: str) -> Iterable[tuple[str, dict[str, str]]]:
                 value = re.sub(r"\\(.)", r"\1", value) if value is not None else param.group(3)
                 params.setdefault(param.group(1).lower(), value)
                 position = param.end()
-                param = _PARAM.match(header, position)
+                param = _PARAM().match(header, position)
         yield scheme.group(1).lower(), params
-        position = _SEPARATORS.match(header, position).end()  # type: ignore[union-attr]
+        position = _SEPARATORS().match(header, position).end()  # type: ignore[union-attr]
 
 
 def challenge_params(values: Iterable[str], wanted: str) -> dict[str, str] | None:
@@ -125,7 +126,3 @@ def log_not_replayed(where: str, status: int) -> None:
         where,
         status,
     )
-
-
-def log_replay(where: str, status: int) -> None:
-    log.info("%s: the API answered %d; replaying the request with a renewed token", where, status)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from . import _aio
-
 __all__ = ["Clock", "SystemClock"]
 
 
@@ -41,4 +39,6 @@ class SystemClock:
         time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        from . import _aio  # asyncio or trio: asked only when awaited
+
         await _aio.sleep(seconds)

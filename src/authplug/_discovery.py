@@ -179,7 +179,7 @@ class Discovery:
 
 def _get(url: str) -> TokenRequest:
     headers = {"Accept": "application/json", "User-Agent": "authplug"}
-    return TokenRequest("GET", url, headers, b"")
+    return TokenRequest("GET", url, headers, b"", purpose="metadata")
 
 
 def _kind(value: object) -> str:

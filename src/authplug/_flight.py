@@ -18,11 +18,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import _aio
 from ._schedule import Entry
 from .errors import AuthError, TokenEndpointError
 from .token import Token
+
+if TYPE_CHECKING:
+    from .events import Reason
 
 __all__ = ["Abandoned", "Fail", "Flight", "Follow", "Lead", "Outcome", "Use", "error_of"]
 
@@ -44,6 +48,7 @@ class Flight:
         "abandoned",
         "background",
         "error",
+        "kind",
         "leading",
         "loop",
         "reason",
@@ -51,11 +56,12 @@ class Flight:
         "token",
     )
 
-    def __init__(self, reason: str, loop: _aio.Loop | None) -> None:
+    def __init__(self, reason: str, loop: _aio.Loop | None, kind: Reason = "first_use") -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
-        self.reason = reason
+        self.reason = reason  # for the log
+        self.kind: Reason = kind  # for events and metrics
         self.loop = loop  # the loop of an async leader
         self.started = time.monotonic()  # real time: waiting is real, whatever the clock
         self.token: Token | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Collection, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed, log_replay, renewal_useless
+from ._challenge import log_not_replayed, renewal_useless
 from ._dpop import present
 from .token import Token, authorization
 
@@ -131,7 +131,7 @@ def sync_flow(
         log_not_replayed(_where(request), response.status_code)
         return
     rewind.rewind()
-    log_replay(_where(request), response.status_code)
+    manager.replaying(_where(request), response.status_code)
     _present(manager, request, fresh)
     response = yield request
     if _our_token_refused(codes, response, fresh):
@@ -159,7 +159,7 @@ async def async_flow(
         log_not_replayed(_where(request), response.status_code)
         return
     rewind.rewind()
-    log_replay(_where(request), response.status_code)
+    manager.replaying(_where(request), response.status_code)
     _present(manager, request, fresh)
     response = yield request
     if _our_token_refused(codes, response, fresh):

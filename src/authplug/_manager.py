@@ -49,17 +49,30 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from . import _aio
 from ._flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
 from ._fork import reset_after_fork
+from ._plan import Send, watched
 from ._redact import mask
 from ._renewal import CacheDelete, CacheGet, CacheLock, CacheSet, Renewal, adrive, drive
-from ._schedule import Backoff, Entry, entry_for, reason_for, refresh_usable, state_of
+from ._schedule import (
+    Backoff,
+    Entry,
+    entry_for,
+    reason_for,
+    reason_kind,
+    refresh_usable,
+    state_of,
+    time_left,
+)
+from ._wire import RawResponse
 from .cache import CacheError
 from .errors import AuthError, CredentialsRejectedError, TokenEndpointError
+from .events import CacheLookup, Event, Fallback, Reason, Replay, TokenCall, error_code
+from .events import Renewal as RenewalStarted
 from .token import Token, TokenState
 
 if TYPE_CHECKING:
@@ -67,7 +80,6 @@ if TYPE_CHECKING:
     from ._dpop import DPoP
     from ._plan import Effect, Plan
     from ._redact import Secret
-    from ._wire import RawResponse
     from .cache import TokenCache
 
 __all__ = ["FAILURE_MEMORY", "REFUSAL_QUIET", "TokenManager", "TokenSource"]
@@ -117,8 +129,11 @@ class TokenManager:
         wait_limit: float,
         grant_type: str,
         dpop: DPoP | None = None,
+        observers: Sequence[Callable[[Event], object]] = (),
     ) -> None:
         self._source = source
+        #: Told of each event (``on_event=``, OpenTelemetry): see :mod:`authplug.events`.
+        self._observers = tuple(observers)
         #: The DPoP key tokens are bound to (the adapters make proofs with it), or None.
         self.dpop = dpop
         self._provider = provider
@@ -224,16 +239,18 @@ class TokenManager:
 
     def _join(self, rejected: Token | None, loop: _aio.Loop | None) -> Outcome:
         """The caller's outcome, by the table of the module docstring."""
+        kind: Reason
         with self._lock:
             entry = self._entry
             if rejected is not None:
                 if entry is not None and entry.token.access_token != rejected.access_token:
                     return Use(entry.token)  # someone renewed it already
-                reason = _REFUSED
+                reason, kind = _REFUSED, "refused"
             else:
                 if self.state(entry) is TokenState.FRESH and entry is not None:
                     return Use(entry.token)
-                reason = reason_for(entry, self._clock.monotonic())
+                now = self._clock.monotonic()
+                reason, kind = reason_for(entry, now), reason_kind(entry, now)
             flight = self._flight
             if flight is not None and flight.stranded(self._wait_limit):
                 self._abandon(flight)
@@ -244,7 +261,7 @@ class TokenManager:
                 error, when = self._failure
                 if self._clock.monotonic() - when < FAILURE_MEMORY:
                     return Fail(error, entry)
-            self._flight = Flight(reason, loop)
+            self._flight = Flight(reason, loop, kind)
             self._leaders += 1
             return Lead(self._flight, entry)
 
@@ -259,7 +276,9 @@ class TokenManager:
                 flight = None
             if flight is not None or not self._backoff.ready(self._clock.monotonic()):
                 return None
-            flight = self._flight = Flight(reason_for(entry, self._clock.monotonic()), loop)
+            now = self._clock.monotonic()
+            flight = Flight(reason_for(entry, now), loop, reason_kind(entry, now))
+            self._flight = flight
             flight.background = True
             self._leaders += 1
             return flight
@@ -311,6 +330,8 @@ class TokenManager:
                     if flight.reason == _REFUSED:
                         self._entry = None  # do not keep sending a refused token
             current = self._entry
+        if error is not None and counted and entry is None:
+            self._fell_back(current, error)
         # Logged before the waiters wake: what they (and tests) read next is complete.
         if entry is not None:
             if failures:
@@ -382,6 +403,14 @@ class TokenManager:
             REFUSAL_QUIET,
         )
 
+    def replaying(self, where: str, status: int) -> None:
+        """An adapter sends a refused request once more, with a renewed token."""
+        log.info(
+            "%s: the API answered %d; replaying the request with a renewed token", where, status
+        )
+        if self._observers:
+            self._emit(Replay(self._provider, status))
+
     # -- sync --------------------------------------------------------------------
 
     def get(self) -> Token:
@@ -445,9 +474,13 @@ class TokenManager:
             self._log_unexpected(exc)
 
     def _lead(self, flight: Flight, entry: Entry | None) -> None:
+        self._started(flight, entry)
         try:
             new, fetched = drive(
-                self._renewal(flight.reason, entry), self._cache, self._key, self._source
+                self._renewal(flight.reason, entry, flight.kind),
+                self._cache,
+                self._key,
+                self._source,
             )
         except AuthError as exc:
             self._finish(flight, None, exc, remember=True)
@@ -526,9 +559,13 @@ class TokenManager:
         self._tasks.pop(task, None)
 
     async def _alead(self, flight: Flight, entry: Entry | None) -> None:
+        self._started(flight, entry)
         try:
             new, fetched = await adrive(
-                self._renewal(flight.reason, entry), self._cache, self._key, self._source
+                self._renewal(flight.reason, entry, flight.kind),
+                self._cache,
+                self._key,
+                self._source,
             )
         except AuthError as exc:
             self._finish(flight, None, exc, remember=True)
@@ -584,13 +621,17 @@ class TokenManager:
 
     # -- the renewal, once for sync and async --------------------------------------
 
-    def _renewal(self, reason: str, entry: Entry | None) -> Renewal[tuple[Entry, bool]]:
+    def _renewal(
+        self, reason: str, entry: Entry | None, kind: Reason
+    ) -> Renewal[tuple[Entry, bool]]:
         """Renew under the cache's lock: ``(the new entry, whether a call fetched it)``."""
         cached = yield from self._shared()
         adopted, entry = self._consider(cached, entry)
+        if self._observers and not self._cache_down:
+            self._emit(CacheLookup(self._provider, "hit" if adopted else "miss"))
         if adopted and entry is not None:
             return entry, False
-        token = yield from self._obtain(reason, entry)
+        token = yield from self._obtain(reason, entry, kind)
         try:
             yield CacheSet(token)
         except CacheError as exc:
@@ -612,13 +653,15 @@ class TokenManager:
         self._cache_ok()
         return cached
 
-    def _obtain(self, reason: str, entry: Entry | None) -> Generator[Any, Any, Token]:
+    def _obtain(self, reason: str, entry: Entry | None, kind: Reason) -> Generator[Any, Any, Token]:
         """The token calls: the refresh token if usable, else (or when refused) the grant."""
         basis = self._refresh_basis(entry)
         if basis is not None:
             self._log_call("refresh_token", reason)
             try:
-                token = yield from self._source.refresh(basis)
+                token = yield from self._observed(
+                    self._source.refresh(basis), "refresh_token", kind
+                )
             except AuthError as exc:
                 if not _refresh_refused(exc):
                     raise
@@ -626,12 +669,66 @@ class TokenManager:
             else:
                 return self._keep_refresh_token(token, basis)
         self._log_call(self._grant_type, reason)
-        return (yield from self._source.grant())
+        return (yield from self._observed(self._source.grant(), self._grant_type, kind))
+
+    def _observed(self, plan: Plan[Token], grant: str, kind: Reason) -> Plan[Token]:
+        """``plan``, and a :class:`~authplug.events.TokenCall` when it ends (with no
+        observer, ``plan`` itself: nothing is counted)."""
+        if not self._observers:
+            return (yield from plan)
+        call = _Call()
+        outcome: Literal["ok", "refused", "failed"] = "failed"
+        status: int | None = None
+        error: str | None = None
+        try:
+            token = yield from watched(plan, call.watch)
+        except AuthError as exc:
+            outcome = "refused" if isinstance(exc, CredentialsRejectedError) else "failed"
+            status, error = exc.status_code, error_code(exc.error)
+            raise
+        else:
+            outcome, status = "ok", call.status
+            return token
+        finally:
+            self._emit(
+                TokenCall(
+                    self._provider,
+                    grant,
+                    kind,
+                    outcome,
+                    call.attempts,
+                    status if status is not None else call.status,
+                    error,
+                    time.perf_counter() - call.started,
+                )
+            )
+
+    def _fell_back(self, current: Entry | None, error: AuthError) -> None:
+        """A renewal failed: the current token, if still valid, stays in use."""
+        if self._observers and current is not None:
+            left = time_left(current, self._clock.monotonic())
+            if left is not None and left > 0:
+                self._emit(Fallback(self._provider, left, error_code(error.error)))
+
+    def _started(self, flight: Flight, entry: Entry | None) -> None:
+        if self._observers:
+            left = time_left(entry, self._clock.monotonic())
+            self._emit(RenewalStarted(self._provider, flight.kind, left, flight.background))
+
+    def _emit(self, event: Event) -> None:
+        """Tell every observer; one that raises is logged and otherwise ignored."""
+        for observe in self._observers:
+            try:
+                observe(event)
+            except Exception as exc:  # observing must never break a request
+                log.warning("%s: an event observer raised %s", self._provider, type(exc).__name__)
 
     # -- shared helpers ----------------------------------------------------------
 
     def _cache_failed(self, exc: CacheError) -> None:
         """One warning when the cache goes down; requests go on with our own token."""
+        if self._observers:
+            self._emit(CacheLookup(self._provider, "outage"))
         if not self._cache_down:
             self._cache_down = True
             log.warning(
@@ -728,3 +825,19 @@ class TokenManager:
             self._provider,
             exc.status_code,
         )
+
+
+class _Call:
+    """What a token call's plan did: requests sent to the token endpoint, the last status."""
+
+    __slots__ = ("attempts", "started", "status")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.status: int | None = None
+        self.started = time.perf_counter()
+
+    def watch(self, effect: Effect, outcome: object) -> None:
+        if isinstance(effect, Send) and effect.request.purpose == "token":
+            self.attempts += 1
+            self.status = outcome.status_code if isinstance(outcome, RawResponse) else None

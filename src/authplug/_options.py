@@ -13,12 +13,12 @@ import numbers
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from ._assertion import JWT_BEARER, AssertionSource, SigningKey
+from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
 from ._clock import Clock, SystemClock
 from ._dpop import DPoP
 from ._net import is_loopback
@@ -26,19 +26,12 @@ from ._redact import Secret
 from ._transport import CertOption, VerifyOption, check_cert_files
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
+from .events import Event
 from .spec import ProviderSpec
 from .token import Token
 
 __all__ = ["CLIENT_AUTH", "ClientAuthMethod", "Options", "check_url", "text"]
 
-ClientAuthMethod = Literal[
-    "client_secret_post",
-    "client_secret_basic",
-    "client_secret_jwt",
-    "private_key_jwt",
-    "tls_client_auth",
-    "none",
-]
 CLIENT_AUTH: tuple[ClientAuthMethod, ...] = (
     "client_secret_post",
     "client_secret_basic",
@@ -318,6 +311,7 @@ class Options:
     refresh_status_codes: frozenset[int]
     token: Token | None = field(repr=False)
     on_token: Callable[[Token], object] | None
+    on_event: Callable[[Event], object] | None
     cache: TokenCache
     clock: Clock
 
@@ -356,6 +350,7 @@ class Options:
         refresh_status_codes: Iterable[int] = (401,),
         token: Token | Mapping[str, Any] | None = None,
         on_token: Callable[[Token], object] | None = None,
+        on_event: Callable[[Event], object] | None = None,
         cache: object = None,
         clock: Clock | None = None,
     ) -> Options:
@@ -364,6 +359,8 @@ class Options:
         secret = _secret("client_secret", client_secret, required=False)
         if on_token is not None and not callable(on_token):
             raise ConfigurationError("on_token= must be callable")
+        if on_event is not None and not callable(on_event):
+            raise ConfigurationError("on_event= must be callable (it receives authplug.events)")
         if cache is not None and not isinstance(cache, TokenCache):
             raise ConfigurationError(
                 "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
@@ -429,6 +426,7 @@ class Options:
             refresh_status_codes=_codes(refresh_status_codes),
             token=initial,
             on_token=on_token,
+            on_event=on_event,
             cache=cache if cache is not None else MemoryTokenCache(),
             clock=clock,
         )

@@ -38,6 +38,7 @@ __all__ = [
     "aperform",
     "drive",
     "perform",
+    "watched",
 ]
 
 T = TypeVar("T")
@@ -130,3 +131,31 @@ async def adrive(
         return done.value  # type: ignore[no-any-return]
     finally:
         plan.close()
+
+
+def watched(plan: Plan[T], watch: Callable[[Effect, object], None]) -> Plan[T]:
+    """``plan`` as it is, with ``watch(effect, outcome)`` told how each effect ended: its
+    result, or the exception that went back into the plan (for the events of a token
+    call: how many requests were sent, what the last answer said)."""
+    try:
+        effect = next(plan)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    while True:
+        try:
+            result = yield effect
+        except GeneratorExit:
+            plan.close()
+            raise
+        except BaseException as failure:
+            watch(effect, failure)
+            try:
+                effect = plan.throw(failure)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+        else:
+            watch(effect, result)
+            try:
+                effect = plan.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]

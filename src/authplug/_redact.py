@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
@@ -97,15 +95,34 @@ def basic_credentials(client_id: str, secret: Secret) -> Secret:
     return Secret(base64.b64encode(joined.encode("utf-8")).decode("ascii"))
 
 
-@dataclass(frozen=True, slots=True)
 class StandIn:
-    """What a prepared request carries in place of a secret."""
+    """What a prepared request carries in place of a secret.
 
-    text: str  # unreserved characters only: it survives any encoding untouched
-    secret: Secret
+    A plain class, not a dataclass: this module is imported by ``import authplug``, and
+    a dataclass costs a millisecond to define.
+    """
+
+    __slots__ = ("secret", "text")
+
+    def __init__(self, text: str, secret: Secret) -> None:
+        self.text = text  # unreserved characters only: it survives any encoding untouched
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return f"StandIn({self.text!r}, {self.secret!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StandIn):
+            return NotImplemented
+        return (self.text, self.secret) == (other.text, other.secret)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
 def stand_in(secret: Secret) -> StandIn:
+    import secrets  # here: the first token call needs it, not the import
+
     return StandIn("authplug0" + secrets.token_hex(16), secret)
 
 

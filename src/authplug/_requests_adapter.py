@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed, log_replay
+from ._challenge import log_not_replayed
 from ._prepared import attach, nonce_replay, position_of, renewable, replay_of, replayable
 from ._redact import safe_url
 
@@ -76,7 +76,7 @@ def _handle(
         body.seek(position)
     _release(response)
     replay = replay_of(response, fresh, manager.dpop)
-    log_replay(where, response.status_code)
+    manager.replaying(where, response.status_code)
     second = _resend(response, replay, **kwargs)
     if second.status_code in codes:
         manager.replay_refused(fresh)

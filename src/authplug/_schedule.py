@@ -27,8 +27,12 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .token import Token, TokenState, parse_number
+
+if TYPE_CHECKING:
+    from .events import Reason
 
 __all__ = [
     "BACKOFF_CAP",
@@ -39,7 +43,9 @@ __all__ = [
     "due_at",
     "entry_for",
     "reason_for",
+    "reason_kind",
     "state_of",
+    "time_left",
 ]
 
 #: The renewal window spans this share of the token's lifetime...
@@ -162,6 +168,22 @@ def reason_for(entry: Entry | None, now: float) -> str:
         return "no token"
     left = entry.deadline - now
     return f"token expires in {left:.0f}s" if left > 0 else "token expired"
+
+
+def reason_kind(entry: Entry | None, now: float) -> Reason:
+    """Why a renewal starts, as events and metrics name it (a short fixed list)."""
+    if entry is None:
+        return "first_use"
+    if entry.deadline is None:
+        return "unknown_expiry"
+    return "stale" if entry.deadline > now else "expired"
+
+
+def time_left(entry: Entry | None, now: float) -> float | None:
+    """Seconds ``entry``'s token has left (negative once expired); None when unknown."""
+    if entry is None or entry.deadline is None:
+        return None
+    return entry.deadline - now
 
 
 def refresh_usable(entry: Entry | None, now: float) -> bool:

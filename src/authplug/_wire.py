@@ -29,6 +29,8 @@ class TokenRequest:
     body_kind: Literal["form", "json"] = "form"
     stand_ins: tuple[StandIn, ...] = ()
     scrub: Scrubber = field(default_factory=lambda: Scrubber(()))
+    #: A token call, or the read of the issuer's metadata (not counted as an attempt).
+    purpose: Literal["token", "metadata"] = "token"
 
     def __repr__(self) -> str:
         return f"TokenRequest({self.method} {safe_url(self.url)})"

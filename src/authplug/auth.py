@@ -8,21 +8,17 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import httpx
 
-from . import _aiohttp_adapter, _httpx_adapter, _requests_adapter
-from ._assertion import JWT_BEARER, AssertionOption, PrivateKeyOption
-from ._authlib import TokenClient
+from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
 from ._clock import Clock
-from ._discovery import Discovery
-from ._manager import TokenManager
-from ._net import PlainHttpWarner
-from ._options import ClientAuthMethod, Options, check_url, text
 from ._redact import Secret
-from ._retry import RetryPolicy
-from ._transport import CertOption, TokenTransport, VerifyOption
-from .cache import TokenCache, cache_key
+from ._transport import CertOption, VerifyOption
+from .cache import TokenCache
 from .errors import AuthError, ConfigurationError
 from .spec import GENERIC, ProviderSpec
-from .token import Token
+
+if TYPE_CHECKING:  # apart from the clients below: the docs resolve these without them
+    from .events import Event
+    from .token import Token
 
 if TYPE_CHECKING:
     import aiohttp
@@ -60,13 +56,20 @@ class BaseAuth(_Base):
     credentials; every option below is shared. All arguments are keyword-only.
 
     Args:
+        spec: how the provider's token endpoint speaks (the subclass gives it).
         token_url: the token endpoint; or give ``issuer=`` instead.
         issuer: the authorization server's issuer identifier: the token endpoint (and
             the revocation endpoint) are read from its metadata (OpenID Connect
             Discovery or RFC 8414) on the first token call, after checking that the
             document names this issuer; kept for a day.
+        refresh_url: where refresh grants go, when not to the token endpoint.
         revocation_url: the revocation endpoint (RFC 7009) for :meth:`revoke`, when
             discovery does not give one.
+        client_id: the client's identifier at the authorization server.
+        client_secret: the client's secret, when it authenticates with one.
+        username: the resource owner's user name (password grant).
+        password: the resource owner's password (password grant).
+        scope: the scope to ask for: a space-separated string or a list of strings.
         resource: resource indicators (RFC 8707): one URI or several, sent on every
             grant and refresh, for a token bound to those APIs.
         audience: an ``audience`` parameter sent on every grant and refresh (Auth0,
@@ -115,11 +118,31 @@ class BaseAuth(_Base):
             send the request once more.
         token: a token to start from (an ``authplug.Token`` or a provider's dict).
         on_token: called with each new token, e.g. to persist it.
+        on_event: called with each event (:mod:`authplug.events`: renewals, token calls,
+            replays, fallbacks, cache lookups), in the thread or task where it happens;
+            one that raises is logged and ignored. With ``opentelemetry-api`` installed,
+            the same events also become spans and metrics, with or without this.
         cache: where the token is kept (default: this process's memory).
         clock: the time source (for tests).
 
     ``auth.options`` is the checked value of all of these (an ``Options``, frozen; its
     repr shows no secret).
+
+    Raises:
+        ConfigurationError: an argument is wrong or missing, or a combination cannot
+            work; the message says what to give.
+
+    Attributes:
+        options: the checked value of every argument (frozen; its repr shows no secret).
+        spec: the provider's description.
+        provider: the provider's lower-case name, as errors and log lines carry it.
+        token_url: the token endpoint given (None with ``issuer=``).
+        issuer: the issuer identifier given, or None.
+        client_id: the client's identifier, or None.
+        username: the resource owner's user name, or None.
+        scope: the scope asked for, as one space-separated string, or None.
+        refresh_status_codes: the API statuses that renew the token and replay the
+            request.
     """
 
     # httpx must not buffer users' streams on our account.
@@ -160,6 +183,7 @@ class BaseAuth(_Base):
         refresh_status_codes: Iterable[int] = (401,),
         token: Token | Mapping[str, Any] | None = None,
         on_token: Callable[[Token], object] | None = None,
+        on_event: Callable[[Event], object] | None = None,
         cache: TokenCache | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -167,7 +191,9 @@ class BaseAuth(_Base):
         secret = Secret(client_secret) if isinstance(client_secret, str) else client_secret
         wrapped = Secret(password) if isinstance(password, str) else password
         del client_secret, password
-        options = Options.from_kwargs(
+        from . import _assembly  # the machinery: imported by the first construction
+
+        options = _assembly.Options.from_kwargs(
             spec=spec,
             token_url=token_url,
             issuer=issuer,
@@ -199,6 +225,7 @@ class BaseAuth(_Base):
             refresh_status_codes=refresh_status_codes,
             token=token,
             on_token=on_token,
+            on_event=on_event,
             cache=cache,
             clock=clock,
         )
@@ -211,81 +238,15 @@ class BaseAuth(_Base):
         self.username = options.username
         self.scope = options.scope
         self.refresh_status_codes = options.refresh_status_codes
-        transport = TokenTransport(
-            timeout=options.timeout, verify=verify, cert=cert, proxy=options.proxy
-        )
-        if cert is not None:
-            # A file that is not a certificate and key is a configuration mistake,
-            # better found here than on the first request.
-            transport.check()
-        if verify is False:
-            log.warning(
-                "%s: verify=False: token calls do not check the server's certificate, so "
-                "credentials may go to anyone on the way",
-                spec.name,
-            )
-        self._warner = PlainHttpWarner(spec.name)
-        self._anchor = _aiohttp_adapter.Anchor()
+        parts = _assembly.assemble(spec, options, verify=verify, cert=cert, on_token=on_token)
+        self._warner = parts.warner
+        # The adapters' entry points, one shared object: imported by the first
+        # construction, and a plain attribute read on each request.
+        self._flows = _assembly.FLOWS
+        self._anchor = self._flows.Anchor()
         self._clock: Clock = options.clock
-        retry = RetryPolicy(retries=options.retries)
-        discovery = (
-            Discovery(
-                options.issuer,
-                retry=retry,
-                now=options.clock.time,
-                name=spec.name,
-                check_url=check_url,
-            )
-            if options.issuer is not None
-            else None
-        )
-        self._client = TokenClient(
-            spec=spec,
-            token_url=options.token_url,
-            refresh_url=options.refresh_url,
-            discovery=discovery,
-            revocation_url=options.revocation_url,
-            dpop=options.dpop,
-            signing_key=options.signing_key,
-            assertion_source=options.client_assertion,
-            assertion_type=options.client_assertion_type,
-            assertion_audience=options.assertion_audience,
-            client_id=options.client_id,
-            client_secret=options.client_secret,
-            username=options.username,
-            password=options.password,
-            scope=options.scope,
-            resource=options.resource,
-            audience=options.audience,
-            client_auth=options.client_auth,
-            transport=transport,
-            retry=retry,
-            clock=options.clock,
-        )
-        self._manager = TokenManager(
-            source=self._client,
-            provider=spec.name,
-            cache=options.cache,
-            key=cache_key(
-                provider=spec.name,
-                # With discovery, the issuer names the server (its endpoint is not known yet).
-                token_url=options.token_url or f"issuer:{options.issuer}",
-                client_id=options.client_id,
-                username=options.username,
-                scope=options.scope,
-                resource=options.resource,
-                audience=options.audience,
-                dpop_jkt=options.dpop.jkt if options.dpop is not None else None,
-            ),
-            leeway=options.leeway,
-            clock=options.clock,
-            on_token=on_token,
-            initial=options.token,
-            # The longest a renewal may take: the cache's own waits, then the token call.
-            wait_limit=self._client.wait_limit + float(getattr(options.cache, "max_wait", 0.0)) + 5,
-            grant_type=spec.grant_type,
-            dpop=options.dpop,
-        )
+        self._client = parts.client
+        self._manager = parts.manager
 
     def __repr__(self) -> str:
         fields = [f"issuer={self.issuer!r}" if self.issuer else f"token_url={self.token_url!r}"]
@@ -311,11 +272,32 @@ class BaseAuth(_Base):
         return self._manager.token
 
     def get_token(self) -> Token:
-        """A valid token, fetched or renewed if needed."""
+        """A valid token, fetched or renewed if needed.
+
+        For requests that do not go through an HTTP client this object serves (a
+        websocket handshake, gRPC metadata).
+
+        Returns:
+            The token the HTTP clients send.
+
+        Raises:
+            AuthError: no token could be had; the subclass says why
+                (:class:`CredentialsRejectedError`, :class:`TokenEndpointError`,
+                :class:`TokenResponseError`).
+        """
         return self._manager.get()
 
     async def aget_token(self) -> Token:
-        """A valid token, fetched or renewed if needed, without blocking the loop."""
+        """A valid token, fetched or renewed if needed, without blocking the loop.
+
+        Returns:
+            The token the HTTP clients send.
+
+        Raises:
+            AuthError: no token could be had; the subclass says why
+                (:class:`CredentialsRejectedError`, :class:`TokenEndpointError`,
+                :class:`TokenResponseError`).
+        """
         return await self._manager.aget()
 
     def revoke(self) -> bool:
@@ -324,15 +306,30 @@ class BaseAuth(_Base):
         The refresh token is revoked, or the access token when there is none (servers
         revoke the access tokens of a revoked refresh token too, RFC 7009 §2.1). The
         endpoint is ``revocation_url=``, else the issuer's ``revocation_endpoint``; the
-        client authenticates as at the token endpoint. Returns False when there was no
-        token. A refusal or an unreachable endpoint raises an ``AuthError`` and forgets
-        nothing, so that it can be tried again. The object stays usable: the next
-        request gets a new token.
+        client authenticates as at the token endpoint. The object stays usable: the
+        next request gets a new token.
+
+        Returns:
+            True once the token is revoked and forgotten; False when there was no token.
+
+        Raises:
+            AuthError: the endpoint refused or could not be reached; nothing is
+                forgotten, so that it can be tried again.
+            ConfigurationError: there is no revocation endpoint (no ``revocation_url=``,
+                and no ``issuer=`` whose metadata names one).
         """
         return self._manager.revoke()
 
     async def arevoke(self) -> bool:
-        """:meth:`revoke` without blocking the event loop."""
+        """:meth:`revoke` without blocking the event loop.
+
+        Returns:
+            True once the token is revoked and forgotten; False when there was no token.
+
+        Raises:
+            AuthError: as :meth:`revoke`.
+            ConfigurationError: as :meth:`revoke`.
+        """
         return await self._manager.arevoke()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -391,9 +388,18 @@ class BaseAuth(_Base):
 
         requests and niquests call ``auth(request)``; aiohttp calls its middlewares as
         ``middleware(request, handler)`` and awaits the result.
+
+        Args:
+            request: the prepared request (requests, niquests), or aiohttp's
+                ``ClientRequest``.
+            handler: aiohttp's next handler; None for requests and niquests.
+
+        Returns:
+            The request, carrying the token and a hook that renews and replays it on a
+            refusal (requests, niquests); for aiohttp, an awaitable of the response.
         """
         if handler is not None:
-            return _aiohttp_adapter.middleware(
+            return self._flows.aiohttp(
                 self._manager,
                 self.refresh_status_codes,
                 self._warner,
@@ -408,21 +414,38 @@ class BaseAuth(_Base):
                 return _niquests_adapter.apply(
                     self._manager, self.refresh_status_codes, self._warner, request
                 )
-        return _requests_adapter.apply(
-            self._manager, self.refresh_status_codes, self._warner, request
-        )
+        return self._flows.requests(self._manager, self.refresh_status_codes, self._warner, request)
 
     # -- httpx -------------------------------------------------------------------
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        return _httpx_adapter.sync_flow(
+        """httpx's and httpx2's auth flow for ``Client``: the request goes with the token;
+        on a refusal the token is renewed and the request yielded once more.
+
+        Args:
+            request: the request the client is about to send.
+
+        Returns:
+            The generator the client drives: it yields requests and is sent their
+            responses.
+        """
+        return self._flows.httpx_sync(
             self._manager, self.refresh_status_codes, self._warner, request
         )
 
     def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        return _httpx_adapter.async_flow(
+        """:meth:`sync_auth_flow` for ``AsyncClient``, under asyncio or trio: waiting for
+        a token never blocks the event loop.
+
+        Args:
+            request: the request the client is about to send.
+
+        Returns:
+            The async generator the client drives.
+        """
+        return self._flows.httpx_async(
             self._manager, self.refresh_status_codes, self._warner, request
         )
 
@@ -443,7 +466,22 @@ def _authenticates_otherwise(options: Mapping[str, Any]) -> bool:
 
 
 class OAuth2PasswordAuth(BaseAuth):
-    """The resource owner password grant against any RFC 6749 token endpoint."""
+    """The resource owner password grant against any RFC 6749 token endpoint.
+
+    Args:
+        username: the resource owner's user name.
+        password: the resource owner's password.
+        token_url: the token endpoint; or give ``issuer=`` instead.
+        client_id: the client's identifier, when the server wants one.
+        client_secret: the client's secret, when it has one.
+        scope: the scope to ask for: a space-separated string or a list of strings.
+        spec: the provider's description (default: RFC 6749's form body and errors);
+            its ``grant_type`` must be ``"password"``.
+        **options: any option of :class:`BaseAuth`.
+
+    Raises:
+        ConfigurationError: an argument is wrong, or ``spec`` is not a password grant.
+    """
 
     def __init__(
         self,
@@ -472,7 +510,22 @@ class OAuth2PasswordAuth(BaseAuth):
 
 
 class OAuth2ClientCredentialsAuth(BaseAuth):
-    """The client credentials grant against any RFC 6749 token endpoint."""
+    """The client credentials grant against any RFC 6749 token endpoint.
+
+    Args:
+        client_id: the client's identifier.
+        client_secret: the client's secret; required unless ``client_auth=``,
+            ``private_key=`` or ``client_assertion=`` says how else it authenticates.
+        token_url: the token endpoint; or give ``issuer=`` instead.
+        scope: the scope to ask for: a space-separated string or a list of strings.
+        spec: the provider's description (default: RFC 6749's form body and errors);
+            its ``grant_type`` must be ``"client_credentials"``.
+        **options: any option of :class:`BaseAuth`.
+
+    Raises:
+        ConfigurationError: an argument is wrong or missing, or ``spec`` is not a client
+            credentials grant.
+    """
 
     def __init__(
         self,
@@ -484,6 +537,8 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
         spec: ProviderSpec | None = None,
         **options: Any,
     ) -> None:
+        from ._options import text
+
         text("client_id", client_id, required=True)
         text("client_secret", client_secret, required=False)
         if client_secret is None and not _authenticates_otherwise(options):

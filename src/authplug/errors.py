@@ -24,7 +24,7 @@ before the exception is built.
 
 from __future__ import annotations
 
-import re
+from ._lazy import regex
 
 __all__ = [
     "AuthError",
@@ -38,7 +38,7 @@ __all__ = [
 
 _MAX_DESCRIPTION = 300
 _MAX_ERROR = 80
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_CONTROL = regex(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def _clean(text: str, limit: int) -> str:
@@ -47,7 +47,7 @@ def _clean(text: str, limit: int) -> str:
     Providers' words reach log lines and terminals: a control character could forge a
     log line or move a cursor, and a megabyte of "description" helps nobody.
     """
-    text = _CONTROL.sub(" ", text).strip()
+    text = _CONTROL().sub(" ", text).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -55,6 +55,18 @@ def _clean(text: str, limit: int) -> str:
 
 class AuthError(Exception):
     """A token could not be obtained.
+
+    The message reads ``provider: HTTP status: error: description`` (the parts that are
+    known; an error code equal to the description is said once).
+
+    Args:
+        description: the provider's own words, or what went wrong; made one line of
+            printable text, at most 300 characters.
+        provider: ``"oauth2"`` for the generic classes, else the provider's lower-case name.
+        status_code: the HTTP status of the token endpoint's answer, or None when there
+            was no answer.
+        error: the provider's error code, or None; made one line of printable text, at
+            most 80 characters.
 
     Attributes:
         provider: ``"oauth2"`` for the generic classes, else the provider's lower-case name.
@@ -109,6 +121,9 @@ class AuthError(Exception):
 
         Several threads may re-raise one remembered failure at the same moment;
         each gets its own instance so that tracebacks never interleave.
+
+        Returns:
+            An exception of the same class and content, with the same ``__cause__``.
         """
         fresh = _rebuild(type(self), self.description, self.provider, self.status_code, self.error)
         fresh.__cause__ = self.__cause__

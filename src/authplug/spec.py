@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol
 
+from ._lazy import regex
+
 __all__ = [
     "ErrorDetails",
     "ErrorParser",
@@ -49,6 +51,13 @@ def read_json(body: bytes) -> Any:
 
     Never raises: a body that does not decode, does not parse, nests too deeply
     (``RecursionError``) or holds a number too long to read is simply not JSON.
+
+    Args:
+        body: the bytes of an answer.
+
+    Returns:
+        The decoded value, or the sentinel: an object that is no dict, list, string,
+        number, bool or None, so that ``isinstance`` checks tell it apart.
     """
     try:
         return json.loads(body)
@@ -57,27 +66,52 @@ def read_json(body: bytes) -> Any:
 
 
 class ErrorDetails(NamedTuple):
-    """What a provider's error body says: its error code (if any) and its words."""
+    """What a provider's error body says: its error code (if any) and its words.
+
+    Attributes:
+        error: the provider's error code (``"invalid_grant"``), or None.
+        description: the provider's words, or what the body is when it says nothing.
+    """
 
     error: str | None
     description: str
 
 
 class ErrorParser(Protocol):
-    """Reads a non-2xx answer of the token endpoint."""
+    """Reads a non-2xx answer of the token endpoint (:attr:`~authplug.ProviderSpec.parse_error`)."""
 
     def __call__(self, status: int, content_type: str, body: bytes) -> ErrorDetails:
-        """Return the error code and message; never raise."""
+        """Return the error code and message; never raise.
+
+        A parser that raises is not believed: the body is then described instead.
+
+        Args:
+            status: the answer's HTTP status.
+            content_type: the answer's ``Content-Type``.
+            body: the answer's body.
+
+        Returns:
+            The provider's error code (None when it gives none) and its words.
+        """
 
 
 class ExtraParams(Protocol):
-    """Adds parameters to each token request (``grant_type`` tells which kind)."""
+    """Adds parameters to each token request (:attr:`~authplug.ProviderSpec.extra_params`)."""
 
     def __call__(self, grant_type: str) -> Mapping[str, str]:
-        """Return the parameters to add; a name already present is left alone."""
+        """Return the parameters to add; a name already present is left alone.
+
+        Args:
+            grant_type: which kind of token request: ``"password"``,
+                ``"client_credentials"`` or ``"refresh_token"``.
+
+        Returns:
+            Parameters under their standard names; ``param_names`` renames them as it
+            renames the others.
+        """
 
 
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TITLE = regex(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 def describe_body(status: int, content_type: str, body: bytes, *, excerpt: bool = True) -> str:
@@ -85,12 +119,22 @@ def describe_body(status: int, content_type: str, body: bytes, *, excerpt: bool 
 
     With ``excerpt=False`` nothing of the body's text is shown: a broken 2xx answer
     may hold (part of) a token.
+
+    Args:
+        status: the answer's HTTP status.
+        content_type: the answer's ``Content-Type``.
+        body: the answer's body.
+        excerpt: show the start of a body that is neither empty nor HTML (at most
+            120 characters).
+
+    Returns:
+        A short phrase, such as ``an HTML page titled 'Bad Gateway' (HTTP 502)``.
     """
     text = body.strip()
     if not text:
         return f"an empty body (HTTP {status})"
     if b"<html" in text[:512].lower() or "html" in content_type.lower():
-        title = _TITLE.search(text)
+        title = _TITLE().search(text)
         name = title.group(1).decode("utf-8", "replace").strip() if title else ""
         return f"an HTML page{f' titled {name!r}' if name else ''} (HTTP {status})"
     if not excerpt:
@@ -125,7 +169,18 @@ def _text(value: object) -> str | None:
 
 
 def rfc6749_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
-    """RFC 6749 §5.2: ``{"error", "error_description", "error_uri"}``."""
+    """RFC 6749 §5.2: ``{"error", "error_description", "error_uri"}``.
+
+    Args:
+        status: the answer's HTTP status.
+        content_type: the answer's ``Content-Type``.
+        body: the answer's body.
+
+    Returns:
+        ``error`` and ``error_description`` (the code again when there is no
+        description). A body of another shape is read by the usual field names,
+        else described.
+    """
     data = _json_object(body)
     if data is not None and data.get("error"):
         error = _text(data["error"])
@@ -135,7 +190,17 @@ def rfc6749_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
 
 
 def problem_details_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
-    """RFC 9457 problem details: ``{"type", "title", "status", "detail"}``."""
+    """RFC 9457 problem details: ``{"type", "title", "status", "detail"}``.
+
+    Args:
+        status: the answer's HTTP status.
+        content_type: the answer's ``Content-Type``.
+        body: the answer's body.
+
+    Returns:
+        ``title`` as the error code and ``detail`` (else the title) as the words.
+        A body of another shape is read by the usual field names, else described.
+    """
     data = _json_object(body)
     if data is not None and (data.get("title") or data.get("detail")):
         title = _text(data.get("title"))
@@ -144,7 +209,17 @@ def problem_details_error(status: int, content_type: str, body: bytes) -> ErrorD
 
 
 def description_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
-    """A bare ``{"description": …}`` object."""
+    """A bare ``{"description": …}`` object.
+
+    Args:
+        status: the answer's HTTP status.
+        content_type: the answer's ``Content-Type``.
+        body: the answer's body.
+
+    Returns:
+        No error code, and the description. A body of another shape is read by the
+        usual field names, else described.
+    """
     data = _json_object(body)
     if data is not None and data.get("description"):
         return ErrorDetails(None, _text(data["description"]) or "")
@@ -152,7 +227,20 @@ def description_error(status: int, content_type: str, body: bytes) -> ErrorDetai
 
 
 def message_error(status: int, content_type: str, body: bytes) -> ErrorDetails:
-    """Plain text, or JSON carrying a message under a usual name."""
+    """Plain text, or JSON carrying a message under a usual name.
+
+    The names tried, in order: ``message``, ``error_description``, ``detail``,
+    ``description``, ``error``. Plain text longer than 300 characters, or HTML, is
+    described by :func:`~authplug.spec.describe_body` instead.
+
+    Args:
+        status: the answer's HTTP status.
+        content_type: the answer's ``Content-Type``.
+        body: the answer's body.
+
+    Returns:
+        No error code, and the message.
+    """
     data = _json_object(body)
     if data is not None:
         for name in ("message", "error_description", "detail", "description", "error"):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ._lazy import regex
 from ._redact import mask
 from .errors import ConfigurationError
 
@@ -23,7 +23,7 @@ __all__ = ["Token", "TokenState", "authorization", "parse_number"]
 # What an access token may hold to travel in a header: visible ASCII, no space. CR or LF
 # would split the header (h11 and urllib3 refuse them at request time, quoting the
 # token); RFC 6750's b64token is narrower still.
-_HEADER_UNSAFE = re.compile(r"[^\x21-\x7e]")
+_HEADER_UNSAFE = regex(r"[^\x21-\x7e]")
 
 _KNOWN = frozenset(
     {
@@ -43,9 +43,9 @@ _KNOWN = frozenset(
 class TokenState(enum.Enum):
     """How usable a token is right now."""
 
-    FRESH = "fresh"  # use it; a token with no known expiry is fresh until a 401
-    STALE = "stale"  # still valid, but renewal is due
-    INVALID = "invalid"  # expired: do not send it
+    FRESH = "fresh"  #: Use it; a token with no known expiry is fresh until a 401.
+    STALE = "stale"  #: Still valid, but renewal is due.
+    INVALID = "invalid"  #: Expired: do not send it.
 
 
 def parse_number(value: object) -> float | None:
@@ -105,7 +105,7 @@ class Token:
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
             raise ValueError("the token has no access_token string")
-        if _HEADER_UNSAFE.search(self.access_token):
+        if _HEADER_UNSAFE().search(self.access_token):
             # Never quote the token: the message may reach a log.
             raise ValueError(
                 "the access token holds characters an HTTP header cannot carry "
@@ -152,8 +152,20 @@ class Token:
     def from_dict(cls, data: Mapping[str, Any], *, now: float | None = None) -> Token:
         """Build a token from a stored dict or a provider's answer.
 
-        ``expires_at`` wins over ``expires_in``; ``expires_in`` is counted from ``now``
-        (epoch seconds) when given. Raises ``ValueError`` on an unusable dict.
+        ``expires_at`` wins over ``expires_in``; ``expires_in`` is counted from ``now``.
+        Fields that are not the token's own go to :attr:`extra`.
+
+        Args:
+            data: a dict as :meth:`to_dict` wrote it, or a provider's answer.
+            now: when the answer arrived, in epoch seconds; needed for an
+                ``expires_in`` without ``expires_at``.
+
+        Returns:
+            The token.
+
+        Raises:
+            ValueError: the dict is unusable (no access token string, an expiry that is
+                not a number, a scope that is neither a string nor a list, ...).
         """
         access = data.get("access_token")
         if not isinstance(access, str) or not access:
@@ -199,6 +211,16 @@ class Token:
         """Accept a Token or a provider's dict as handed in through ``token=``.
 
         A handed-in token has no known lifetime, so ``issued_at`` is dropped.
+
+        Args:
+            value: a :class:`Token`, or a dict as :meth:`from_dict` reads it.
+            now: the current time in epoch seconds (a dict's ``expires_in`` counts from it).
+
+        Returns:
+            The token, without ``issued_at``.
+
+        Raises:
+            ConfigurationError: ``value`` is neither a Token nor a usable dict.
         """
         if isinstance(value, Token):
             token = value

@@ -163,7 +163,7 @@ def test_the_plan_adopts_a_fresh_shared_token_without_a_call() -> None:
     clock = FakeClock()
     source = ScriptedSource(clock)
     brain = manager(clock, source)
-    plan = brain._renewal("first use", None)
+    plan = brain._renewal("first use", None, "first_use")
     assert isinstance(next(plan), CacheLock)
     assert isinstance(plan.send(None), CacheGet)
     with pytest.raises(StopIteration) as done:
@@ -178,7 +178,7 @@ def test_the_plan_survives_a_failing_cache_and_falls_back_to_the_grant() -> None
     clock = FakeClock()
     source = ScriptedSource(clock, CredentialsRejectedError("gone", status_code=400), "b")
     brain = manager(clock, source)
-    plan = brain._renewal("token expired", brain._entry_for(token(clock, "a")))
+    plan = brain._renewal("token expired", brain._entry_for(token(clock, "a")), "expired")
     assert isinstance(next(plan), CacheLock)
     assert isinstance(plan.throw(CacheError("down")), CacheGet)
     stored = plan.throw(CacheError("down"))

@@ -6,10 +6,12 @@ import hashlib
 import json
 import logging
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..spec import read_json
-from ..token import Token
+
+if TYPE_CHECKING:
+    from ..token import Token
 
 __all__ = ["CacheError", "TokenCache", "cache_key", "token_from_entry"]
 
@@ -45,22 +47,81 @@ class TokenCache(Protocol):
     """
 
     def get(self, key: str) -> Token | None:
-        """The stored token, or None; raises CacheError when the store is unavailable."""
+        """The stored token, or None; raises CacheError when the store is unavailable.
+
+        Args:
+            key: the token's key (see :func:`~authplug.cache.cache_key`).
+
+        Returns:
+            The token stored under ``key``, or None (an entry that is not a valid
+            token reads as None).
+
+        Raises:
+            CacheError: the store is unavailable.
+        """
 
     def set(self, key: str, token: Token) -> None:
-        """Store a token."""
+        """Store a token.
+
+        Args:
+            key: the token's key.
+            token: the token, replacing any stored under ``key``.
+
+        Raises:
+            CacheError: the store is unavailable.
+        """
 
     def lock(self, key: str) -> AbstractContextManager[object]:
-        """Hold renewal of ``key`` for the duration of the block."""
+        """Hold renewal of ``key`` for the duration of the block.
+
+        Args:
+            key: the token's key.
+
+        Returns:
+            A context manager that holds the lock while its block runs.
+
+        Raises:
+            CacheError: the lock could not be taken in time, or the store is
+                unavailable.
+        """
 
     async def aget(self, key: str) -> Token | None:
-        """Async :meth:`get`."""
+        """Async :meth:`get`.
+
+        Args:
+            key: the token's key.
+
+        Returns:
+            The token stored under ``key``, or None.
+
+        Raises:
+            CacheError: the store is unavailable.
+        """
 
     async def aset(self, key: str, token: Token) -> None:
-        """Async :meth:`set`."""
+        """Async :meth:`set`.
+
+        Args:
+            key: the token's key.
+            token: the token, replacing any stored under ``key``.
+
+        Raises:
+            CacheError: the store is unavailable.
+        """
 
     def alock(self, key: str) -> AbstractAsyncContextManager[object]:
-        """Async :meth:`lock`."""
+        """Async :meth:`lock`.
+
+        Args:
+            key: the token's key.
+
+        Returns:
+            An async context manager that holds the lock while its block runs.
+
+        Raises:
+            CacheError: the lock could not be taken in time, or the store is
+                unavailable.
+        """
 
 
 def cache_key(
@@ -77,7 +138,21 @@ def cache_key(
     """A stable key from what identifies a token, hashed so it carries no identity.
 
     Resource indicators, the audience and the DPoP key's thumbprint count only when
-    given, so that the keys of tokens stored before they existed stay the same.
+    given, so that the keys of tokens stored before they existed stay the same. No
+    secret is part of it.
+
+    Args:
+        provider: the provider's name.
+        token_url: the token endpoint (``"issuer:"`` + the issuer with discovery).
+        client_id: the client's identifier, or None.
+        username: the resource owner's user name, or None.
+        scope: the scope asked for, or None.
+        resource: the resource indicators asked for.
+        audience: the audience asked for, or None.
+        dpop_jkt: the thumbprint of the DPoP key tokens are bound to, or None.
+
+    Returns:
+        The SHA-256 of these, in hex.
     """
     fields: list[object] = [provider, token_url, client_id, username, scope]
     if resource or audience is not None:
@@ -106,6 +181,8 @@ def token_from_entry(raw: Any, where: str) -> Token | None:
     )
     try:
         if isinstance(data, dict):
+            from ..token import Token
+
             return Token.from_dict(data)
     except ValueError as exc:
         reason = f"not a valid token ({exc})"

@@ -1,0 +1,136 @@
+"""What an auth object is made of: checked options, a token client and a token manager.
+
+Imported by the first construction of an auth object, not by ``import authplug``: a
+program that imports the package (an SDK's command line showing its help, say) pays
+for the class definitions only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import NamedTuple
+
+from . import _aiohttp_adapter, _httpx_adapter, _otel, _requests_adapter
+from ._authlib import TokenClient
+from ._discovery import Discovery
+from ._manager import TokenManager
+from ._net import PlainHttpWarner
+from ._options import Options, check_url
+from ._retry import RetryPolicy
+from ._transport import CertOption, TokenTransport, VerifyOption
+from .cache import cache_key
+from .spec import ProviderSpec
+from .token import Token
+
+__all__ = ["FLOWS", "Options", "Parts", "assemble"]
+
+log = logging.getLogger("authplug")
+
+
+class Flows:
+    """The adapters' entry points: what an auth object calls on each request (kept apart
+    from auth.py so that importing the classes loads no adapter)."""
+
+    __slots__ = ()
+    requests = staticmethod(_requests_adapter.apply)
+    httpx_sync = staticmethod(_httpx_adapter.sync_flow)
+    httpx_async = staticmethod(_httpx_adapter.async_flow)
+    aiohttp = staticmethod(_aiohttp_adapter.middleware)
+    Anchor = _aiohttp_adapter.Anchor
+
+
+FLOWS = Flows()
+
+
+class Parts(NamedTuple):
+    """The working parts of one auth object."""
+
+    warner: PlainHttpWarner
+    client: TokenClient
+    manager: TokenManager
+
+
+def assemble(
+    spec: ProviderSpec,
+    options: Options,
+    *,
+    verify: VerifyOption,
+    cert: CertOption,
+    on_token: Callable[[Token], object] | None,
+) -> Parts:
+    """The parts of an auth object for ``spec`` with ``options`` (already checked)."""
+    transport = TokenTransport(
+        timeout=options.timeout, verify=verify, cert=cert, proxy=options.proxy
+    )
+    if cert is not None:
+        # A file that is not a certificate and key is a configuration mistake,
+        # better found here than on the first request.
+        transport.check()
+    if verify is False:
+        log.warning(
+            "%s: verify=False: token calls do not check the server's certificate, so "
+            "credentials may go to anyone on the way",
+            spec.name,
+        )
+    retry = RetryPolicy(retries=options.retries)
+    discovery = (
+        Discovery(
+            options.issuer,
+            retry=retry,
+            now=options.clock.time,
+            name=spec.name,
+            check_url=check_url,
+        )
+        if options.issuer is not None
+        else None
+    )
+    client = TokenClient(
+        spec=spec,
+        token_url=options.token_url,
+        refresh_url=options.refresh_url,
+        discovery=discovery,
+        revocation_url=options.revocation_url,
+        dpop=options.dpop,
+        signing_key=options.signing_key,
+        assertion_source=options.client_assertion,
+        assertion_type=options.client_assertion_type,
+        assertion_audience=options.assertion_audience,
+        client_id=options.client_id,
+        client_secret=options.client_secret,
+        username=options.username,
+        password=options.password,
+        scope=options.scope,
+        resource=options.resource,
+        audience=options.audience,
+        client_auth=options.client_auth,
+        transport=transport,
+        retry=retry,
+        clock=options.clock,
+    )
+    manager = TokenManager(
+        source=client,
+        provider=spec.name,
+        cache=options.cache,
+        key=cache_key(
+            provider=spec.name,
+            # With discovery, the issuer names the server (its endpoint is not known yet).
+            token_url=options.token_url or f"issuer:{options.issuer}",
+            client_id=options.client_id,
+            username=options.username,
+            scope=options.scope,
+            resource=options.resource,
+            audience=options.audience,
+            dpop_jkt=options.dpop.jkt if options.dpop is not None else None,
+        ),
+        leeway=options.leeway,
+        clock=options.clock,
+        on_token=on_token,
+        initial=options.token,
+        # The longest a renewal may take: the cache's own waits, then the token call.
+        wait_limit=client.wait_limit + float(getattr(options.cache, "max_wait", 0.0)) + 5,
+        grant_type=spec.grant_type,
+        dpop=options.dpop,
+        observers=[o for o in (options.on_event, _otel.observer()) if o is not None],
+    )
+    return Parts(PlainHttpWarner(spec.name), client, manager)
