@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import configparser
+import importlib
+import re
 from importlib import metadata
 from importlib.resources import files
+from pathlib import Path
 
 import authplug
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_version_matches_metadata() -> None:
     assert authplug.__version__ == metadata.version("authplug")
+
+
+def test_version_matches_setup_cfg() -> None:
+    """setup.cfg names this version, or the attribute it is read from (``attr:``)."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    value = config["metadata"]["version"].strip()
+    if value.startswith("attr:"):
+        module, _, name = value.removeprefix("attr:").strip().rpartition(".")
+        value = getattr(importlib.import_module(module), name)
+    assert value == authplug.__version__
+
+
+def test_changelog_starts_with_this_version() -> None:
+    """CHANGELOG.rst lists releases newest first, this one (released or not) on top."""
+    text = (ROOT / "CHANGELOG.rst").read_text(encoding="utf-8")
+    entries = re.findall(r"^(\d+\.\d+\.\d+\S*) \(([^)\n]+)\)\n=+$", text, re.M)
+    assert entries, "CHANGELOG.rst has no entry titled 'VERSION (DATE)' or 'VERSION (unreleased)'"
+    assert entries[0][0] == authplug.__version__, entries[0]
 
 
 def test_py_typed_is_shipped() -> None:

@@ -154,7 +154,19 @@ def _token(provider: str, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``authplug`` command."""
+    """Entry point of the ``authplug`` command.
+
+    ``authplug demo [PROVIDER ...]`` shows the whole flow against local emulators;
+    ``authplug token PROVIDER [options]`` prints a real token (``--json``: all of it).
+
+    Args:
+        argv: the arguments after the program's name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 1 when no token could be had, 2 for a wrong or
+        missing argument (reported on stderr; a command line argparse cannot parse
+        exits with 2 at once).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="authplug",

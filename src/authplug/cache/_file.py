@@ -44,6 +44,10 @@ class FileTokenCache:
             not be writable by group or others, else it is refused.
         lock_timeout: seconds to wait for another process's renewal before going on
             without the lock (a warning is logged).
+
+    Attributes:
+        path: the token file.
+        lock_timeout: seconds to wait for another process's renewal.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
@@ -109,9 +113,21 @@ class FileTokenCache:
             )
 
     def get(self, key: str) -> Token | None:
+        """The token stored under ``key``, or None (an entry or a file that is not
+        valid reads as None, with one WARNING).
+
+        Raises:
+            CacheError: the file cannot be read, or is refused (another user's, or
+                writable by group or others).
+        """
         return token_from_entry(self._read().get(key), f"{self.path} (key {key[:8]}…)")
 
     def set(self, key: str, token: Token) -> None:
+        """Store ``token`` under ``key``: the file is rewritten atomically, mode 0600.
+
+        Raises:
+            CacheError: the file cannot be locked, read or written, or is refused.
+        """
         with self._locked():
             data = self._read(quiet=True)  # a bad file was reported when read; now replaced
             data[key] = token.to_dict()
@@ -159,19 +175,29 @@ class FileTokenCache:
             lock.release()
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock file (``path`` + ``".lock"``, one for every key) for the block.
+
+        Raises:
+            CacheError: another process held it for ``lock_timeout`` seconds, or it
+                cannot be created.
+        """
         return self._locked()
 
     async def aget(self, key: str) -> Token | None:
+        """Async :meth:`get`, in a worker thread."""
         return await _aio.to_thread(self.get, key)
 
     async def aset(self, key: str, token: Token) -> None:
+        """Async :meth:`set`, in a worker thread."""
         await _aio.to_thread(self.set, key, token)
 
     async def adelete(self, key: str) -> None:
+        """Async :meth:`delete`, in a worker thread."""
         await _aio.to_thread(self.delete, key)
 
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:
+        """Async :meth:`lock`: the lock file is taken and released in worker threads."""
         locked = self._locked()
         await _aio.to_thread(locked.__enter__)
         try:

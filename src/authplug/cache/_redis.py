@@ -58,6 +58,10 @@ class RedisTokenCache:
         wait_timeout: seconds to wait for another renewal before going on without the
             lock (a warning is logged).
         timeout: seconds each Redis call may take before Redis counts as unavailable.
+
+    Attributes:
+        prefix: prepended to every key.
+        timeout: seconds each Redis call may take.
     """
 
     def __init__(
@@ -89,7 +93,7 @@ class RedisTokenCache:
 
     @property
     def max_wait(self) -> float:
-        """The longest one renewal may spend in the cache: the lock, then a few calls."""
+        """The longest one renewal may spend in the cache (the lock, then a few calls)."""
         return self._wait_timeout + 4 * self.timeout
 
     def _after_fork(self) -> None:
@@ -159,6 +163,13 @@ class RedisTokenCache:
     # -- sync --------------------------------------------------------------------
 
     def get(self, key: str) -> Token | None:
+        """The token stored under ``key``, or None (an entry that is not a valid token
+        reads as None, with one WARNING).
+
+        Raises:
+            CacheError: Redis failed or did not answer within ``timeout``, or the
+                client is a ``redis.asyncio`` one.
+        """
         self._sync_only()
         try:
             raw = self._bounded("read", lambda: self._client.get(self._name(key)))
@@ -167,6 +178,12 @@ class RedisTokenCache:
         return self._decode(raw, key)
 
     def set(self, key: str, token: Token) -> None:
+        """Store ``token`` under ``key``, kept while its access or refresh token may
+        still be of use (30 days at most).
+
+        Raises:
+            CacheError: as :meth:`get`.
+        """
         self._sync_only()
         value, ttl = self._encode(token), _ttl(token, _now())
         try:
@@ -175,6 +192,11 @@ class RedisTokenCache:
             raise self._fail("write", exc) from exc
 
     def delete(self, key: str) -> None:
+        """Remove the entry of ``key`` (after a revocation); nothing if there is none.
+
+        Raises:
+            CacheError: as :meth:`get`.
+        """
         self._sync_only()
         try:
             self._bounded("delete", lambda: self._client.delete(self._name(key)))
@@ -183,6 +205,13 @@ class RedisTokenCache:
 
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
+        """Hold the key's Redis lock for the block; it expires on its own after
+        ``lock_timeout`` seconds.
+
+        Raises:
+            CacheError: another process held it for ``wait_timeout`` seconds, or Redis
+                failed.
+        """
         self._sync_only()
         # thread_local=False: an async caller acquires in one worker thread and may
         # release in another.
@@ -224,6 +253,7 @@ class RedisTokenCache:
     # -- async -------------------------------------------------------------------
 
     async def aget(self, key: str) -> Token | None:
+        """Async :meth:`get` (a sync client's call runs in a worker thread)."""
         if not self._async:
             return await _aio.to_thread(self.get, key)
         try:
@@ -233,6 +263,7 @@ class RedisTokenCache:
         return self._decode(raw, key)
 
     async def aset(self, key: str, token: Token) -> None:
+        """Async :meth:`set`."""
         if not self._async:
             await _aio.to_thread(self.set, key, token)
             return
@@ -243,6 +274,7 @@ class RedisTokenCache:
             raise self._fail("write", exc) from exc
 
     async def adelete(self, key: str) -> None:
+        """Async :meth:`delete`."""
         if not self._async:
             await _aio.to_thread(self.delete, key)
             return
@@ -263,6 +295,7 @@ class RedisTokenCache:
 
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:
+        """Async :meth:`lock`."""
         if not self._async:
             locked = self.lock(key)
             await _aio.to_thread(locked.__enter__)

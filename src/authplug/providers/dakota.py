@@ -21,6 +21,7 @@ from ._util import join_url
 
 __all__ = ["DAKOTA", "DakotaAuth"]
 
+#: Dakota's token endpoint: a JSON body, plain-text or JSON errors.
 DAKOTA = ProviderSpec(
     name="dakota",
     grant_type="password",
@@ -31,7 +32,20 @@ DAKOTA = ProviderSpec(
 
 
 class DakotaAuth(BaseAuth):
-    """Dakota marketplace API authentication (password grant, JSON body)."""
+    """Dakota marketplace API authentication (password grant, JSON body).
+
+    The answer's ``fuse_client_id_seq`` is kept in ``token.extra``.
+
+    Args:
+        username: the user's name.
+        password: the user's password.
+        base_url: the marketplace's base URL; the token URL is
+            ``{base_url}/index.php/api/oauth2``.
+        **options: any option of :class:`~authplug.BaseAuth`.
+
+    Raises:
+        ConfigurationError: an argument is wrong or missing.
+    """
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ def _empty_scope(grant_type: str) -> Mapping[str, str]:
     return {"scope": ""} if grant_type == "password" else {}
 
 
+#: A ``/auth/login`` form: always a ``scope`` field, RFC 9457 problem details errors.
 LOGINFORM = ProviderSpec(
     name="loginform",
     grant_type="password",
@@ -44,7 +45,25 @@ def _path(name: str, value: object) -> str:
 
 
 class LoginFormAuth(BaseAuth):
-    """Authentication against a ``/auth/login`` form endpoint (password grant)."""
+    """Authentication against a ``/auth/login`` form endpoint (password grant).
+
+    Args:
+        base_url: the API's base URL; the token URL is ``{base_url}{login_path}``.
+        username: the user's name.
+        password: the user's password.
+        client_id: sent when given.
+        client_secret: sent when given.
+        scope: the scope to ask for (a space-separated string or a list of strings);
+            the form's ``scope`` field is sent empty without it.
+        login_path: the path of the login form under ``base_url``.
+        refresh_path: where refresh grants go instead, under ``base_url`` (default:
+            ``login_path``).
+        **options: any option of :class:`~authplug.BaseAuth`.
+
+    Raises:
+        ConfigurationError: an argument is wrong or missing (a path that does not
+            start with ``/``).
+    """
 
     def __init__(
         self,

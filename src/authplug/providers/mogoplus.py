@@ -21,6 +21,7 @@ MOGOPLUS_TOKEN_URL = "https://auth.dev.mogoplus.ai/api/v1/oauth2/token"
 
 __all__ = ["MOGOPLUS", "MogoplusAuth"]
 
+#: Mogoplus's token endpoint: the grant type in the query string, RFC 6749 errors.
 MOGOPLUS = ProviderSpec(
     name="mogoplus",
     grant_type="client_credentials",
@@ -31,7 +32,23 @@ MOGOPLUS = ProviderSpec(
 
 
 class MogoplusAuth(BaseAuth):
-    """Mogoplus API authentication (client credentials over mutual TLS)."""
+    """Mogoplus API authentication (client credentials over mutual TLS).
+
+    Args:
+        client_id: the client's identifier (from the Mogoplus console).
+        cert: the client certificate, required: a PEM file holding the certificate
+            and key, or a ``(certfile, keyfile)`` pair; read at construction.
+        client_secret: the client's secret; required unless
+            ``client_auth="tls_client_auth"`` (the certificate alone), ``private_key=``
+            or ``client_assertion=`` says how else the client authenticates.
+        token_url: the token endpoint (default: the dev host,
+            ``https://auth.dev.mogoplus.ai/api/v1/oauth2/token``); or give ``issuer=``.
+        **options: any option of :class:`~authplug.BaseAuth`.
+
+    Raises:
+        ConfigurationError: an argument is wrong or missing (no ``cert=``, or a file
+            that is not a certificate and key).
+    """
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ SEMANSYS_TOKEN_URL = "https://oidc-pre.semansys.com/connect/token"
 
 __all__ = ["SEMANSYS", "SemansysAuth"]
 
+#: Semansys's token endpoint: a form body, RFC 6749 errors.
 SEMANSYS = ProviderSpec(
     name="semansys",
     grant_type="password",
@@ -30,7 +31,23 @@ SEMANSYS = ProviderSpec(
 
 
 class SemansysAuth(BaseAuth):
-    """Semansys API authentication (password grant)."""
+    """Semansys API authentication (password grant).
+
+    Args:
+        client_id: the client's identifier (from the Semansys support desk).
+        username: the user's e-mail address.
+        password: the user's password.
+        client_secret: the client's secret; required unless ``private_key=``,
+            ``client_assertion=`` or ``client_auth=`` says how else the client
+            authenticates.
+        scope: the scope to ask for: a space-separated string or a list of strings.
+        token_url: the token endpoint (default: the pre-production server,
+            ``https://oidc-pre.semansys.com/connect/token``); or give ``issuer=``.
+        **options: any option of :class:`~authplug.BaseAuth`.
+
+    Raises:
+        ConfigurationError: an argument is wrong or missing.
+    """
 
     def __init__(
         self,

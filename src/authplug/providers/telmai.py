@@ -26,6 +26,7 @@ from ._util import join_url
 
 __all__ = ["TELMAI", "TelmaiAuth"]
 
+#: Telmai's token endpoint: camelCase parameters, ``expires``, ``{"description"}`` errors.
 TELMAI = ProviderSpec(
     name="telmai",
     grant_type="password",
@@ -59,7 +60,27 @@ class _TelmaiParams:
 
 
 class TelmaiAuth(BaseAuth):
-    """Telmai API authentication (password grant, camelCase parameters)."""
+    """Telmai API authentication (password grant, camelCase parameters).
+
+    Args:
+        auth_endpoint: Telmai's authentication base URL; the token URL is
+            ``{auth_endpoint}/auth/token``.
+        client_id: the client's identifier (sent as ``clientId``).
+        username: the user's name.
+        password: the user's password.
+        tenant: the tenant, sent with each token call when given.
+        params_in: ``"body"`` (a form body, the default) or ``"query"`` (every
+            parameter in the URL, as Telmai's curl example does; the password then
+            shows in proxy and server logs).
+        transaction_ids: send a fresh ``transactionId`` with each token call.
+        **options: any option of :class:`~authplug.BaseAuth`.
+
+    Raises:
+        ConfigurationError: an argument is wrong or missing.
+
+    Attributes:
+        tenant: the tenant given, or None.
+    """
 
     def __init__(
         self,

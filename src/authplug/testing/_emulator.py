@@ -39,7 +39,16 @@ _E = TypeVar("_E", bound="OAuth2Emulator")
 
 @dataclass(frozen=True, slots=True)
 class ApiHit:
-    """One request the protected resource received."""
+    """One request the protected resource received.
+
+    Attributes:
+        method: the HTTP method.
+        path: the path, as received.
+        authorization: the ``Authorization`` header, or None.
+        body_sha256: the SHA-256 of the body, in hex.
+        status: the status the API answered.
+        cookie: the ``Cookie`` header, or None.
+    """
 
     method: str
     path: str
@@ -51,7 +60,14 @@ class ApiHit:
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One request the emulator answered, token endpoint or API, in arrival order."""
+    """One request the emulator answered, token endpoint or API, in arrival order.
+
+    Attributes:
+        kind: ``"token"`` or ``"api"``.
+        request: what the emulator received.
+        status: the status it answered.
+        issued: the access token a token call issued, or None.
+    """
 
     kind: str  # "token" or "api"
     request: Request
@@ -67,12 +83,52 @@ class _Issued:
 
 
 class OAuth2Emulator:
-    """An RFC 6749 token endpoint (password, client credentials, refresh) and an API."""
+    """An RFC 6749 token endpoint (password, client credentials, refresh) and an API.
 
+    A context manager: entering starts it on a free loopback port, leaving stops it.
+    The API, any path under :meth:`api_url`, accepts the tokens issued while they are
+    valid and not revoked, and answers JSON.
+
+    Args:
+        username: the user the password grant accepts.
+        password: that user's password.
+        client_id: the client it accepts (None: any client, without authentication).
+        client_secret: that client's secret (None: the client id alone is checked).
+        token_lifetime: seconds each new access token lives (None: no expiry given).
+        issue_refresh_tokens: grants other than client credentials return a refresh
+            token.
+        token_delay: seconds each token call waits before it is answered.
+
+    Attributes:
+        username: the user the password grant accepts.
+        password: that user's password.
+        client_id: the client it accepts, or None.
+        client_secret: that client's secret, or None.
+        token_lifetime: seconds each new access token lives (None: no expiry given);
+            change it at any time.
+        issue_refresh_tokens: whether grants other than client credentials return a
+            refresh token.
+        token_delay: seconds each token call waits before it is answered.
+        reject_refresh: when True, refresh grants are refused.
+        token_calls: a Counter of token calls by grant type (``.total()`` for all).
+        token_requests: every token request received (:class:`Request`), in order.
+        api_calls: how many API requests arrived.
+        api_log: what each API request carried (:class:`ApiHit`), in order.
+        journal: every request answered, token endpoint and API, in arrival order;
+            each entry has ``kind`` (``"token"`` or ``"api"``), ``request``,
+            ``status`` and ``issued`` (the access token a token call issued).
+        metadata_calls: how many times the metadata document was asked for.
+    """
+
+    #: The provider's lower-case name.
     name = "oauth2"
-    base_path = ""  # the part of the base URL after the host (Login form: "/api")
+    #: The part of the base URL after the host (Login form: ``"/api"``).
+    base_path = ""
+    #: The token endpoint's path under the base URL.
     token_path = "/token"
-    refresh_path: str | None = None  # a separate refresh endpoint, when the provider has one
+    #: A separate refresh endpoint, when the provider has one.
+    refresh_path: str | None = None
+    #: The API's path under the base URL.
     api_prefix = "/api"
 
     def __init__(
@@ -112,15 +168,17 @@ class OAuth2Emulator:
         #: Served in place of the metadata document when set (a broken answer, say).
         self.metadata_answer: Response | None = None
         self.metadata_calls = 0
-        #: RFC 7009 revocations received: (token_type_hint, whether the token was known).
+        #: The RFC 7009 revocations received, as (token_type_hint, whether the token
+        #: was known).
         self.revocations: list[tuple[str | None, bool]] = []
         #: Served by the revocation endpoint in place of its work when set (a failure).
         self.revocation_answer: Response | None = None
-        #: DPoP (RFC 9449): when True, a token call with a valid proof gets a token bound
+        #: When True (DPoP, RFC 9449), a token call with a valid proof gets a token bound
         #: to its key (``token_type: DPoP``), which the API accepts only with a valid
         #: proof by that key; ``dpop_verifier.nonce`` set asks for nonces. When False,
         #: proofs are ignored and tokens are Bearer (a server without DPoP).
         self.dpop = False
+        #: Checks the DPoP proofs; set its ``nonce`` to a string to require nonces.
         self.dpop_verifier = DPoPVerifier()
         #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
         self.client_key: dict[str, Any] | None = None
@@ -135,7 +193,13 @@ class OAuth2Emulator:
                 issued.revoked = True
 
     def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
-        """The next ``count`` token calls answer ``status`` with an HTML error page."""
+        """The next ``count`` token calls answer ``status`` with an HTML error page.
+
+        Args:
+            count: how many token calls fail.
+            status: the status they answer.
+            retry_after: a ``Retry-After`` header to send with them, if any.
+        """
         headers = {"Content-Type": "text/html"}
         if retry_after is not None:
             headers["Retry-After"] = retry_after
@@ -150,11 +214,20 @@ class OAuth2Emulator:
         status: int = 200,
         content_type: str = "application/json",
     ) -> None:
-        """The next ``count`` token calls answer with this (broken) body."""
+        """The next ``count`` token calls answer with this (broken) body.
+
+        Args:
+            count: how many token calls get it.
+            body: the body (default: truncated JSON).
+            status: the status they answer.
+            content_type: the ``Content-Type`` they carry.
+        """
         with self._lock:
             self._failures.extend([Response(status, body, {"Content-Type": content_type})] * count)
 
     def reset_counters(self) -> None:
+        """Empty :attr:`token_calls`, :attr:`token_requests`, :attr:`api_log` and
+        :attr:`journal`, and set :attr:`api_calls` to 0."""
         with self._lock:
             self.token_calls.clear()
             self.token_requests.clear()
@@ -165,12 +238,18 @@ class OAuth2Emulator:
     # -- server ------------------------------------------------------------------
 
     def start(self: _E) -> _E:
+        """Serve on a free loopback port (nothing more when already serving).
+
+        Returns:
+            The emulator itself.
+        """
         if self._server is None:
             self._server = LoopbackServer(self.handle, ssl_context=self.server_ssl_context())
             self._server.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving; :meth:`start` may serve again, on another port."""
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -187,7 +266,7 @@ class OAuth2Emulator:
 
     @property
     def server_url(self) -> str:
-        """``scheme://127.0.0.1:port``."""
+        """``scheme://127.0.0.1:port``; a RuntimeError before :meth:`start`."""
         if self._server is None:
             raise RuntimeError("the emulator is not started")
         return self._server.url
@@ -199,9 +278,19 @@ class OAuth2Emulator:
 
     @property
     def token_url(self) -> str:
+        """The token endpoint's URL."""
         return self.base_url + self.token_path
 
     def api_url(self, path: str = "/resource") -> str:
+        """The URL of ``path`` on the protected API.
+
+        Args:
+            path: any path; ``"/deny"`` refuses every token and ``"/redirect?to=URL"``
+                redirects. ``""`` gives the API's base URL.
+
+        Returns:
+            The URL.
+        """
         return self.base_url + self.api_prefix + path
 
     def endpoint_kwargs(self) -> dict[str, Any]:
@@ -223,10 +312,12 @@ class OAuth2Emulator:
         """The issuer identifier its metadata names (``issuer=`` of the auth classes)."""
         return self.base_url
 
+    #: The revocation endpoint's path under the base URL.
     revocation_path = "/revoke"
 
     @property
     def revocation_url(self) -> str:
+        """The revocation endpoint's URL (RFC 7009)."""
         return self.base_url + self.revocation_path
 
     def metadata(self) -> dict[str, Any]:
@@ -272,6 +363,11 @@ class OAuth2Emulator:
         return Response(200, b"", {"Content-Type": "application/json"})
 
     def handle(self, request: Request) -> Response:
+        """Answer one request: the server's app (see :class:`LoopbackServer`).
+
+        Serves the metadata documents, the revocation endpoint, the token endpoint
+        (and refresh endpoint) and the API; anything else is :meth:`not_found`.
+        """
         path = request.path
         well_known = "/.well-known/"
         if path == self.base_path + well_known + "openid-configuration":
@@ -315,6 +411,16 @@ class OAuth2Emulator:
     def token_body(
         self, access: str, refresh: str | None, lifetime: float | None
     ) -> dict[str, Any]:
+        """The JSON answer of a successful token call, in the provider's shape.
+
+        Args:
+            access: the new access token.
+            refresh: the new refresh token, or None.
+            lifetime: the access token's lifetime in seconds, or None.
+
+        Returns:
+            The answer's fields.
+        """
         body: dict[str, Any] = {"access_token": access, "token_type": "bearer"}
         if lifetime is not None:
             body["expires_in"] = lifetime
@@ -323,21 +429,36 @@ class OAuth2Emulator:
         return body
 
     def error(self, status: int, code: str, description: str) -> Response:
+        """An error answer in the provider's shape (RFC 6749 §5.2 here).
+
+        Args:
+            status: the HTTP status.
+            code: the error code (``"invalid_grant"``).
+            description: the words.
+
+        Returns:
+            The response.
+        """
         return Response.json(status, {"error": code, "error_description": description})
 
     def not_found(self) -> Response:
+        """The answer to an unknown path."""
         return Response.json(404, {"error": "not_found", "error_description": "no such path"})
 
     def reject_client(self) -> Response:
+        """The answer to a client that failed to authenticate."""
         return self.error(401, "invalid_client", "client authentication failed")
 
     def reject_user(self) -> Response:
+        """The answer to a wrong user name or password."""
         return self.error(400, "invalid_grant", "wrong username or password")
 
     def reject_refresh_token(self) -> Response:
+        """The answer to an unknown, expired or refused refresh token."""
         return self.error(400, "invalid_grant", "refresh token is invalid")
 
     def reject_grant_type(self, grant: str) -> Response:
+        """The answer to a grant type :meth:`grants` does not list."""
         return self.error(400, "unsupported_grant_type", f"grant type {grant!r}")
 
     def check_request(self, request: Request, params: dict[str, str]) -> Response | None:
@@ -399,9 +520,11 @@ class OAuth2Emulator:
         return None if valid else self.reject_client()
 
     def grants(self) -> tuple[str, ...]:
+        """The grant types the token endpoint accepts."""
         return ("password", "client_credentials", "refresh_token")
 
     def new_access_token(self) -> str:
+        """A new access token, in the provider's style."""
         return f"at-{next(self._serial)}-{secrets.token_hex(12)}"
 
     # -- token endpoint ----------------------------------------------------------
@@ -477,9 +600,19 @@ class OAuth2Emulator:
         return None
 
     def new_refresh_token(self) -> str:
+        """A new refresh token, in the provider's style."""
         return f"rt-{secrets.token_hex(12)}"
 
     def issue(self, grant: str, jkt: str | None = None) -> Response:
+        """Issue a token (and a refresh token, unless for client credentials).
+
+        Args:
+            grant: the grant type of the call.
+            jkt: the thumbprint of the DPoP key to bind the token to, or None.
+
+        Returns:
+            The successful answer (:meth:`token_body` through :meth:`token_response`).
+        """
         access = self.new_access_token()
         refresh = None
         if self.issue_refresh_tokens and grant != "client_credentials":
@@ -506,11 +639,13 @@ class OAuth2Emulator:
         return issued.jkt if issued is not None else None
 
     def token_response(self, body: dict[str, Any]) -> Response:
+        """The response carrying a successful answer's fields (JSON here)."""
         return Response.json(200, body)
 
     # -- protected resource ------------------------------------------------------
 
     def token_valid(self, access: str) -> bool:
+        """Whether the API accepts ``access``: issued here, not revoked, not expired."""
         with self._lock:
             issued = self._access.get(access)
         if issued is None or issued.revoked:

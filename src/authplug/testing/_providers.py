@@ -34,6 +34,10 @@ class SemansysEmulator(OAuth2Emulator):
 
     A wrong client is 401 ``invalid_client``; a wrong user is 403 (user authentication
     failed); the answer carries ``scope: "read write"``.
+
+    Args:
+        **options: any argument of :class:`OAuth2Emulator`; ``username`` defaults to
+            ``demo@example.com``.
     """
 
     name = "semansys"
@@ -68,10 +72,24 @@ class MogoplusEmulator(OAuth2Emulator):
     (RFC 8705 §2.1.2, ``tls_client_auth_san_email``): the form carries ``client_id``
     alone, a ``client_secret`` is refused, and the certificate's e-mail address must be
     :attr:`client_email` (:meth:`issue_client_cert` makes others, to prove it).
+
+    Args:
+        tls_client_auth: the certificate is the client's only credential.
+        **options: any argument of :class:`OAuth2Emulator`. No refresh tokens are
+            issued, and tokens live 35999 seconds, unless given.
+
+    Raises:
+        ImportError: trustme is not installed (``pip install 'authplug[testing]'``).
+
+    Attributes:
+        tls_client_auth: whether the certificate is the client's only credential.
+        ca_file: the CA certificate (PEM file) clients verify the server with.
+        client_cert: the client's ``(certfile, keyfile)`` pair.
     """
 
     name = "mogoplus"
     token_path = "/api/v1/oauth2/token"
+    #: The e-mail address the client's certificate names.
     client_email = "mogoplus-client@example.com"
 
     def __init__(self, *, tls_client_auth: bool = False, **options: Any) -> None:
@@ -96,7 +114,14 @@ class MogoplusEmulator(OAuth2Emulator):
         self.client_cert = self.issue_client_cert(self.client_email)
 
     def issue_client_cert(self, email: str) -> tuple[str, str]:
-        """A client certificate for ``email`` from this emulator's CA: (certfile, keyfile)."""
+        """A client certificate for ``email`` from this emulator's CA: (certfile, keyfile).
+
+        Args:
+            email: the e-mail address the certificate names.
+
+        Returns:
+            The paths of the certificate and key files (removed with the emulator).
+        """
         issued = self._ca.issue_cert(email)
         stem = self._folder / f"client-{secrets.token_hex(4)}"
         certfile, keyfile = f"{stem}.pem", f"{stem}.key"
@@ -190,6 +215,15 @@ class TelmaiEmulator(OAuth2Emulator):
 
     Records the ``transactionId`` of each token call in ``transaction_ids``; a wrong
     ``tenant`` is 403 Forbidden, a wrong user 401 Unauthorized, anything else 404.
+
+    Args:
+        tenant: the tenant every token call must name, if any.
+        **options: any argument of :class:`OAuth2Emulator`.
+
+    Attributes:
+        tenant: the tenant every token call must name, or None.
+        transaction_ids: the ``transactionId`` of each token call (None when absent),
+            in order.
     """
 
     name = "telmai"
@@ -270,6 +304,16 @@ class DakotaEmulator(OAuth2Emulator):
 
     A wrong user is 400 with the plain-text message of the documentation; an unknown
     path is 404 "Could Not Find Resource". ``fuse_client_id_seq`` is in every answer.
+
+    Args:
+        refresh_token_lifetime: seconds each refresh token lives
+            (``refresh_expires_in``).
+        fuse_client_id_seq: the value of ``fuse_client_id_seq`` in each answer.
+        **options: any argument of :class:`OAuth2Emulator`.
+
+    Attributes:
+        refresh_token_lifetime: seconds each refresh token lives.
+        fuse_client_id_seq: the value of ``fuse_client_id_seq`` in each answer.
     """
 
     name = "dakota"
@@ -344,6 +388,10 @@ class LoginFormEmulator(OAuth2Emulator):
 
     The base URL ends in ``/api`` as in the documentation's example. ``refresh_path``
     (e.g. ``"/auth/refresh"``) serves refresh grants on a separate path.
+
+    Args:
+        refresh_path: the separate path of refresh grants, if any.
+        **options: any argument of :class:`OAuth2Emulator`.
     """
 
     name = "loginform"

@@ -18,7 +18,17 @@ __all__ = ["LoopbackServer", "Request", "Response"]
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What the server received."""
+    """What the server received.
+
+    Attributes:
+        method: the HTTP method.
+        path: the path, without the query string.
+        query: the query string's parameters, each with every value given.
+        headers: the request's headers, under lower-case names.
+        body: the body (a chunked body is read whole).
+        client_cert: the client certificate the peer presented (TLS servers), as
+            ``ssl.SSLSocket.getpeercert()`` gives it, or None.
+    """
 
     method: str
     path: str
@@ -33,12 +43,19 @@ class Request:
         return {k: v[-1] for k, v in parsed.items()}
 
     def args(self) -> dict[str, str]:
+        """The query string's parameters (last value wins)."""
         return {k: v[-1] for k, v in self.query.items()}
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What the server answers."""
+    """What the server answers.
+
+    Attributes:
+        status: the HTTP status.
+        body: the body (``Content-Length`` is added).
+        headers: the response's headers.
+    """
 
     status: int
     body: bytes = b""
@@ -46,12 +63,32 @@ class Response:
 
     @classmethod
     def json(cls, status: int, data: object, **headers: str) -> Response:
+        """A JSON answer.
+
+        Args:
+            status: the HTTP status.
+            data: what to encode as JSON.
+            **headers: more headers (``Content-Type`` is ``application/json``).
+
+        Returns:
+            The response.
+        """
         return cls(
             status, json.dumps(data).encode(), {"Content-Type": "application/json", **headers}
         )
 
     @classmethod
     def text(cls, status: int, text: str, content_type: str = "text/plain") -> Response:
+        """A text answer.
+
+        Args:
+            status: the HTTP status.
+            text: the body, encoded as UTF-8.
+            content_type: the ``Content-Type``.
+
+        Returns:
+            The response.
+        """
         return cls(status, text.encode(), {"Content-Type": content_type})
 
 
@@ -129,6 +166,15 @@ class LoopbackServer:
 
     Use as a context manager; ``url`` is ``http://127.0.0.1:PORT`` (``https`` when an
     ``ssl_context`` is given).
+
+    Args:
+        app: called with each :class:`Request` (in the server's threads) and returns
+            the :class:`Response`; an exception it raises is answered with a 500.
+        ssl_context: serve HTTPS with this server-side context.
+
+    Attributes:
+        port: the port it listens on (chosen at construction).
+        url: ``http://127.0.0.1:PORT``, or ``https://`` with an ``ssl_context``.
     """
 
     def __init__(self, app: Handler, *, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -147,12 +193,18 @@ class LoopbackServer:
         self._started = False
 
     def start(self) -> LoopbackServer:
+        """Serve in a background thread (nothing more when already serving).
+
+        Returns:
+            The server itself.
+        """
         if not self._started:
             self._thread.start()
             self._started = True
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket."""
         if self._started:
             self._server.shutdown()
             self._thread.join()

@@ -14,8 +14,14 @@ def settle(auth: BaseAuth, timeout: float = 10.0) -> None:
     """Block until no token call of ``auth`` is under way (background renewals included).
 
     A request that finds its token due for renewal returns at once and renews in the
-    background; call this before counting token calls. Raises AssertionError when a
-    token call is still under way after ``timeout`` seconds.
+    background; call this before counting token calls.
+
+    Args:
+        auth: the auth object whose token calls to wait for.
+        timeout: the longest to wait, in seconds.
+
+    Raises:
+        AssertionError: a token call is still under way after ``timeout`` seconds.
     """
     if not auth._manager.settle(timeout):
         raise AssertionError(f"a token call of {auth!r} is still under way after {timeout:g}s")
@@ -23,6 +29,14 @@ def settle(auth: BaseAuth, timeout: float = 10.0) -> None:
 
 async def asettle(auth: BaseAuth, timeout: float = 10.0) -> None:
     """Async :func:`settle`: waits without blocking the event loop, which runs the
-    detached task of an async renewal meanwhile."""
+    detached task of an async renewal meanwhile.
+
+    Args:
+        auth: the auth object whose token calls to wait for.
+        timeout: the longest to wait, in seconds.
+
+    Raises:
+        AssertionError: a token call is still under way after ``timeout`` seconds.
+    """
     if not await auth._manager.asettle(timeout):
         raise AssertionError(f"a token call of {auth!r} is still under way after {timeout:g}s")
