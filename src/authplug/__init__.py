@@ -1,9 +1,14 @@
-"""OAuth2 for API clients as drop-in plugins for requests and httpx.
+"""OAuth2 for API clients as drop-in plugins for requests, httpx (sync, asyncio and
+trio), httpx2, aiohttp and niquests.
 
 ``session.auth = SemansysAuth(...)`` on a ``requests.Session``, or ``auth=`` on an
 ``httpx.Client`` or ``httpx.AsyncClient``: the token is fetched on first use, sent as
 a Bearer header, renewed before it expires, and renewed once more (with the request
 replayed) when the API still answers 401.
+
+Importing the package is cheap: the provider classes, ``Token`` and the file and Redis
+caches are loaded when first named, the token machinery by the first auth object, and
+Authlib by the first token call.
 """
 
 from __future__ import annotations

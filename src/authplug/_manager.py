@@ -627,8 +627,11 @@ class TokenManager:
         """Renew under the cache's lock: ``(the new entry, whether a call fetched it)``."""
         cached = yield from self._shared()
         adopted, entry = self._consider(cached, entry)
-        if self._observers and not self._cache_down:
-            self._emit(CacheLookup(self._provider, "hit" if adopted else "miss"))
+        if self._observers:  # the read just failed when the cache is down
+            result: Literal["hit", "miss", "outage"] = (
+                "outage" if self._cache_down else "hit" if adopted else "miss"
+            )
+            self._emit(CacheLookup(self._provider, result))
         if adopted and entry is not None:
             return entry, False
         token = yield from self._obtain(reason, entry, kind)
@@ -727,8 +730,6 @@ class TokenManager:
 
     def _cache_failed(self, exc: CacheError) -> None:
         """One warning when the cache goes down; requests go on with our own token."""
-        if self._observers:
-            self._emit(CacheLookup(self._provider, "outage"))
         if not self._cache_down:
             self._cache_down = True
             log.warning(

@@ -13,7 +13,7 @@ import numbers
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,14 +32,7 @@ from .token import Token
 
 __all__ = ["CLIENT_AUTH", "ClientAuthMethod", "Options", "check_url", "text"]
 
-CLIENT_AUTH: tuple[ClientAuthMethod, ...] = (
-    "client_secret_post",
-    "client_secret_basic",
-    "client_secret_jwt",
-    "private_key_jwt",
-    "tls_client_auth",
-    "none",
-)
+CLIENT_AUTH: tuple[ClientAuthMethod, ...] = get_args(ClientAuthMethod)
 
 
 def check_url(name: str, url: object) -> str:
