@@ -96,9 +96,10 @@ def otel() -> Iterator[Telemetry]:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     yield telemetry
-    # Later tests in this process export nowhere (the global providers cannot be unset).
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
+    # The global providers cannot be unset: later tests in this process keep them. The
+    # exporter stops keeping spans (and drops them silently); the providers are not shut
+    # down, since the SDK logs a warning for each span or metric it then refuses.
+    telemetry.exporter.shutdown()
 
 
 @pytest.fixture
