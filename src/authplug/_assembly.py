@@ -8,7 +8,6 @@ for the class definitions only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import NamedTuple
 
 from . import _aiohttp_adapter, _httpx_adapter, _otel, _requests_adapter
@@ -18,10 +17,9 @@ from ._manager import TokenManager
 from ._net import PlainHttpWarner
 from ._options import Options, check_url
 from ._retry import RetryPolicy
-from ._transport import CertOption, TokenTransport, VerifyOption
+from ._transport import TokenTransport
 from .cache import cache_key
 from .spec import ProviderSpec
-from .token import Token
 
 __all__ = ["FLOWS", "Options", "Parts", "assemble"]
 
@@ -51,15 +49,9 @@ class Parts(NamedTuple):
     manager: TokenManager
 
 
-def assemble(
-    spec: ProviderSpec,
-    options: Options,
-    *,
-    verify: VerifyOption,
-    cert: CertOption,
-    on_token: Callable[[Token], object] | None,
-) -> Parts:
+def assemble(spec: ProviderSpec, options: Options) -> Parts:
     """The parts of an auth object for ``spec`` with ``options`` (already checked)."""
+    verify, cert = options.verify, options.cert
     transport = TokenTransport(
         timeout=options.timeout, verify=verify, cert=cert, proxy=options.proxy
     )
@@ -125,7 +117,7 @@ def assemble(
         ),
         leeway=options.leeway,
         clock=options.clock,
-        on_token=on_token,
+        on_token=options.on_token,
         initial=options.token,
         # The longest a renewal may take: the cache's own waits, then the token call.
         wait_limit=client.wait_limit + float(getattr(options.cache, "max_wait", 0.0)) + 5,

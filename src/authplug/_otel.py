@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -129,12 +130,20 @@ def _installed() -> bool:
     return importlib.util.find_spec("opentelemetry") is not None
 
 
-@functools.cache
+_made = threading.Lock()
+_made_once: list[Telemetry | None] = []  # empty until the first event
+
+
 def _telemetry() -> Telemetry | None:
-    try:
-        return Telemetry()
-    except ImportError:  # an "opentelemetry" namespace without the API
-        return None
+    """The one Telemetry of this process, made by the first event, whichever thread's."""
+    if not _made_once:
+        with _made:
+            if not _made_once:
+                try:
+                    _made_once.append(Telemetry())
+                except ImportError:  # an "opentelemetry" namespace without the API
+                    _made_once.append(None)
+    return _made_once[0]
 
 
 def _observe(event: Event) -> None:

@@ -238,7 +238,7 @@ class BaseAuth(_Base):
         self.username = options.username
         self.scope = options.scope
         self.refresh_status_codes = options.refresh_status_codes
-        parts = _assembly.assemble(spec, options, verify=verify, cert=cert, on_token=on_token)
+        parts = _assembly.assemble(spec, options)
         self._warner = parts.warner
         # The adapters' entry points, one shared object: imported by the first
         # construction, and a plain attribute read on each request.
