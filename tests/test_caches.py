@@ -231,6 +231,26 @@ def test_redis_fleet_single_flight(slow_emulator: OAuth2Emulator, redis_server: 
 
 
 @pytest.mark.redis
+def test_an_asyncio_redis_client_under_trio_is_an_outage(
+    emulator: OAuth2Emulator, redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis.asyncio cannot run on trio: the cache is unavailable (one WARNING saying
+    what to give instead), and requests go on with the object's own token."""
+    import trio
+
+    auth = password_auth(emulator, cache=redis_cache(redis_server, asynchronous=True))
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(auth=auth) as client:
+            return [(await client.get(emulator.api_url())).status_code for _ in range(2)]
+
+    assert trio.run(main) == [200, 200]
+    assert emulator.token_calls.total() == 1
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "redis.asyncio client runs on asyncio only" in warning.getMessage()
+
+
+@pytest.mark.redis
 def test_redis_keys_carry_no_secret(emulator: OAuth2Emulator, redis_server: Any) -> None:
     """Keys are the prefix and a hash; values expire with the token."""
     import redis

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Loop", "Task", "current", "is_cancellation", "running", "sleep", "to_thread"]
+__all__ = [
+    "Loop",
+    "Task",
+    "current",
+    "is_cancellation",
+    "on_trio",
+    "running",
+    "sleep",
+    "to_thread",
+]
 
 T = TypeVar("T")
 
@@ -175,6 +184,11 @@ def _library() -> str | None:
         return sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         return None
+
+
+def on_trio() -> bool:
+    """Whether the calling coroutine runs on trio."""
+    return _library() == "trio"
 
 
 def current() -> Loop:

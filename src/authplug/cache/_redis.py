@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import threading
@@ -135,6 +136,13 @@ class RedisTokenCache:
 
     async def _abounded(self, what: str, call: Awaitable[T], timeout: float | None = None) -> T:
         limit = self.timeout if timeout is None else timeout
+        if _aio.on_trio():  # redis.asyncio's connections are asyncio's: an outage, not a crash
+            if inspect.iscoroutine(call):
+                call.close()  # never awaited, and never warned about
+            raise CacheError(
+                "a redis.asyncio client runs on asyncio only; under trio, give a redis.Redis "
+                "client (its calls then run in worker threads)"
+            )
         try:
             return await asyncio.wait_for(call, limit)
         except asyncio.TimeoutError:
