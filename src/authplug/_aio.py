@@ -193,7 +193,7 @@ def on_trio() -> bool:
 
 def current() -> Loop:
     """The loop the calling coroutine runs on."""
-    if _library() == "trio":
+    if on_trio():
         import trio
 
         return _Trio(trio.lowlevel.current_trio_token())
@@ -220,7 +220,7 @@ def running() -> Loop | None:
 
 async def sleep(seconds: float) -> None:
     """Sleep on the running loop."""
-    if _library() == "trio":
+    if on_trio():
         import trio
 
         await trio.sleep(seconds)
@@ -232,7 +232,7 @@ async def sleep(seconds: float) -> None:
 
 async def to_thread(call: Callable[..., T], *args: Any) -> T:
     """Run a blocking ``call`` in a worker thread of the running loop."""
-    if _library() == "trio":
+    if on_trio():
         import trio
 
         return await trio.to_thread.run_sync(call, *args)

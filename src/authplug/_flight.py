@@ -56,7 +56,7 @@ class Flight:
         "token",
     )
 
-    def __init__(self, reason: str, loop: _aio.Loop | None, kind: Reason = "first_use") -> None:
+    def __init__(self, reason: str, loop: _aio.Loop | None, kind: Reason) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []

@@ -10,7 +10,8 @@ or the process forks). Four rules:
   given at most what is left of one deadline, so a server that sends its status line,
   its headers or its body a byte at a time cannot hold the call (and the single flight
   waiting on it) past ``timeout``.
-- The answer is read up to :data:`MAX_ANSWER` bytes; what lies beyond is not read.
+- The answer is read up to :data:`authplug._engine.MAX_ANSWER` bytes (1 MiB); what lies
+  beyond is not read.
 - Nothing of the request reaches a log: httpx's INFO line, which shows the URL (a
   query may hold a password), is never emitted because httpx's client is not used, and
   httpcore's DEBUG records are scrubbed while a token call runs.
