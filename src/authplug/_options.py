@@ -9,6 +9,7 @@ the value's repr shows none of them.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -20,10 +21,11 @@ import httpx
 
 from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
 from ._clock import Clock, SystemClock
+from ._connect_options import cert_option, proxy_option, verify_option
 from ._dpop import DPoP
 from ._net import is_loopback
 from ._redact import Secret
-from ._transport import CertOption, VerifyOption, check_cert_files
+from ._transport import CertOption, VerifyOption
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
 from .events import Event
@@ -90,6 +92,9 @@ def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) 
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigurationError(f"{name}= must be a number of seconds")
     number = float(value)
+    if not math.isfinite(number):
+        # NaN passes every comparison below, and neither can time a network call.
+        raise ConfigurationError(f"{name}= must be a finite number of seconds, not {number}")
     if number < minimum or (strict and number == minimum):
         relation = ">" if strict else ">="
         raise ConfigurationError(f"{name}= must be {relation} {minimum:g}")
@@ -117,24 +122,6 @@ def _resources(value: object) -> tuple[str, ...]:
                 "fragment (RFC 8707), such as 'https://api.example.com/'"
             )
     return resources
-
-
-def _proxy(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError("proxy= takes a proxy URL such as 'http://proxy.example:3128'")
-    try:
-        url = httpx.URL(value)
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        shown = url.copy_with(username=None, password=None) if url and url.userinfo else value
-        raise ConfigurationError(
-            f"proxy={str(shown)!r}: give an http:// or https:// proxy URL with a host, such "
-            "as 'http://proxy.example:3128'"
-        )
-    return value
 
 
 def _retries(value: object) -> int:
@@ -358,7 +345,8 @@ class Options:
             raise ConfigurationError(
                 "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
             )
-        check_cert_files(cert)
+        cert = cert_option(cert)
+        verify = verify_option(verify, cert)
         clock = clock or SystemClock()
         holder = _dpop(dpop, dpop_key)
         initial = Token.coerce(token, now=clock.time()) if token is not None else None
@@ -403,7 +391,7 @@ class Options:
             timeout=_seconds("timeout", timeout, minimum=0, strict=True),
             verify=verify,
             cert=cert,
-            proxy=_proxy(proxy),
+            proxy=proxy_option(proxy),
             client_auth=method,
             signing_key=_signing_key(method, secret, private_key, key_id, signing_alg),
             client_assertion=(

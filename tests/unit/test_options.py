@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import pytest
@@ -84,6 +85,11 @@ def test_without_a_secret_the_client_authenticates_by_id_alone() -> None:
         ({"on_token": "print"}, "on_token= must be callable"),
         ({"cache": {}}, "cache= takes a token cache"),
         ({"cert": "/nonexistent/client.pem"}, "cannot read"),
+        ({"timeout": math.nan}, "timeout= must be a finite number"),
+        ({"leeway": math.inf}, "leeway= must be a finite number"),
+        ({"verify": "/nonexistent/ca.pem"}, "verify=: cannot read"),
+        ({"verify": 1}, "verify= takes True, False"),
+        ({"proxy": "http://proxy.example:70000"}, "proxy=.* port must be a number"),
     ],
 )
 def test_each_mistake_is_named(overrides: dict[str, Any], message: str) -> None:
