@@ -242,7 +242,33 @@ class TokenClient:
             # RFC 9449 §8: once more, with the nonce the server just gave.
             raw = yield from self._send(prepare, scrub, "token")
             self._dpop.observe(url, raw.headers.get("dpop-nonce"))
+        self._nonce_unsettled(raw, scrub)
         return self._bound(self.interpret(raw, scrub), self._dpop)
+
+    def _nonce_unsettled(self, raw: RawResponse, scrub: Scrubber) -> None:
+        """A final answer that still asks for a DPoP nonce is a TokenEndpointError.
+
+        The request carried the nonce the server gave (or it gave none to carry), so the
+        server broke RFC 9449 §8: a protocol failure to retry later, not refused
+        credentials (a 400 would otherwise read as those, logged at ERROR).
+        """
+        if 200 <= raw.status_code < 300:
+            return
+        details = self._error_details(raw)
+        if details.error != "use_dpop_nonce":
+            return
+        if raw.headers.get("dpop-nonce"):
+            what = "still asks for a DPoP nonce after being sent the one it gave"
+        else:
+            what = "asks for a DPoP nonce without giving one (no DPoP-Nonce header)"
+        raise self._error(
+            TokenEndpointError,
+            raw.status_code,
+            details.error,
+            f"the token endpoint {what} (RFC 9449 §8): a server fault, not refused "
+            f"credentials; it said: {details.description}",
+            scrub,
+        )
 
     def _bound(self, token: Token, dpop: DPoP) -> Token:
         """A token issued for our proof: bound to our key, or (the server chose) Bearer."""

@@ -8,7 +8,8 @@ The tree, named after what the caller does next::
     │   ├── CredentialsRejectedError  the token endpoint refused the credentials
     │   │                             (400, 401, 403, 422): fix them, do not retry
     │   ├── TokenEndpointError        no usable answer (unreachable, TLS, timeout,
-    │   │   │                         404, 5xx or 429 after the retries): try later
+    │   │   │                         404, 5xx or 429 after the retries, a DPoP
+    │   │   │                         nonce asked for twice): try later
     │   │   └── DiscoveryError        the issuer's metadata could not be read or used
     │   │       └── IssuerMismatchError   it names another issuer (also a
     │   │                             ConfigurationError): no credential was sent
@@ -145,7 +146,8 @@ class CredentialsRejectedError(AuthError):
 
 
 class TokenEndpointError(AuthError):
-    """The token endpoint gave no usable answer: unreachable, TLS, timeout, 404, 5xx, 429."""
+    """The token endpoint gave no usable answer: unreachable, TLS, timeout, 404, 5xx, 429,
+    or a protocol failure (a DPoP nonce asked for again after the retry with it)."""
 
 
 class TokenResponseError(AuthError):
