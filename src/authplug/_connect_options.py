@@ -78,14 +78,15 @@ def cert_option(value: object) -> CertOption:
         value = os.fspath(value)
     elif isinstance(value, (tuple, list)):
         value = tuple(os.fspath(part) if isinstance(part, os.PathLike) else part for part in value)
-    if isinstance(value, tuple) and (
-        len(value) != 2 or not all(isinstance(part, str) for part in value)
-    ):
+    cert: CertOption
+    if isinstance(value, str):
+        cert = value
+    elif isinstance(value, tuple) and len(value) == 2 and all(isinstance(p, str) for p in value):
+        cert = (str(value[0]), str(value[1]))
+    else:
         raise ConfigurationError("cert= takes a PEM file name or a (certfile, keyfile) pair")
-    if not isinstance(value, (str, tuple)):
-        raise ConfigurationError("cert= takes a PEM file name or a (certfile, keyfile) pair")
-    check_cert_files(value)
-    return value
+    check_cert_files(cert)
+    return cert
 
 
 def verify_option(value: object, cert: CertOption) -> VerifyOption:
