@@ -202,9 +202,12 @@ class TokenClient:
     @property
     def wait_limit(self) -> float:
         """The longest a token call may take, retries and waits included (with
-        discovery, the two places of the metadata may be tried first)."""
+        discovery, the two places of the metadata may be tried first; with
+        ``client_assertion=``, the assertion's ``timeout`` before)."""
         calls = 3 if self.discovery is not None else 1
-        return calls * self._retry.worst_case(self._transport.timeout)
+        timeout = self._transport.timeout
+        assertion = timeout if self._assertion_source is not None else 0.0
+        return calls * self._retry.worst_case(timeout) + assertion
 
     # -- running -----------------------------------------------------------------
 
@@ -286,6 +289,7 @@ class TokenClient:
         if source is None:
             return None
         name = self.spec.name
+        limit = self._transport.timeout
 
         def failed(exc: Exception) -> AuthError:
             return TokenEndpointError(
@@ -300,7 +304,7 @@ class TokenClient:
 
         async def asynchronous() -> Secret:
             try:
-                return await source.aobtain()
+                return await source.aobtain(limit)
             except Exception as exc:
                 raise failed(exc) from (None if isinstance(exc, ValueError) else exc)
 
