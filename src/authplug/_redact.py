@@ -220,6 +220,12 @@ class Scrubber:
         )
         return merged
 
+    def learn(self, values: Iterable[Secret | None]) -> None:
+        """Know these secrets too, from now on: a secret made while the call runs (the
+        assertion signed for each attempt). Only for a scrubber of one call, made by
+        :meth:`with_secrets`; a shared one would grow with every call."""
+        self._spellings = self.with_secrets(values)._spellings
+
     def __call__(self, text: str) -> str:
         for spelling in self._spellings:
             if spelling in text:
