@@ -14,8 +14,10 @@ Two sources:
   (sync or async) or a file read again at every token call.
 
 Key material is loaded and checked once, at construction; neither class shows it in a
-repr, and neither can be pickled. joserfc and Authlib are imported only when a key is
-given.
+repr, and neither can be pickled. Text that is no key, assertion or file is described
+in the error (:mod:`authplug._inputs`), never repeated, and the frames that read it make
+their errors and leave the raising to a frame that no longer holds it, so a traceback's
+locals do not show it either. joserfc and Authlib are imported only when a key is given.
 """
 
 from __future__ import annotations
