@@ -29,21 +29,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from ._inputs import (
-    FileProblem,
-    Overdue,
-    call_within,
-    kind_of,
-    noun,
-    plausible_path,
-    read_small_file,
-)
 from ._lazy import regex
 from ._redact import Secret, unhidden
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
+
+    from ._inputs import FileProblem
+
+# authplug._inputs is imported where it is used: ``import authplug`` imports this module
+# (for its names), and nothing of _inputs is needed before an object is built.
 
 __all__ = [
     "ASSERTION_LIFETIME",
@@ -100,6 +96,8 @@ def _key_bytes(private_key: object, option: str) -> bytes | Mapping[str, Any] | 
     Returned, not raised: this frame holds the text, which a traceback's locals would
     show. Text that is neither a key nor a file is described, never repeated.
     """
+    from ._inputs import read_small_file
+
     value = unhidden(private_key)
     if isinstance(value, Mapping):
         return value
@@ -124,6 +122,8 @@ def _key_bytes(private_key: object, option: str) -> bytes | Mapping[str, Any] | 
 def _not_read(value: str | os.PathLike[str], problem: FileProblem, option: str) -> str:
     """Why ``value`` gave no key: the file's trouble, or (when nothing by that name is
     there) what the text looks like; it is shown only when it is a plausible path."""
+    from ._inputs import kind_of, noun, plausible_path
+
     shown = os.fspath(value)
     if problem.missing and isinstance(value, str):
         kind = kind_of(value)
@@ -194,6 +194,8 @@ _PRIVATE_LABELS = (b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY")
 
 def _why(material: bytes | Mapping[str, Any], exc: Exception) -> str:
     """Why a key did not load, in words that quote none of it."""
+    from ._inputs import kind_of, noun
+
     what = f" ({type(exc).__name__})"
     if "encrypted" in str(exc).lower() or "password" in str(exc).lower():
         return f"{what}: an encrypted PEM is not supported: decrypt it, or give a JWK"
@@ -362,6 +364,8 @@ _FRESH = (
 def _source_problem(source: object) -> Path | ConfigurationError:
     """The file of ``client_assertion=``, or the error to raise (returned: this frame
     holds the text, which may be an assertion or a key; it is described, never shown)."""
+    from ._inputs import kind_of, noun, plausible_path
+
     value = unhidden(source)
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         return ConfigurationError(
@@ -423,6 +427,8 @@ class AssertionSource:
 
     def obtain(self) -> Secret:
         """The assertion now (blocking). Raises ValueError with a safe message."""
+        from ._inputs import FileProblem, read_small_file
+
         source = self._source
         if isinstance(source, Path):
             where = f"the file {os.fspath(source)!r}"
@@ -444,6 +450,8 @@ class AssertionSource:
     async def aobtain(self, limit: float) -> Secret:
         """:meth:`obtain` without blocking the event loop; a sync callable or a file that
         takes longer than ``limit`` seconds is left behind (ValueError)."""
+        from ._inputs import Overdue, call_within
+
         source = self._source
         if self.kind == "async" and not isinstance(source, Path):
             return Secret(_checked(await source(), "the client_assertion callable"))
