@@ -14,8 +14,10 @@ Two sources:
   (sync or async) or a file read again at every token call.
 
 Key material is loaded and checked once, at construction; neither class shows it in a
-repr, and neither can be pickled. joserfc and Authlib are imported only when a key is
-given.
+repr, and neither can be pickled. Text that is no key, assertion or file is described
+in the error (:mod:`authplug._inputs`), never repeated, and the frames that read it make
+their errors and leave the raising to a frame that no longer holds it, so a traceback's
+locals do not show it either. joserfc and Authlib are imported only when a key is given.
 """
 
 from __future__ import annotations
@@ -27,11 +29,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from ._redact import Secret
+from ._lazy import regex
+from ._redact import Secret, unhidden
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
+
+    from ._inputs import FileProblem
+
+# authplug._inputs is imported where it is used: ``import authplug`` imports this module
+# (for its names), and nothing of _inputs is needed before an object is built.
 
 __all__ = [
     "ASSERTION_LIFETIME",
@@ -72,35 +80,64 @@ def _refuse_pickle(self: object) -> NoReturn:
     raise TypeError(f"a {type(self).__name__} holds key material: it cannot be pickled")
 
 
-def _key_bytes(private_key: object, option: str) -> bytes | Mapping[str, Any]:
-    """PEM text, a path to a PEM or JWK file, or a JWK dict, as bytes or a dict
-    (``option`` names the argument in messages)."""
-    if isinstance(private_key, Mapping):
-        return private_key
-    if isinstance(private_key, bytes):
-        return private_key
-    if isinstance(private_key, str) and "-----BEGIN" in private_key:
-        return private_key.encode("ascii", "replace")
-    if isinstance(private_key, str) and private_key.lstrip().startswith("{"):
-        return _jwk_text(private_key.encode("utf-8"), f"{option}= (JWK text)")
-    if isinstance(private_key, (str, os.PathLike)) and private_key:
-        path = Path(private_key)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"{option}={os.fspath(path)!r} cannot be read ({exc.strerror or exc}): "
-                "give a PEM string, the path of a PEM or JWK file, or a JWK dict"
-            ) from None
+_KEY_ADVICE = "give a PEM string, the path of a PEM or JWK file, or a JWK dict"
+_KEY_HINTS = {
+    "base64-pem": "give the decoded PEM or a file",
+    "pem-body": "give the whole PEM, with its BEGIN and END lines, or a file",
+    "damaged-pem": "mend its BEGIN and END lines (five dashes on each side), or give a file",
+    "base64-json": "give the decoded JWK or a file",
+}
+
+
+def _key_bytes(private_key: object, option: str) -> bytes | Mapping[str, Any] | ConfigurationError:
+    """PEM text, a path to a PEM or JWK file, or a JWK dict, as bytes or a dict; or the
+    error to raise (``option`` names the argument in messages).
+
+    Returned, not raised: this frame holds the text, which a traceback's locals would
+    show. Text that is neither a key nor a file is described, never repeated.
+    """
+    from ._inputs import read_small_file
+
+    value = unhidden(private_key)
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str) and "-----BEGIN" in value:
+        return value.encode("ascii", "replace")
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        return _jwk_text(value.encode("utf-8"), f"{option}= (JWK text)")
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        return ConfigurationError(
+            f"{option}= takes a PEM string, the path of a PEM or JWK file, or a JWK dict"
+        )
+    data = read_small_file(value)
+    if isinstance(data, bytes):
         if data.lstrip().startswith(b"{"):
-            return _jwk_text(data, f"{option}={os.fspath(path)!r}")
+            return _jwk_text(data, f"{option}={os.fspath(value)!r}")
         return data
-    raise ConfigurationError(
-        f"{option}= takes a PEM string, the path of a PEM or JWK file, or a JWK dict"
-    )
+    return ConfigurationError(_not_read(value, data, option))
 
 
-def _jwk_text(data: bytes, where: str) -> Mapping[str, Any]:
+def _not_read(value: str | os.PathLike[str], problem: FileProblem, option: str) -> str:
+    """Why ``value`` gave no key: the file's trouble, or (when nothing by that name is
+    there) what the text looks like; it is shown only when it is a plausible path."""
+    from ._inputs import kind_of, noun, plausible_path
+
+    shown = os.fspath(value)
+    if problem.missing and isinstance(value, str):
+        kind = kind_of(value)
+        if kind is not None:
+            hint = _KEY_HINTS.get(kind)
+            if hint is None:
+                return f"{option}= is {noun(kind)}, not a key: {_KEY_ADVICE}"
+            return f"{option}= is {noun(kind)}: {hint}"
+        if not plausible_path(value):
+            return f"{option}= is neither a key nor an existing file: {_KEY_ADVICE}"
+    return f"{option}={shown!r} cannot be read ({problem.reason}): {_KEY_ADVICE}"
+
+
+def _jwk_text(data: bytes, where: str) -> Mapping[str, Any] | ConfigurationError:
     import json
 
     try:
@@ -108,11 +145,14 @@ def _jwk_text(data: bytes, where: str) -> Mapping[str, Any]:
     except ValueError:
         loaded = None
     if not isinstance(loaded, dict):
-        raise ConfigurationError(f"{where} is not a JWK (a JSON object)")
+        return ConfigurationError(f"{where} is not a JWK (a JSON object)")
     return loaded
 
 
-def _import(material: bytes | Mapping[str, Any], option: str) -> RSAKey | ECKey | OKPKey:
+def _import(
+    material: bytes | Mapping[str, Any], option: str
+) -> RSAKey | ECKey | OKPKey | ConfigurationError:
+    """The key, or the error to raise (returned: this frame holds the key material)."""
     from joserfc.jwk import import_key
 
     try:
@@ -131,30 +171,60 @@ def _import(material: bytes | Mapping[str, Any], option: str) -> RSAKey | ECKey 
                 key = import_key(material, "OKP")
             else:
                 raise ValueError(f"unsupported key type {type(loaded).__name__}")
-    except ConfigurationError:
-        raise
     except Exception as exc:
-        # The cause is dropped: its frames and arguments hold the key material.
-        what = type(exc).__name__
-        hint = (
-            " (an encrypted PEM is not supported: decrypt it, or give a JWK)"
-            if "encrypted" in str(exc).lower() or "password" in str(exc).lower()
-            else ""
-        )
-        message = f"{option}= is not a usable private key ({what}){hint}"
-        raise ConfigurationError(message) from None
+        # Reported by kind: the exception's frames and arguments hold the key material.
+        return ConfigurationError(f"{option}= is not a usable private key{_why(material, exc)}")
     if key.key_type == "oct":
         hint = (
             ': use client_auth="client_secret_jwt" with client_secret= for an HMAC-signed assertion'
             if option == "private_key"
             else ": give an EC, RSA or Ed25519 private key"
         )
-        raise ConfigurationError(f"{option}= is a symmetric key{hint}")
+        return ConfigurationError(f"{option}= is a symmetric key{hint}")
     if not key.is_private:
-        raise ConfigurationError(
+        return ConfigurationError(
             f"{option}= is a public key: give the private key (the server holds the public one)"
         )
     return key  # type: ignore[return-value]
+
+
+_PEM_LABEL = regex(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_PRIVATE_LABELS = (b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY")
+
+
+def _why(material: bytes | Mapping[str, Any], exc: Exception) -> str:
+    """Why a key did not load, in words that quote none of it."""
+    from ._inputs import kind_of, noun
+
+    what = f" ({type(exc).__name__})"
+    if "encrypted" in str(exc).lower() or "password" in str(exc).lower():
+        return f"{what}: an encrypted PEM is not supported: decrypt it, or give a JWK"
+    if isinstance(material, bytes):
+        label = _PEM_LABEL().search(material)
+        kind = kind_of(material.decode("ascii", "replace")) if label is None else None
+        if kind is not None and kind != "pem":  # a file of base64, a PEM's body...
+            return f"{what}: it is {noun(kind)}"
+        if label is None:
+            return f"{what}: its BEGIN line is damaged (five dashes on each side)"
+        if b"PUBLIC" in label.group(1) or b"CERTIFICATE" in label.group(1):
+            return f"{what}: it is a public key or a certificate: give the private key"
+        if label.group(1) not in _PRIVATE_LABELS:
+            return f"{what}: its BEGIN line names no kind of private key authplug reads"
+    return what
+
+
+def _loaded(
+    private_key: object, option: str
+) -> tuple[RSAKey | ECKey | OKPKey, str | None] | ConfigurationError:
+    """The key and its JWK's ``kid``, or the error to raise (returned: see _key_bytes)."""
+    material = _key_bytes(private_key, option)
+    if isinstance(material, ConfigurationError):
+        return material
+    key = _import(material, option)
+    if isinstance(key, ConfigurationError):
+        return key
+    kid = material.get("kid") if isinstance(material, Mapping) else None
+    return key, kid if isinstance(kid, str) else None
 
 
 def _algorithms(key: RSAKey | ECKey | OKPKey) -> tuple[str, ...]:
@@ -199,8 +269,11 @@ class SigningKey:
         Ed25519 for Ed25519 keys (``"EdDSA"`` also, for servers that know only that
         name); the key id to the JWK's ``kid``.
         """
-        material = _key_bytes(private_key, option)
-        key = _import(material, option)
+        loaded = _loaded(private_key, option)
+        del private_key  # a traceback's locals must not show it (it may be plain text)
+        if isinstance(loaded, ConfigurationError):
+            raise loaded from None  # nothing to chain: the error was made, not caught
+        key, jwk_kid = loaded
         allowed = _algorithms(key)
         if not allowed:
             raise ConfigurationError(
@@ -212,10 +285,7 @@ class SigningKey:
                 f"signing_alg={alg!r} does not fit this {key.key_type} key: use one of "
                 f"{', '.join(allowed)}"
             )
-        kid = key_id
-        if kid is None and isinstance(material, Mapping) and isinstance(material.get("kid"), str):
-            kid = material["kid"]
-        return cls(key, alg, kid)
+        return cls(key, alg, key_id if key_id is not None else jwk_kid)
 
     @classmethod
     def hmac(cls, secret: Secret, *, signing_alg: str | None = None) -> SigningKey:
@@ -283,11 +353,55 @@ def _checked(value: object, where: str) -> str:
     return value
 
 
+# What an assertion given as text is called in the message ("" for the usual JWS).
+_ASSERTIONS: dict[str | None, str] = {"jws": "", "jwe": " (a JWE)", "base64-xml": " (base64 SAML)"}
+_FRESH = (
+    "it expires, so give a callable that returns a fresh one, or the path of a file "
+    "that is kept fresh"
+)
+
+
+def _source_problem(source: object) -> Path | ConfigurationError:
+    """The file of ``client_assertion=``, or the error to raise (returned: this frame
+    holds the text, which may be an assertion or a key; it is described, never shown)."""
+    from ._inputs import kind_of, noun, plausible_path
+
+    value = unhidden(source)
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        return ConfigurationError(
+            "client_assertion= takes a callable returning an assertion (sync or async) "
+            "or the path of a file holding one"
+        )
+    path = Path(value)
+    if os.path.isfile(path):
+        return path
+    kind = kind_of(value) if isinstance(value, str) else None
+    if kind in _ASSERTIONS:
+        return ConfigurationError(
+            f"client_assertion= looks like an assertion itself{_ASSERTIONS[kind]}; {_FRESH}"
+        )
+    if kind is not None:
+        return ConfigurationError(
+            f"client_assertion= is {noun(kind)}, not an assertion: a private key goes in "
+            "private_key= (authplug then signs the assertions)"
+        )
+    if isinstance(value, str) and not plausible_path(value):
+        return ConfigurationError(
+            "client_assertion= is neither an assertion nor an existing file: give a callable "
+            "that returns one (sync or async), or the path of a file holding one"
+        )
+    return ConfigurationError(
+        f"client_assertion={os.fspath(path)!r} is not a file (give the path of the "
+        "file your platform keeps the assertion in)"
+    )
+
+
 class AssertionSource:
     """A client assertion made elsewhere: ``obtain()``/``aobtain()`` at each token call.
 
-    A file is read again each time (projected tokens are rotated in place); a sync
-    callable or a file is read in a worker thread under an event loop; an async
+    A file is read again each time (projected tokens are rotated in place); it must be
+    a regular file of at most 64 KiB. Under an event loop a sync callable or a file is
+    read in a thread of its own, given at most the token call's ``timeout``; an async
     callable serves async clients only.
     """
 
@@ -299,23 +413,10 @@ class AssertionSource:
             self._source: Path | Callable[[], Any] = source
             self.kind = "async" if inspect.iscoroutinefunction(source) else "sync"
             return
-        looks_signed = isinstance(source, str) and source.count(".") == 2 and "/" not in source
-        if looks_signed and not Path(str(source)).is_file():
-            raise ConfigurationError(
-                "client_assertion= looks like an assertion itself; it expires, so give a "
-                "callable that returns a fresh one, or the path of a file that is kept fresh"
-            )
-        if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
-            raise ConfigurationError(
-                "client_assertion= takes a callable returning an assertion (sync or async) "
-                "or the path of a file holding one"
-            )
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigurationError(
-                f"client_assertion={os.fspath(path)!r} is not a file (give the path of the "
-                "file your platform keeps the assertion in)"
-            )
+        path = _source_problem(source)
+        del source  # a traceback's locals must not show it
+        if isinstance(path, ConfigurationError):
+            raise path from None  # nothing to chain: the error was made, not caught
         self._source = path
         self.kind = "file"
 
@@ -326,13 +427,18 @@ class AssertionSource:
 
     def obtain(self) -> Secret:
         """The assertion now (blocking). Raises ValueError with a safe message."""
+        from ._inputs import FileProblem, read_small_file
+
         source = self._source
         if isinstance(source, Path):
             where = f"the file {os.fspath(source)!r}"
+            data = read_small_file(source)
+            if isinstance(data, FileProblem):
+                raise ValueError(f"{where} cannot be read ({data.reason})")
             try:
-                text = source.read_text("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{where} cannot be read ({exc})") from None
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{where} is not UTF-8 text") from None
             return Secret(_checked(text, where))
         if self.kind == "async":
             raise ValueError(
@@ -341,11 +447,19 @@ class AssertionSource:
             )
         return Secret(_checked(source(), "the client_assertion callable"))
 
-    async def aobtain(self) -> Secret:
-        """:meth:`obtain` without blocking the event loop."""
+    async def aobtain(self, limit: float) -> Secret:
+        """:meth:`obtain` without blocking the event loop; a sync callable or a file that
+        takes longer than ``limit`` seconds is left behind (ValueError)."""
+        from ._inputs import Overdue, call_within
+
         source = self._source
         if self.kind == "async" and not isinstance(source, Path):
             return Secret(_checked(await source(), "the client_assertion callable"))
-        from . import _aio  # asyncio or trio: asked only when awaited
-
-        return await _aio.to_thread(self.obtain)
+        try:
+            return await call_within(self.obtain, limit)
+        except Overdue:
+            what = "file" if isinstance(source, Path) else "callable"
+            raise ValueError(
+                f"the client_assertion {what} did not return within {limit:g}s (the "
+                "token call's timeout)"
+            ) from None

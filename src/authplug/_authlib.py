@@ -202,9 +202,12 @@ class TokenClient:
     @property
     def wait_limit(self) -> float:
         """The longest a token call may take, retries and waits included (with
-        discovery, the two places of the metadata may be tried first)."""
+        discovery, the two places of the metadata may be tried first; with
+        ``client_assertion=``, the assertion's ``timeout`` before)."""
         calls = 3 if self.discovery is not None else 1
-        return calls * self._retry.worst_case(self._transport.timeout)
+        timeout = self._transport.timeout
+        assertion = timeout if self._assertion_source is not None else 0.0
+        return calls * self._retry.worst_case(timeout) + assertion
 
     # -- running -----------------------------------------------------------------
 
@@ -221,7 +224,7 @@ class TokenClient:
         token_url, _ = yield from self._endpoints()
         external = yield from self._external_assertion()
         scrub = self._scrub.with_secrets((external,))
-        prepare = functools.partial(self.prepare_grant, token_url, external)
+        prepare = functools.partial(self.prepare_grant, token_url, external, scrub)
         return (yield from self._call(prepare, scrub, token_url))
 
     def refresh(self, token: Token) -> Plan[Token]:
@@ -312,6 +315,7 @@ class TokenClient:
         if source is None:
             return None
         name = self.spec.name
+        limit = self._transport.timeout
 
         def failed(exc: Exception) -> AuthError:
             return TokenEndpointError(
@@ -326,7 +330,7 @@ class TokenClient:
 
         async def asynchronous() -> Secret:
             try:
-                return await source.aobtain()
+                return await source.aobtain(limit)
             except Exception as exc:
                 raise failed(exc) from (None if isinstance(exc, ValueError) else exc)
 
@@ -352,13 +356,19 @@ class TokenClient:
             lambda: self.prepare_revocation(url, value, hint, external, scrub), scrub, "revocation"
         )
         if not 200 <= outcome.status_code < 300:
-            details = self._error_details(outcome)
-            status = outcome.status_code
-            cls = CredentialsRejectedError if status in REJECTED_STATUSES else TokenEndpointError
-            raise self._error(
-                cls, status, details.error, f"revocation refused: {details.description}", scrub
-            )
+            raise self._refused_revocation(outcome, scrub)
         return hint
+
+    def _refused_revocation(self, raw: RawResponse, scrub: Scrubber) -> AuthError:
+        """The error of a refused revocation. Made here, raised by the caller: this frame
+        holds the server's words unscrubbed (they may echo the token or the assertion),
+        and a traceback's locals would show them."""
+        details = self._error_details(raw)
+        status = raw.status_code
+        cls = CredentialsRejectedError if status in REJECTED_STATUSES else TokenEndpointError
+        return self._error(
+            cls, status, details.error, f"revocation refused: {details.description}", scrub
+        )
 
     # -- preparing ---------------------------------------------------------------
 
@@ -434,22 +444,30 @@ class TokenClient:
         fills: Mapping[str, StandIn],
         scrub: Scrubber,
         *,
-        json_body: bool | None = None,
+        revocation: bool = False,
     ) -> TokenRequest:
-        json_body = self.spec.body == "json" if json_body is None else json_body
+        """The request with its stand-ins and the call's scrubber, which from now on
+        knows the assertion signed for this attempt: an answer that echoes it (read by
+        the call, with that scrubber) shows ``***``."""
+        json_body = self.spec.body == "json" and not revocation
         if "client_assertion" in fills:
-            scrub = scrub.with_secrets((fills["client_assertion"].secret,))
+            scrub.learn((fills["client_assertion"].secret,))
         return dataclasses.replace(
             request,
             body_kind="json" if json_body else "form",
             stand_ins=tuple(fills.values()),
             scrub=scrub,
+            purpose="revocation" if revocation else "token",
         )
 
     def prepare_grant(
-        self, token_url: str | None = None, external: Secret | None = None
+        self,
+        token_url: str | None = None,
+        external: Secret | None = None,
+        scrub: Scrubber | None = None,
     ) -> TokenRequest:
-        """The full grant (password or client credentials), prepared by Authlib."""
+        """The full grant (password or client credentials), prepared by Authlib;
+        ``scrub`` is the call's scrubber (one of its own without)."""
         url = token_url or self.token_url or ""
         fills = self._stand_ins(url, external=external)
         kwargs: dict[str, Any] = {}
@@ -459,7 +477,8 @@ class TokenClient:
         request = self._authlib_client(fills).fetch_token(
             url, grant_type=self.spec.grant_type, headers=self._headers(url), **kwargs
         )
-        return self._sealed(request, fills, self._scrub)
+        call_scrub = scrub if scrub is not None else self._scrub.with_secrets((external,))
+        return self._sealed(request, fills, call_scrub)
 
     def prepare_refresh(
         self,
@@ -485,7 +504,7 @@ class TokenClient:
         request = self._authlib_client(fills, revoking=True).revoke_token(
             url, token=fills["token"].text, token_type_hint=hint, headers=headers
         )
-        return self._sealed(request, fills, scrub, json_body=False)
+        return self._sealed(request, fills, scrub, revocation=True)
 
     def _encode(
         self,

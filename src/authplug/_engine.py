@@ -206,11 +206,20 @@ class _Answer:
         return RawResponse(response.status, headers, b"".join(self._chunks))
 
 
-def _describe(exc: BaseException, deadline: _Deadline) -> str:
+# What each kind of request is called when it runs out of time.
+_CALLED = {
+    "token": "the token call",
+    "revocation": "the revocation",
+    "metadata": "the metadata read",
+}
+
+
+def _describe(exc: BaseException, deadline: _Deadline, request: TokenRequest) -> str:
     text = str(exc).strip()
     described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if deadline.passed():
-        return f"the token call took longer than {deadline.timeout:g}s ({described})"
+        called = _CALLED[request.purpose]
+        return f"{called} took longer than {deadline.timeout:g}s ({described})"
     return described
 
 
@@ -265,7 +274,7 @@ def send(
         with pool:
             return _exchange(pool, request, timeout)
     except Exception as exc:  # whatever it is, it ends as a description
-        failure = _describe(exc, deadline)
+        failure = _describe(exc, deadline, request)
     finally:
         _scrubbing.reset(scrubbing)
     raise TransportFailure(failure)
@@ -305,7 +314,7 @@ async def asend(
         async with pool:
             return await _aexchange(pool, request, timeout)
     except Exception as exc:  # whatever it is, it ends as a description
-        failure = _describe(exc, deadline)
+        failure = _describe(exc, deadline, request)
     finally:
         _scrubbing.reset(scrubbing)
     raise TransportFailure(failure)

@@ -9,6 +9,9 @@
 - :class:`Scrubber` replaces every spelling of a secret that authplug put on the wire
   (raw, form-encoded, percent-encoded, JSON-escaped, Base64 Basic credentials) in a
   text: error messages, log records of the HTTP stack.
+- :class:`Hidden` holds an argument that may be key material or an assertion
+  (``private_key=``, ``dpop_key=``, ``client_assertion=``) from the moment the
+  constructor receives it until :mod:`authplug._inputs` reads it.
 - :func:`mask` shows a token by its last four characters; :func:`safe_url` drops a
   URL's query and credentials for a log line.
 """
@@ -18,18 +21,21 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 __all__ = [
+    "Hidden",
     "Scrubber",
     "Secret",
     "StandIn",
     "basic_credentials",
+    "hidden",
     "mask",
     "reveal",
     "safe_url",
     "stand_in",
+    "unhidden",
 ]
 
 #: Shorter secrets are not scrubbed from texts: replacing every "ab" would garble them.
@@ -54,6 +60,36 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a Secret cannot be pickled or copied")
+
+
+class Hidden:
+    """Text, bytes or a mapping that may be a key or an assertion, shown as ``***``.
+
+    Unlike :class:`Secret` it holds any of the shapes those options take (PEM text, a
+    JWK dict, the path of a file: nobody knows which until it is read).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "Hidden('***')"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Hidden value cannot be pickled or copied")
+
+
+def hidden(value: Any) -> Any:
+    """``value`` in a :class:`Hidden` when it may be key material (text, bytes, a
+    mapping); a callable, a path object or None as it is."""
+    return Hidden(value) if isinstance(value, (str, bytes, Mapping)) else value
+
+
+def unhidden(value: object) -> object:
+    """What :func:`hidden` was given."""
+    return value.value if isinstance(value, Hidden) else value
 
 
 def mask(secret: str | None) -> str:
@@ -183,6 +219,12 @@ class Scrubber:
             sorted(set(self._spellings) | set(extra._spellings), key=len, reverse=True)
         )
         return merged
+
+    def learn(self, values: Iterable[Secret | None]) -> None:
+        """Know these secrets too, from now on: a secret made while the call runs (the
+        assertion signed for each attempt). Only for a scrubber of one call, made by
+        :meth:`with_secrets`; a shared one would grow with every call."""
+        self._spellings = self.with_secrets(values)._spellings
 
     def __call__(self, text: str) -> str:
         for spelling in self._spellings:

@@ -10,7 +10,7 @@ import httpx
 
 from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
 from ._clock import Clock
-from ._redact import Secret
+from ._redact import Secret, hidden
 from ._transport import CertOption, VerifyOption
 from .cache import TokenCache
 from .errors import AuthError, ConfigurationError
@@ -190,7 +190,9 @@ class BaseAuth(_Base):
         # Wrapped at once, the plain strings dropped: a traceback's locals show Secret('***').
         secret = Secret(client_secret) if isinstance(client_secret, str) else client_secret
         wrapped = Secret(password) if isinstance(password, str) else password
-        del client_secret, password
+        # Key text or an assertion as Hidden('***') too, until authplug._inputs reads it.
+        key, proof_key, assertion = hidden(private_key), hidden(dpop_key), hidden(client_assertion)
+        del client_secret, password, private_key, dpop_key, client_assertion
         from . import _assembly  # the machinery: imported by the first construction
 
         options = _assembly.Options.from_kwargs(
@@ -212,15 +214,15 @@ class BaseAuth(_Base):
             cert=cert,
             proxy=proxy,
             client_auth=client_auth,
-            private_key=private_key,
+            private_key=key,
             key_id=key_id,
             signing_alg=signing_alg,
-            client_assertion=client_assertion,
+            client_assertion=assertion,
             client_assertion_type=client_assertion_type,
             assertion_audience=assertion_audience,
             revoke_on_close=revoke_on_close,
             dpop=dpop,
-            dpop_key=dpop_key,
+            dpop_key=proof_key,
             retries=retries,
             refresh_status_codes=refresh_status_codes,
             token=token,
