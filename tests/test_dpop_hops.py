@@ -17,9 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from authplug.testing import OAuth2Emulator
-from authplug.testing._dpop import DPoPVerifier
-from authplug.testing._server import LoopbackServer, Request, Response
+from authplug.testing import DPoPVerifier, LoopbackServer, OAuth2Emulator, Request, Response
 
 from .conftest import Driver, password_auth
 
