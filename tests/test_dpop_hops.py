@@ -236,3 +236,77 @@ def test_a_sync_niquests_session_inside_an_async_session_hook(
     assert inner == [200]
     assert [hit.authorization is not None for hit in emulator.api_log] == [True, True]
     assert emulator.token_calls == {"password": 1}
+
+
+# -- a retry goes to the refused hop ----------------------------------------------------
+
+
+class _FlakyLanding(OAuth2Emulator):
+    """``/api/flaky`` refuses its first request as a stale token; later ones pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flaky_hits = 0
+
+    def _api(self, request: Request, path: str) -> Response:
+        if path == "/flaky":
+            with self._lock:
+                self.flaky_hits += 1
+                first = self.flaky_hits == 1
+            if first:
+                refusal = Response(401, b"{}", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                return self._log_api(request, request.headers.get("authorization"), refusal)
+        return super()._api(request, path)
+
+
+def test_a_refused_redirect_hop_is_replayed_itself(driver: Driver) -> None:
+    """A redirect hop refused for a stale token is replayed with the renewed token, and
+    the hops before it are not sent again (httpx used to start over from the first)."""
+    with _FlakyLanding() as emulator:
+        auth = password_auth(emulator)
+        result = driver.send(
+            auth,
+            "GET",
+            emulator.api_url("/redirect"),
+            params={"to": "/api/flaky"},
+            follow_redirects=True,
+        )
+        assert result.status == 200
+        assert [(hit.path, hit.status) for hit in emulator.api_log] == [
+            ("/api/redirect", 302),
+            ("/api/flaky", 401),
+            ("/api/flaky", 200),
+        ]
+        assert emulator.token_calls == {"password": 1, "refresh_token": 1}
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("http://a.test/x", "http://a.test/y"),
+        ("http://a.test/x", "http://a.test:80/y"),
+        ("http://a.test:80/x", "https://a.test/y"),
+        ("http://a.test/x", "https://a.test:443/y"),
+        ("http://a.test:8080/x", "https://a.test/y"),
+        ("http://a.test/x", "https://a.test:8443/y"),
+        ("https://a.test/x", "http://a.test/y"),
+        ("https://a.test:443/x", "https://a.test/y"),
+        ("https://a.test/x", "https://b.test/y"),
+        ("https://A.test/x", "https://a.test/y"),
+        ("https://a.test:8443/x", "https://a.test:8444/y"),
+        ("http://bob:pw@a.test/x", "http://a.test/y"),
+        ("http://a.test/x", "http://a.test:notaport/y"),
+    ],
+)
+def test_the_token_follows_a_requests_redirect_as_requests_decides(old: str, new: str) -> None:
+    """The hook's rule for whether the token (and so a proof) follows a redirect is
+    requests' own ``Session.should_strip_auth``."""
+    import requests
+
+    from authplug._prepared import _keeps_auth
+
+    try:
+        strips = requests.Session().should_strip_auth(old, new)
+    except ValueError:  # a port that is not one: requests fails the redirect
+        strips = True
+    assert _keeps_auth(old, new) is not strips
