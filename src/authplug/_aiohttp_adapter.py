@@ -5,10 +5,11 @@ and on a refusal call it once more with the same request. aiohttp runs the middl
 again for every redirect hop (a new ``ClientRequest`` each time), and strips the
 caller's Authorization header when a redirect leaves the origin; a middleware that
 added the token to every hop would undo that. So the token goes to the origin of the
-first hop of each request only, as requests and httpx do. The hops of one request
-share aiohttp's list of traces, which identifies the chain; without it (a future
-aiohttp), the first origin this auth object served stands for all, as in
-``DigestAuthMiddleware``.
+first hop of each request only, and only until a hop leaves it (A → B → A: the hop
+back on A gets no token), as requests and httpx do. Each hop that carries the token
+carries a proof of its own (DPoP). The hops of one request share aiohttp's list of
+traces, which identifies the chain; without it (a future aiohttp), the first origin
+this auth object served stands for all, as in ``DigestAuthMiddleware``.
 
 A body aiohttp cannot send again (an async iterator, a consumed stream) is not
 replayed: the refusal is handed back, with the token renewed for the caller's retry.
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Anchor", "middleware", "off_origin"]
 
-# The chain of hops the current task is sending: (aiohttp's traces list, first hop's URL).
-_chain: contextvars.ContextVar[tuple[object, Any] | None] = contextvars.ContextVar(
+# The chain of hops the current task is sending: (aiohttp's traces list, first hop's
+# URL, whether a hop has left that origin).
+_chain: contextvars.ContextVar[tuple[object, Any, bool] | None] = contextvars.ContextVar(
     "authplug_aiohttp_chain", default=None
 )
 
@@ -54,7 +56,8 @@ def _origin(url: Any) -> str:
 
 
 def off_origin(anchor: Anchor, request: aiohttp.ClientRequest) -> bool:
-    """Whether ``request`` is a redirect hop that left its first hop's origin.
+    """Whether ``request`` is a redirect hop that left its first hop's origin, or
+    follows one that did.
 
     The first hop costs a lookup and no URL work: origins are compared on later hops
     only.
@@ -67,8 +70,13 @@ def off_origin(anchor: Anchor, request: aiohttp.ClientRequest) -> bool:
         return here != anchor.origin
     current = _chain.get()
     if current is not None and current[0] is traces:
-        return _origin(request.url) != _origin(current[1])
-    _chain.set((traces, request.url))
+        if current[2]:
+            return True
+        if _origin(request.url) == _origin(current[1]):
+            return False
+        _chain.set((traces, current[1], True))  # left: no later hop gets the token
+        return True
+    _chain.set((traces, request.url, False))
     return False
 
 

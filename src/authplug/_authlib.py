@@ -240,11 +240,11 @@ class TokenClient:
         raw = yield from self._send(prepare, scrub, "token")
         if self._dpop is None:
             return self.interpret(raw, scrub)
-        fresh_nonce = self._dpop.observe(url, raw.headers.get("dpop-nonce"))
+        fresh_nonce = self._dpop.observe(url, raw.headers.get("dpop-nonce"), server=True)
         if fresh_nonce and self._error_details(raw).error == "use_dpop_nonce":
             # RFC 9449 §8: once more, with the nonce the server just gave.
             raw = yield from self._send(prepare, scrub, "token")
-            self._dpop.observe(url, raw.headers.get("dpop-nonce"))
+            self._dpop.observe(url, raw.headers.get("dpop-nonce"), server=True)
         self._nonce_unsettled(raw, scrub)
         return self._bound(self.interpret(raw, scrub), self._dpop)
 

@@ -1,11 +1,15 @@
 """DPoP (RFC 9449): proofs of possession of a key, for token calls and API requests.
 
 A :class:`DPoP` holds one private key (the user's, or a fresh ES256 key per auth object)
-and the nonces servers asked for, by origin. :meth:`DPoP.proof` makes the ``DPoP``
-header of one request: a JWT of ``typ`` ``dpop+jwt`` whose header carries the public key
-(``jwk``) and whose claims are a random ``jti``, ``htm``, ``htu`` (the URL without query
-and fragment), ``iat``, and, when known, ``nonce`` and ``ath`` (the SHA-256 of the access
+and the nonces servers asked for. :meth:`DPoP.proof` makes the ``DPoP`` header of one
+request: a JWT of ``typ`` ``dpop+jwt`` whose header carries the public key (``jwk``) and
+whose claims are a random ``jti``, ``htm``, ``htu`` (the URL without userinfo, query and
+fragment), ``iat``, and, when known, ``nonce`` and ``ath`` (the SHA-256 of the access
 token, on API requests).
+
+A nonce belongs to the server that gave it (RFC 9449 §8, §9): the authorization
+server's (token and revocation calls) and the APIs' are kept apart, each by origin, so
+that where one host serves both, neither is shown the other's nonce.
 
 Proofs are made on every API request, so they are built by hand, not by a JOSE library:
 the protected header is encoded once per key, the claims are a few bytes of JSON, and
@@ -51,14 +55,15 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
 
 
 def htu(url: str) -> str:
-    """A request URL as a proof names it: no query, no fragment (RFC 9449 §4.2)."""
+    """A request URL as a proof names it: no userinfo (a password must not be signed
+    into a proof), no query, no fragment (RFC 9449 §4.2)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def origin(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
 
 
 def access_token_hash(access_token: str) -> str:
@@ -67,12 +72,22 @@ def access_token_hash(access_token: str) -> str:
 
 
 class DPoP:
-    """One DPoP key and the nonces servers gave, by origin. Thread-safe.
+    """One DPoP key and the nonces servers gave, by server and origin. Thread-safe.
 
     Its repr shows the algorithm and the key's thumbprint, never the key.
     """
 
-    __slots__ = ("_ath", "_header", "_lock", "_nonces", "_sign", "alg", "jkt", "public_jwk")
+    __slots__ = (
+        "_ath",
+        "_header",
+        "_lock",
+        "_nonces",
+        "_server_nonces",
+        "_sign",
+        "alg",
+        "jkt",
+        "public_jwk",
+    )
 
     def __init__(self, private_key: Any, alg: str) -> None:
         from cryptography.hazmat.primitives import hashes
@@ -127,7 +142,8 @@ class DPoP:
         self.jkt = thumbprint(jwk)
         header = {"typ": "dpop+jwt", "alg": alg, "jwk": jwk}
         self._header = _b64(json.dumps(header, separators=_HEADER_SEPARATORS).encode()) + "."
-        self._nonces: dict[str, str] = {}
+        self._nonces: dict[str, str] = {}  # the APIs', by origin
+        self._server_nonces: dict[str, str] = {}  # the authorization server's, by origin
         self._lock = threading.Lock()
         self._ath: tuple[str, str] = ("", "")  # the last access token and its hash
 
@@ -156,15 +172,17 @@ class DPoP:
 
     # -- nonces ----------------------------------------------------------------
 
-    def observe(self, url: str, nonce: str | None) -> bool:
-        """Keep a server's ``DPoP-Nonce``; True when it is new."""
+    def observe(self, url: str, nonce: str | None, *, server: bool = False) -> bool:
+        """Keep a ``DPoP-Nonce`` an API gave (``server=True``: the authorization server,
+        in answer to a token or revocation call); True when it is new."""
         if not nonce or len(nonce) > 1024 or not nonce.isascii():
             return False
         where = origin(url)
+        nonces = self._server_nonces if server else self._nonces
         with self._lock:
-            if self._nonces.get(where) == nonce:
+            if nonces.get(where) == nonce:
                 return False
-            self._nonces[where] = nonce
+            nonces[where] = nonce
         return True
 
     def retry_for_nonce(
@@ -179,14 +197,17 @@ class DPoP:
     # -- proofs ----------------------------------------------------------------
 
     def proof(self, method: str, url: str, access_token: str | None = None) -> str:
-        """The ``DPoP`` header of one request (a new ``jti`` each time)."""
+        """The ``DPoP`` header of one request (a new ``jti`` each time): with
+        ``access_token``, for an API (its ``ath`` and that API's nonce); without, for the
+        authorization server (its nonce)."""
         claims: dict[str, object] = {
             "jti": secrets.token_urlsafe(16),
             "htm": method,
             "htu": htu(url),
             "iat": int(time.time()),
         }
-        nonce = self._nonces.get(origin(url)) if self._nonces else None
+        nonces = self._nonces if access_token is not None else self._server_nonces
+        nonce = nonces.get(origin(url)) if nonces else None
         if nonce is not None:
             claims["nonce"] = nonce
         if access_token is not None:

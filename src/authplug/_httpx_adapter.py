@@ -4,6 +4,13 @@ The flows override ``sync_auth_flow``/``async_auth_flow`` because getting a toke
 I/O and waits on other callers. ``requires_request_body`` stays off, so a user's
 streamed body stays a stream; such a one-shot body cannot be sent twice, so a refusal
 of it is handed back (with the token renewed for the caller's own retry).
+
+httpx applies the auth once, then follows redirects itself, copying the first hop's
+headers (``Client._build_redirect_request``): the flow sees the last hop's answer only.
+So a retry (a nonce, a renewal) goes to the hop that was refused, not back to the first
+one; and with DPoP, a redirect hop that carried the token went with the first hop's
+proof, which a strict API refuses: such a refusal is answered by sending that hop once
+more with a proof of its own (the same token, no token call).
 """
 
 from __future__ import annotations
@@ -94,17 +101,32 @@ def _present(manager: TokenManager, request: httpx.Request, token: Token) -> Non
     present(request.headers, token, manager.dpop, request.method, request.url)
 
 
-def _nonce_retry(manager: TokenManager, response: httpx.Response, rewind: _Rewind) -> bool:
-    """The API asked for a DPoP nonce: send once more (the same token, a new proof)."""
+def _proof_retry(
+    manager: TokenManager,
+    codes: Collection[int],
+    request: httpx.Request,
+    response: httpx.Response,
+    rewind: _Rewind,
+    token: Token,
+) -> bool:
+    """Send the refused hop once more, with the same token and a new proof: the API
+    asked for a DPoP nonce, or refused a redirect hop that went with the first hop's
+    proof."""
     dpop = manager.dpop
-    if dpop is None or not dpop.retry_for_nonce(
+    if dpop is None:
+        return False
+    asked = dpop.retry_for_nonce(
         str(response.request.url),
         response.status_code,
         response.headers.get_list("www-authenticate"),
         response.headers.get("dpop-nonce"),
-    ):
-        return False
-    if not rewind.replayable:
+    )
+    stale = (
+        response.request is not request
+        and token.dpop_jkt is not None
+        and _our_token_refused(codes, response, token)
+    )
+    if not (asked or stale) or not rewind.replayable:
         return False
     rewind.rewind()
     return True
@@ -119,21 +141,22 @@ def sync_flow(
     token = manager.get()
     rewind = _prepare(manager, warner, request, token)
     response = yield request
-    if _nonce_retry(manager, response, rewind):
-        _present(manager, request, token)
-        response = yield request
+    hop = response.request  # the last hop: httpx may have followed redirects
+    if _proof_retry(manager, codes, request, response, rewind, token):
+        _present(manager, hop, token)
+        response = yield hop
     if not _stale_token_refused(codes, response, token):
         return
     fresh = manager.renew_rejected(token)
     if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
         return
     if not rewind.replayable:
-        log_not_replayed(_where(request), response.status_code)
+        log_not_replayed(_where(hop), response.status_code)
         return
     rewind.rewind()
-    manager.replaying(_where(request), response.status_code)
-    _present(manager, request, fresh)
-    response = yield request
+    manager.replaying(_where(hop), response.status_code)
+    _present(manager, hop, fresh)
+    response = yield hop
     if _our_token_refused(codes, response, fresh):
         manager.replay_refused(fresh)
 
@@ -147,20 +170,21 @@ async def async_flow(
     token = await manager.aget()
     rewind = _prepare(manager, warner, request, token)
     response = yield request
-    if _nonce_retry(manager, response, rewind):
-        _present(manager, request, token)
-        response = yield request
+    hop = response.request  # the last hop: httpx may have followed redirects
+    if _proof_retry(manager, codes, request, response, rewind, token):
+        _present(manager, hop, token)
+        response = yield hop
     if not _stale_token_refused(codes, response, token):
         return
     fresh = await manager.arenew_rejected(token)
     if fresh is None:
         return
     if not rewind.replayable:
-        log_not_replayed(_where(request), response.status_code)
+        log_not_replayed(_where(hop), response.status_code)
         return
     rewind.rewind()
-    manager.replaying(_where(request), response.status_code)
-    _present(manager, request, fresh)
-    response = yield request
+    manager.replaying(_where(hop), response.status_code)
+    _present(manager, hop, fresh)
+    response = yield hop
     if _our_token_refused(codes, response, fresh):
         manager.replay_refused(fresh)

@@ -3,11 +3,16 @@
 niquests calls an auth object as requests does, ``auth(prepared_request)``, from its
 sync ``Session`` and its ``AsyncSession`` alike; it awaits the auth only when its
 ``__call__`` is a coroutine function, which one object serving requests cannot be. So
-the call looks at who prepares the request: inside ``AsyncSession.request`` (the
-nearest coroutine up the stack is niquests'), the token is set by an async
+the call looks at who prepares the request: inside ``AsyncSession.request`` (niquests'
+frames right above the call include a coroutine), the token is set by an async
 ``pre_request`` hook and a refusal is answered by an async ``response`` hook, both
-awaited by niquests (as its own ``AsyncHTTPDigestAuth`` does). Anywhere else, the sync
-path of :mod:`._requests_adapter` serves.
+awaited by niquests (as its own ``AsyncHTTPDigestAuth`` does). Anywhere else (a sync
+``Session`` too, even one used inside an ``AsyncSession``'s hook), the sync path of
+:mod:`._requests_adapter` serves.
+
+niquests runs ``pre_request`` hooks for every redirect hop, after its own
+``rebuild_auth``: a hop that kept the token gets a fresh DPoP proof there, one that
+lost it loses the proof too (:func:`._prepared.refresh_hop`).
 
 A request an application prepares itself and hands to ``AsyncSession.send`` gets the
 sync path: it works, but a token call then runs on the loop's thread.
@@ -22,7 +27,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ._challenge import log_not_replayed
-from ._prepared import attach, nonce_replay, position_of, renewable, replay_of, replayable
+from ._prepared import (
+    attach,
+    nonce_replay,
+    position_of,
+    refresh_hop,
+    renewable,
+    replay_of,
+    replayable,
+)
 from ._redact import safe_url
 
 if TYPE_CHECKING:
@@ -36,11 +49,16 @@ _COROUTINE = inspect.CO_COROUTINE
 
 
 def in_async_session() -> bool:
-    """Whether niquests' AsyncSession is preparing the request being authenticated."""
+    """Whether niquests' AsyncSession is preparing the request being authenticated.
+
+    Only niquests' own frames right above the auth call count (``prepare_auth``, ...,
+    ``AsyncSession.request``): a sync ``Session`` called from a coroutine, or from a
+    hook an ``AsyncSession`` runs, is a sync session.
+    """
     frame: FrameType | None = sys._getframe(2)
-    while frame is not None:
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("niquests."):
         if frame.f_code.co_flags & _COROUTINE:
-            return str(frame.f_globals.get("__name__", "")).startswith("niquests.")
+            return True
         frame = frame.f_back
     return False
 
@@ -62,11 +80,12 @@ def apply(
     sent: list[Token] = []
 
     async def attach_later(prepared: Any, **kwargs: Any) -> Any:
-        if sent:  # a redirect hop: niquests kept or stripped the header as it should
-            return prepared
-        token = await manager.aget()
-        attach(warner, prepared, token, manager.dpop)
-        sent.append(token)
+        if prepared is not request:  # a redirect hop: niquests kept or stripped the token
+            refresh_hop(manager.dpop, prepared)
+        elif not sent:
+            token = await manager.aget()
+            attach(warner, prepared, token, manager.dpop)
+            sent.append(token)
         return prepared
 
     async def handle(response: Any, **kwargs: Any) -> Any:
@@ -75,10 +94,10 @@ def apply(
         return await _handle(manager, codes, sent[-1], position, response, **kwargs)
 
     token = manager.ready()
-    if token is not None:  # the usual case: no hook to await before sending
+    if token is not None:  # the usual case: no token call to await before sending
         attach(warner, request, token, manager.dpop)
         sent.append(token)
-    else:
+    if token is None or manager.dpop is not None:
         request.register_hook("pre_request", attach_later)
     request.register_hook("response", handle)
     return request

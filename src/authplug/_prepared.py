@@ -23,12 +23,18 @@ from .token import Token, authorization
 
 __all__ = [
     "attach",
+    "before_redirect",
     "nonce_replay",
     "position_of",
+    "refresh_hop",
     "renewable",
     "replay_of",
     "replayable",
 ]
+
+# requests' rebuild_method: the statuses whose redirect turns a request into a GET.
+_SEE_OTHER, _FOUND, _MOVED = 303, 302, 301
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def attach(warner: PlainHttpWarner, request: Any, token: Token, dpop: DPoP | None) -> None:
@@ -113,3 +119,84 @@ def replay_of(response: Any, fresh: Token, dpop: DPoP | None) -> Any:
     response.request = request.copy()
     present(request.headers, fresh, dpop, request.method, request.url or "")
     return replay
+
+
+def refresh_hop(dpop: DPoP | None, hop: Any) -> None:
+    """A redirect hop niquests is about to send, after its ``rebuild_auth``: a fresh
+    DPoP proof for its method and URL when it kept the token, no proof when it lost it
+    (a proof never goes alone, and never twice)."""
+    headers = hop.headers
+    if dpop is None or "DPoP" not in headers:
+        return
+    scheme, _, access = (headers.get("Authorization") or "").partition(" ")
+    if scheme == "DPoP" and access:
+        headers["DPoP"] = dpop.proof(hop.method, hop.url or "", access)
+    else:
+        del headers["DPoP"]
+
+
+def before_redirect(dpop: DPoP | None, response: Any, request: Any) -> None:
+    """requests is about to follow ``response``'s redirect with a copy of ``request``
+    (its hooks have no say after that): give ``request`` the next hop's own DPoP proof,
+    or, when the hop leaves the origin, neither the token nor a proof.
+
+    The next hop's method and URL are worked out as ``Session.resolve_redirects`` and
+    ``rebuild_method`` do, and whether the token follows as ``should_strip_auth``
+    does. ``response`` keeps a copy of what was really sent, for its history.
+    """
+    if dpop is None or "DPoP" not in request.headers or not response.is_redirect:
+        return
+    hop = _next_hop(response, request)
+    if response.request is request:
+        response.request = request.copy()
+    scheme, _, access = (request.headers.get("Authorization") or "").partition(" ")
+    if hop is not None and scheme == "DPoP" and access and _keeps_auth(request.url, hop[1]):
+        request.headers["DPoP"] = dpop.proof(hop[0], hop[1], access)
+        return
+    del request.headers["DPoP"]
+    request.headers.pop("Authorization", None)
+
+
+def _next_hop(response: Any, request: Any) -> tuple[str, str] | None:
+    """The method and URL of the request requests sends to follow ``response``."""
+    from urllib.parse import urljoin
+
+    utils = importlib.import_module(type(request).__module__.split(".")[0] + ".utils")
+    try:
+        # get_redirect_target: the header's bytes read as UTF-8
+        location = response.headers["location"].encode("latin1").decode("utf8")
+        if location.startswith("//"):
+            location = f"{urlsplit(response.url).scheme}:{location}"
+        if urlsplit(location).netloc:
+            url = utils.requote_uri(location)
+        else:
+            url = urljoin(response.url, utils.requote_uri(location))
+    except ValueError:  # requests will not follow it either (InvalidURL is one)
+        return None
+    method = request.method
+    status = response.status_code
+    if (status in (_SEE_OTHER, _FOUND) and method != "HEAD") or (
+        status == _MOVED and method == "POST"
+    ):
+        method = "GET"
+    return method, str(url)
+
+
+def _keeps_auth(old_url: str, new_url: str) -> bool:
+    """Whether requests keeps the Authorization header on a redirect from ``old_url``
+    to ``new_url`` (``Session.should_strip_auth``): the same host, and the same scheme
+    and port, or the upgrade from http on port 80 to https on port 443."""
+    old, new = urlsplit(old_url), urlsplit(new_url)
+    try:
+        old_port, new_port = old.port, new.port
+    except ValueError:  # not a port: nothing to keep
+        return False
+    if old.hostname != new.hostname:
+        return False
+    upgrade = old.scheme == "http" and new.scheme == "https"
+    if upgrade and old_port in (80, None) and new_port in (443, None):
+        return True
+    if old.scheme != new.scheme:
+        return False
+    default = (_DEFAULT_PORTS.get(old.scheme), None)
+    return old_port == new_port or (old_port in default and new_port in default)

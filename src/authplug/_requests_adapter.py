@@ -8,6 +8,12 @@ hook does not run for it: one replay at most.
 
 niquests' Session has the same objects and the same hook; only its cookie helpers live in
 its own package, found from the request's type.
+
+A redirect hop is a copy of the request before it, made after the hooks ran, with no
+call to the auth: so with DPoP the hook of a redirect gives the request to be copied the
+next hop's own proof (:func:`._prepared.before_redirect`). niquests runs its
+``pre_request`` hooks for every hop: there, each hop gets its proof as it leaves
+(:func:`._prepared.refresh_hop`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from ._challenge import log_not_replayed
-from ._prepared import attach, nonce_replay, position_of, renewable, replay_of, replayable
+from ._prepared import (
+    attach,
+    before_redirect,
+    nonce_replay,
+    position_of,
+    refresh_hop,
+    renewable,
+    replay_of,
+    replayable,
+)
 from ._redact import safe_url
 
 if TYPE_CHECKING:
@@ -36,13 +51,26 @@ def apply(
     request: requests.PreparedRequest,
 ) -> requests.PreparedRequest:
     token = manager.get()
-    attach(warner, request, token, manager.dpop)
+    dpop = manager.dpop
+    attach(warner, request, token, dpop)
     position = position_of(request.body)
+    per_hop = dpop is not None and "pre_request" in request.hooks  # niquests
 
     def handle(response: requests.Response, **kwargs: Any) -> requests.Response:
-        return _handle(manager, codes, token, position, response, **kwargs)
+        sent = response.request  # the object a redirect is copied from
+        answer = _handle(manager, codes, token, position, response, **kwargs)
+        if dpop is not None and not per_hop:
+            before_redirect(dpop, answer, sent)
+        return answer
+
+    def before_hop(prepared: Any, **kwargs: Any) -> Any:
+        if prepared is not request:
+            refresh_hop(dpop, prepared)
+        return prepared
 
     request.register_hook("response", handle)  # type: ignore[no-untyped-call]
+    if per_hop:
+        request.register_hook("pre_request", before_hop)  # type: ignore[no-untyped-call]
     return request
 
 

@@ -16,6 +16,7 @@ automatically) provides the fixtures ``oauth2_emulator``, ``semansys_emulator``,
 from __future__ import annotations
 
 from ._clock import FakeClock
+from ._dpop import DPoPVerifier
 from ._emulator import ApiHit, OAuth2Emulator
 from ._providers import (
     DakotaEmulator,
@@ -30,6 +31,7 @@ from ._settle import asettle, settle
 __all__ = [
     "EMULATORS",
     "ApiHit",
+    "DPoPVerifier",
     "DakotaEmulator",
     "FakeClock",
     "LoginFormEmulator",

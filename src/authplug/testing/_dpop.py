@@ -32,10 +32,19 @@ class DPoPCheck:
 
 
 class DPoPVerifier:
-    """Checks proofs; remembers every ``jti`` it accepted."""
+    """Checks proofs; remembers every ``jti`` it accepted.
+
+    An emulator has one for its token endpoint and API (``dpop_verifier``); giving its
+    ``api_dpop_verifier`` another one separates the API's nonces from the token
+    endpoint's on the one origin.
+
+    Attributes:
+        nonce: when set, every proof must carry it (``use_dpop_nonce`` otherwise).
+        accepted: how many proofs it accepted.
+    """
 
     def __init__(self) -> None:
-        self.nonce: str | None = None  # when set, every proof must carry it
+        self.nonce: str | None = None
         self.accepted = 0
         self._seen: set[str] = set()
         self._lock = threading.Lock()
@@ -43,6 +52,17 @@ class DPoPVerifier:
     def check(
         self, proof: str | None, method: str, url: str, access_token: str | None = None
     ) -> DPoPCheck:
+        """Check one request's proof, as a server must (RFC 9449 §4.3).
+
+        Args:
+            proof: the ``DPoP`` header, or None.
+            method: the request's method.
+            url: the request's URL as the server sees it.
+            access_token: the access token the request carries (API requests).
+
+        Returns:
+            The key's thumbprint, or the error code to answer with and why.
+        """
         from joserfc import jws, jwt
         from joserfc.jwk import import_key
 

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._dpop import DPoPVerifier
+from ._dpop import DPoPCheck, DPoPVerifier
 from ._server import LoopbackServer, Request, Response
 
 __all__ = ["ApiHit", "JournalEntry", "OAuth2Emulator"]
@@ -180,6 +180,9 @@ class OAuth2Emulator:
         self.dpop = False
         #: Checks the DPoP proofs; set its ``nonce`` to a string to require nonces.
         self.dpop_verifier = DPoPVerifier()
+        #: Checks the API's DPoP proofs when set, with nonces of its own (a token endpoint
+        #: and an API on one origin, each with its nonce); None: :attr:`dpop_verifier`.
+        self.api_dpop_verifier: DPoPVerifier | None = None
         #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
         self.client_key: dict[str, Any] | None = None
         self._assertion_ids: set[str] = set()
@@ -579,15 +582,16 @@ class OAuth2Emulator:
                 request.headers["dpop"], "POST", self.server_url + request.path
             )
             if check.error is not None:
-                return self._dpop_refusal(400, check.error, check.reason, token_endpoint=True)
+                return self._dpop_refusal(400, check, self.dpop_verifier.nonce, token_endpoint=True)
             jkt = check.jkt
         return self.issue(grant, jkt)
 
     def _dpop_refusal(
-        self, status: int, error: str, reason: str, *, token_endpoint: bool
+        self, status: int, check: DPoPCheck, nonce: str | None, *, token_endpoint: bool
     ) -> Response:
         headers = {"Content-Type": "application/json"}
-        nonce = self.dpop_verifier.nonce
+        error = check.error or "invalid_dpop_proof"
+        reason = check.reason or "another key"
         if error == "use_dpop_nonce" and nonce is not None:
             headers["DPoP-Nonce"] = nonce
         if not token_endpoint:
@@ -658,16 +662,12 @@ class OAuth2Emulator:
         bound = self.bound_key(access)
         ok = scheme == "Bearer" and self.token_valid(access) and bound is None
         if scheme == "DPoP" and self.token_valid(access) and bound is not None:
-            check = self.dpop_verifier.check(
+            verifier = self.api_dpop_verifier or self.dpop_verifier
+            check = verifier.check(
                 request.headers.get("dpop"), request.method, self.server_url + request.path, access
             )
             if check.error is not None or check.jkt != bound:
-                refusal = self._dpop_refusal(
-                    401,
-                    check.error or "invalid_dpop_proof",
-                    check.reason or "another key",
-                    token_endpoint=False,
-                )
+                refusal = self._dpop_refusal(401, check, verifier.nonce, token_endpoint=False)
                 return self._log_api(request, header, refusal)
             ok = True
         if path == "/deny":

@@ -373,6 +373,11 @@ apiServer.on('request', (req, res) => {
       case 'GET /api/me':
         answer = me(req, res);
         break;
+      case 'GET /api/me/':
+        // A same-origin redirect before any check, as a framework's trailing-slash rule.
+        res.writeHead(301, { location: '/api/me', 'content-length': 0 });
+        res.end();
+        break;
       case 'GET /test/calls':
         answer = sendJson(res, 200, Object.fromEntries(calls));
         break;
