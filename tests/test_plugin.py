@@ -26,12 +26,12 @@ from authplug.testing import (
 def test_my_sdk(semansys_emulator: SemansysEmulator) -> None:
     """The README's example, verbatim."""
     auth = SemansysAuth(**semansys_emulator.auth_kwargs())
-    session = requests.Session()
-    session.auth = auth
-    assert session.get(semansys_emulator.api_url("/reports")).ok
-    semansys_emulator.revoke_all()  # the next call gets a 401, renewed and replayed
-    assert session.get(semansys_emulator.api_url("/reports")).ok
-    assert semansys_emulator.token_calls == {"password": 1, "refresh_token": 1}
+    with requests.Session() as session:
+        session.auth = auth
+        assert session.get(semansys_emulator.api_url("/reports")).ok
+        semansys_emulator.revoke_all()  # the next call gets a 401, renewed and replayed
+        assert session.get(semansys_emulator.api_url("/reports")).ok
+        assert semansys_emulator.token_calls == {"password": 1, "refresh_token": 1}
 
 
 def test_every_fixture(

@@ -8,9 +8,10 @@ of it is handed back (with the token renewed for the caller's own retry).
 httpx applies the auth once, then follows redirects itself, copying the first hop's
 headers (``Client._build_redirect_request``): the flow sees the last hop's answer only.
 So a retry (a nonce, a renewal) goes to the hop that was refused, not back to the first
-one; and with DPoP, a redirect hop that carried the token went with the first hop's
-proof, which a strict API refuses: such a refusal is answered by sending that hop once
-more with a proof of its own (the same token, no token call).
+one. With DPoP, each redirect hop gets a proof of its own, or none off the token's
+origin, from httpcore's trace (:mod:`authplug._httpx_hops`); through a transport that
+does not call it, a hop refused for the first hop's proof is sent once more with its
+own (the same token, no token call).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._challenge import log_not_replayed, renewal_useless
 from ._dpop import present
+from ._httpx_hops import follow_hops
 from .token import Token, authorization
 
 if TYPE_CHECKING:
@@ -87,18 +89,26 @@ def _where(request: httpx.Request) -> str:
 
 
 def _prepare(
-    manager: TokenManager, warner: PlainHttpWarner, request: httpx.Request, token: Token
+    manager: TokenManager,
+    warner: PlainHttpWarner,
+    request: httpx.Request,
+    token: Token,
+    is_async: bool,
 ) -> _Rewind:
     url = request.url
     if url.scheme == "http":
         warner.check("http", url.host, url.port)
     rewind = _Rewind(request)
-    _present(manager, request, token)
+    _present(manager, request, token, is_async)
     return rewind
 
 
-def _present(manager: TokenManager, request: httpx.Request, token: Token) -> None:
-    present(request.headers, token, manager.dpop, request.method, request.url)
+def _present(manager: TokenManager, request: httpx.Request, token: Token, is_async: bool) -> None:
+    dpop = manager.dpop
+    present(request.headers, token, dpop, request.method, request.url)
+    if dpop is not None and token.dpop_jkt is not None:
+        # httpx copies this hop's headers to its redirect hops: each gets its own proof
+        follow_hops(request, dpop, is_async=is_async).presented(token)
 
 
 def _proof_retry(
@@ -139,11 +149,11 @@ def sync_flow(
     request: httpx.Request,
 ) -> Generator[httpx.Request, httpx.Response]:
     token = manager.get()
-    rewind = _prepare(manager, warner, request, token)
+    rewind = _prepare(manager, warner, request, token, False)
     response = yield request
     hop = response.request  # the last hop: httpx may have followed redirects
     if _proof_retry(manager, codes, request, response, rewind, token):
-        _present(manager, hop, token)
+        _present(manager, hop, token, False)
         response = yield hop
     if not _stale_token_refused(codes, response, token):
         return
@@ -155,7 +165,7 @@ def sync_flow(
         return
     rewind.rewind()
     manager.replaying(_where(hop), response.status_code)
-    _present(manager, hop, fresh)
+    _present(manager, hop, fresh, False)
     response = yield hop
     if _our_token_refused(codes, response, fresh):
         manager.replay_refused(fresh)
@@ -168,11 +178,11 @@ async def async_flow(
     request: httpx.Request,
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
     token = await manager.aget()
-    rewind = _prepare(manager, warner, request, token)
+    rewind = _prepare(manager, warner, request, token, True)
     response = yield request
     hop = response.request  # the last hop: httpx may have followed redirects
     if _proof_retry(manager, codes, request, response, rewind, token):
-        _present(manager, hop, token)
+        _present(manager, hop, token, True)
         response = yield hop
     if not _stale_token_refused(codes, response, token):
         return
@@ -184,7 +194,7 @@ async def async_flow(
         return
     rewind.rewind()
     manager.replaying(_where(hop), response.status_code)
-    _present(manager, hop, fresh)
+    _present(manager, hop, fresh, True)
     response = yield hop
     if _our_token_refused(codes, response, fresh):
         manager.replay_refused(fresh)
