@@ -101,8 +101,20 @@ class RedisTokenCache:
         self._guard = threading.Lock()
         self._stuck = 0  # the stuck helper threads were not forked
 
-    def _bounded(self, what: str, call: Callable[[], T], timeout: float | None = None) -> T:
-        """``call()`` in a helper thread, given up after ``timeout`` seconds."""
+    def _bounded(
+        self,
+        what: str,
+        call: Callable[[], T],
+        timeout: float | None = None,
+        *,
+        undo: Callable[[T], object] | None = None,
+    ) -> T:
+        """``call()`` in a helper thread, given up after ``timeout`` seconds.
+
+        ``undo(result)`` runs in that thread when the call succeeds after it was given
+        up: nobody will use what it got (a lock granted late), so it is given back.
+        Until then the call counts as stuck.
+        """
         limit = self.timeout if timeout is None else timeout
         with self._guard:
             if self._stuck:
@@ -112,15 +124,22 @@ class RedisTokenCache:
         outcome: list[tuple[bool, Any]] = []
 
         def target() -> None:
-            nonlocal late
             try:
                 outcome.append((True, call()))
             except BaseException as exc:
                 outcome.append((False, exc))
             with self._guard:
                 done.set()
-                if late:
-                    self._stuck -= 1
+                given_up = late
+            if not given_up:
+                return
+            if undo is not None and outcome[0][0]:
+                try:
+                    undo(outcome[0][1])
+                except self._release_errors as exc:  # Redis away again: the lock expires
+                    log.debug("giving back a late Redis answer failed: %s", type(exc).__name__)
+            with self._guard:
+                self._stuck -= 1
 
         threading.Thread(target=target, name="authplug-redis", daemon=True).start()
         if not done.wait(limit):
@@ -252,7 +271,9 @@ class RedisTokenCache:
         """
         deadline = time.monotonic() + self._wait_timeout
         while True:
-            if self._bounded("lock", lambda: lock.acquire(blocking=False)):
+            # A try that Redis grants after we gave up on it would hand the lock to
+            # nobody, stalling every other renewal for lock_timeout: it is released.
+            if self._bounded("lock", lambda: lock.acquire(blocking=False), undo=_release(lock)):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -330,6 +351,16 @@ class RedisTokenCache:
                 await self._abounded("unlock", lock.release())
             except self._release_errors as exc:
                 log.debug("releasing the Redis renewal lock failed: %s", type(exc).__name__)
+
+
+def _release(lock: Any) -> Callable[[bool], None]:
+    """What undoes one try of ``lock``: a release when it was granted."""
+
+    def undo(acquired: bool) -> None:
+        if acquired:
+            lock.release()
+
+    return undo
 
 
 def _now() -> float:
