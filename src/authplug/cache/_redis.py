@@ -9,8 +9,14 @@ Every Redis call is bounded by ``timeout``, whatever the client's own settings (
 client built without ``socket_timeout`` waits forever on a Redis that accepts
 connections and never answers). A sync call runs in a helper thread that is given up
 after ``timeout``; while it is still stuck, later calls fail at once instead of piling
-up threads. An async call is cancelled after ``timeout``. A call that times out is an
-outage like any other: requests go on with the process's own token.
+up threads; a lock try that Redis grants after it was given up is released when the
+answer arrives, or it would hold off every other renewal for ``lock_timeout``. An
+async call is cancelled after ``timeout``. A call that times out is an outage like
+any other: requests go on with the process's own token.
+
+Any redis-py client of the right kind serves: ``redis.cluster.RedisCluster`` (each
+command touches one key, so an entry and its lock may sit in different slots) and a
+Sentinel's ``master_for`` client (a failover is an outage until the new master answers).
 """
 
 from __future__ import annotations
@@ -265,14 +271,13 @@ class RedisTokenCache:
     def _acquire(self, lock: Any) -> bool:
         """Try the lock until ``wait_timeout``, each try bounded by ``timeout``.
 
-        One blocking ``acquire`` in a helper thread could not be given up cleanly: a
-        Redis that answers after we stopped waiting would hand the lock to nobody.
-        Non-blocking tries each end in a known state.
+        One blocking ``acquire`` in a helper thread could not be given up cleanly: it
+        goes on trying after we stopped waiting. A non-blocking try is one command;
+        when Redis grants it after we gave up on it, the lock would belong to nobody
+        and stall every other renewal for ``lock_timeout``: ``undo`` releases it.
         """
         deadline = time.monotonic() + self._wait_timeout
         while True:
-            # A try that Redis grants after we gave up on it would hand the lock to
-            # nobody, stalling every other renewal for lock_timeout: it is released.
             if self._bounded("lock", lambda: lock.acquire(blocking=False), undo=_release(lock)):
                 return True
             if time.monotonic() >= deadline:
