@@ -271,3 +271,69 @@ def test_a_lock_granted_late_is_given_back(
     assert not [r for r in authlog.records if "waiting for the lock" in r.getMessage()]
     for each in (admin, *clients):
         each.close()
+
+
+# A Lua script that keeps Redis busy for ARGV[1] microseconds: no other client is served.
+SLOW_SCRIPT = """
+local start = redis.call('TIME')
+while true do
+    local now = redis.call('TIME')
+    if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > tonumber(ARGV[1]) then
+        return 1
+    end
+end
+"""
+
+
+async def test_an_async_lock_granted_late_is_given_back(
+    redis_server: Any, emulator: OAuth2Emulator, authlog: pytest.LogCaptureFixture
+) -> None:
+    """A lock that Redis grants after a redis.asyncio cache stopped waiting for it (the
+    server busy with a slow script) is released when the answer comes, not left to stall
+    the fleet."""
+    import redis
+    import redis.asyncio
+    import redis.backoff
+    import redis.retry
+
+    clients = [redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port) for _ in range(2)]
+    assert await clients[0].ping()  # connected: the lock's command itself will wait
+    admin = redis_server.client()
+    busy = admin.connection_pool.get_connection()
+    busy.send_command("EVAL", SLOW_SCRIPT, 0, 1_000_000)  # its answer is read below
+
+    def server_busy() -> bool:
+        """A PING goes unanswered for 50 ms (no retries: they would outwait the script)."""
+        probe = redis.Redis(
+            host="127.0.0.1",
+            port=redis_server.port,
+            socket_timeout=0.05,
+            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+        )
+        try:
+            probe.ping()
+        except redis.TimeoutError:
+            return True
+        finally:
+            probe.close()
+        return False
+
+    wait_for("the slow script did not start", server_busy)
+    first = password_auth(emulator, cache=RedisTokenCache(clients[0], timeout=0.2, lock_timeout=30))
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(emulator.api_url(), auth=first)).status_code == 200
+    assert busy.read_response() == 1  # the script has ended: Redis runs what was queued
+    admin.connection_pool.release(busy)
+    lock_key = "authplug:" + key_for(emulator) + ":lock"
+    for _ in range(100):  # the late answer is handled on this loop: give it turns
+        if not admin.exists(lock_key):
+            break
+        await asyncio.sleep(0.05)
+    assert admin.exists(lock_key) == 0
+    second = password_auth(emulator, cache=RedisTokenCache(clients[1], wait_timeout=0.5))
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(emulator.api_url(), auth=second)).status_code == 200
+    assert not [r for r in authlog.records if "waiting for the lock" in r.getMessage()]
+    for client in clients:
+        await client.aclose()
+    admin.close()
