@@ -1,9 +1,10 @@
-"""RedisTokenCache on Redis as fleets run it: a Redis Cluster and a Sentinel failover.
+"""RedisTokenCache on Redis as fleets run it: a Redis Cluster, a Sentinel failover, and
+a lock that Redis grants after the cache stopped waiting for it.
 
 Each auth object here stands for one process of a fleet: it has its own Redis client
 and its own cache object, and shares only the Redis data with the others. The clock is
-a FakeClock they share, so every round below is one expiry, and the emulator counts the
-token calls.
+a FakeClock they share, so that advancing it by the token lifetime is one expiry; the
+emulator counts the token calls.
 """
 
 from __future__ import annotations
@@ -296,9 +297,15 @@ async def test_an_async_lock_granted_late_is_given_back(
     import redis.backoff
     import redis.retry
 
-    clients = [redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port) for _ in range(2)]
+    clients = [redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port) for _ in range(3)]
     assert await clients[0].ping()  # connected: the lock's command itself will wait
     admin = redis_server.client()
+    # What happens to the lock key, as Redis tells it in order: "set", then "del" once
+    # released (counted, so that nothing depends on when Redis runs the late command)
+    admin.config_set("notify-keyspace-events", "Kg$")
+    lock_key = "authplug:" + key_for(emulator) + ":lock"
+    events = clients[2].pubsub()
+    await events.subscribe(f"__keyspace@0__:{lock_key}")
     busy = admin.connection_pool.get_connection()
     busy.send_command("EVAL", SLOW_SCRIPT, 0, 1_000_000)  # its answer is read below
 
@@ -324,16 +331,19 @@ async def test_an_async_lock_granted_late_is_given_back(
         assert (await http.get(emulator.api_url(), auth=first)).status_code == 200
     assert busy.read_response() == 1  # the script has ended: Redis runs what was queued
     admin.connection_pool.release(busy)
-    lock_key = "authplug:" + key_for(emulator) + ":lock"
-    for _ in range(100):  # the late answer is handled on this loop: give it turns
-        if not admin.exists(lock_key):
+    seen: list[bytes] = []
+    for _ in range(50):  # a guard: the late answer is handled on this loop, in turns
+        message = await events.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message is not None:
+            seen.append(message["data"])
+        if b"del" in seen:
             break
-        await asyncio.sleep(0.05)
-    assert admin.exists(lock_key) == 0
+    assert [event for event in seen if event != b"expire"] == [b"set", b"del"]  # SET PX: both
     second = password_auth(emulator, cache=RedisTokenCache(clients[1], wait_timeout=0.5))
     async with httpx.AsyncClient() as http:
         assert (await http.get(emulator.api_url(), auth=second)).status_code == 200
     assert not [r for r in authlog.records if "waiting for the lock" in r.getMessage()]
+    await events.aclose()
     for client in clients:
         await client.aclose()
     admin.close()
