@@ -13,8 +13,8 @@ up threads. An async call is cancelled after ``timeout``, except a lock try: Red
 runs a command it has read even if its connection is dropped, so that one goes on, and
 while it does later lock tries fail at once. A lock try that Redis grants after it was
 given up, sync or async, is released when the answer arrives, or it would hold off
-every other renewal for ``lock_timeout``. A call that times out is an outage like any other:
-requests go on with the process's own token.
+every other renewal for ``lock_timeout``. A call that times out is an outage like any
+other: requests go on with the process's own token.
 
 Any redis-py client of the right kind serves: ``redis.cluster.RedisCluster`` (each
 command touches one key, so an entry and its lock may sit in different slots) and a
