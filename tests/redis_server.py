@@ -110,6 +110,7 @@ class RedisServer:
                     return self
             except redis.ConnectionError:
                 time.sleep(0.05)
+        self.stop()
         raise RuntimeError(f"{Path(self.binary).name} did not answer PING")
 
     def client(self) -> Any:
@@ -156,6 +157,14 @@ class RedisClusterNodes:
         self.port = self.nodes[0].port
 
     def start(self) -> RedisClusterNodes:
+        """Start the nodes and join them; all are stopped again if that fails."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> RedisClusterNodes:
         for node in self.nodes:
             node.start()
         clients = [node.client() for node in self.nodes]
@@ -215,6 +224,14 @@ class SentinelGroup:
         self.sentinel: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SentinelGroup:
+        """Start the three processes; all are stopped again if that fails."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> SentinelGroup:
         import redis
 
         self.master.start()
