@@ -9,8 +9,16 @@ Every Redis call is bounded by ``timeout``, whatever the client's own settings (
 client built without ``socket_timeout`` waits forever on a Redis that accepts
 connections and never answers). A sync call runs in a helper thread that is given up
 after ``timeout``; while it is still stuck, later calls fail at once instead of piling
-up threads. An async call is cancelled after ``timeout``. A call that times out is an
-outage like any other: requests go on with the process's own token.
+up threads. An async call is cancelled after ``timeout``, except a lock try: Redis
+runs a command it has read even if its connection is dropped, so that one goes on, and
+while it does later lock tries fail at once. A lock try that Redis grants after it was
+given up, sync or async, is released when the answer arrives, or it would hold off
+every other renewal for ``lock_timeout``. A call that times out is an outage like any
+other: requests go on with the process's own token.
+
+Any redis-py client of the right kind serves: ``redis.cluster.RedisCluster`` (each
+command touches one key, so an entry and its lock may sit in different slots) and a
+Sentinel's ``master_for`` client (a failover is an outage until the new master answers).
 """
 
 from __future__ import annotations
@@ -87,6 +95,7 @@ class RedisTokenCache:
         self.timeout = timeout
         self._guard = threading.Lock()
         self._stuck = 0
+        self._late: set[asyncio.Future[Any]] = set()  # async tries left running, their undoing
         reset_after_fork(self)
 
     def __repr__(self) -> str:
@@ -100,9 +109,22 @@ class RedisTokenCache:
     def _after_fork(self) -> None:
         self._guard = threading.Lock()
         self._stuck = 0  # the stuck helper threads were not forked
+        self._late = set()  # nor the parent's event loop
 
-    def _bounded(self, what: str, call: Callable[[], T], timeout: float | None = None) -> T:
-        """``call()`` in a helper thread, given up after ``timeout`` seconds."""
+    def _bounded(
+        self,
+        what: str,
+        call: Callable[[], T],
+        timeout: float | None = None,
+        *,
+        undo: Callable[[T], object] | None = None,
+    ) -> T:
+        """``call()`` in a helper thread, given up after ``timeout`` seconds.
+
+        ``undo(result)`` runs in that thread when the call succeeds after it was given
+        up: nobody will use what it got (a lock granted late), so it is given back.
+        Until then the call counts as stuck.
+        """
         limit = self.timeout if timeout is None else timeout
         with self._guard:
             if self._stuck:
@@ -112,15 +134,22 @@ class RedisTokenCache:
         outcome: list[tuple[bool, Any]] = []
 
         def target() -> None:
-            nonlocal late
             try:
                 outcome.append((True, call()))
             except BaseException as exc:
                 outcome.append((False, exc))
             with self._guard:
                 done.set()
-                if late:
-                    self._stuck -= 1
+                given_up = late
+            if not given_up:
+                return
+            if undo is not None and outcome[0][0]:
+                try:
+                    undo(outcome[0][1])
+                except self._release_errors as exc:  # Redis away again: the lock expires
+                    log.debug("giving back a late Redis answer failed: %s", type(exc).__name__)
+            with self._guard:
+                self._stuck -= 1
 
         threading.Thread(target=target, name="authplug-redis", daemon=True).start()
         if not done.wait(limit):
@@ -134,19 +163,80 @@ class RedisTokenCache:
             raise value
         return value  # type: ignore[no-any-return]
 
-    async def _abounded(self, what: str, call: Awaitable[T], timeout: float | None = None) -> T:
+    async def _abounded(
+        self,
+        what: str,
+        call: Awaitable[T],
+        timeout: float | None = None,
+        *,
+        undo: Callable[[T], Awaitable[object] | None] | None = None,
+    ) -> T:
+        """``await call``, given up after ``timeout`` seconds.
+
+        Without ``undo`` the call is cancelled then. With it, the call goes on: once
+        sent, a command may run in Redis though its connection is dropped, so a
+        result that comes after we stopped waiting (a timeout, our caller cancelled)
+        is handed to ``undo``. Until then, later such calls fail at once.
+        """
         limit = self.timeout if timeout is None else timeout
         if _aio.on_trio():  # redis.asyncio's connections are asyncio's: an outage, not a crash
-            if inspect.iscoroutine(call):
-                call.close()  # never awaited, and never warned about
+            _discard(call)
             raise CacheError(
                 "a redis.asyncio client runs on asyncio only; under trio, give a redis.Redis "
                 "client (its calls then run in worker threads)"
             )
+        if undo is None:
+            try:
+                return await asyncio.wait_for(call, limit)
+            except asyncio.TimeoutError:
+                raise CacheError(f"Redis did not answer the {what} within {limit:g}s") from None
+        if self._still_late():
+            _discard(call)
+            raise CacheError("Redis has not answered an earlier call yet")
+        task = asyncio.ensure_future(call)
         try:
-            return await asyncio.wait_for(call, limit)
+            return await asyncio.wait_for(asyncio.shield(task), limit)
         except asyncio.TimeoutError:
+            if task.done():  # it ended as the time ran out: its own outcome
+                return task.result()
+            self._undo_late(task, undo)
             raise CacheError(f"Redis did not answer the {what} within {limit:g}s") from None
+        except BaseException:
+            if not task.done():  # our caller was cancelled; the call goes on
+                self._undo_late(task, undo)
+            raise
+
+    def _still_late(self) -> bool:
+        """Whether a call left running (or its undoing) may still end."""
+        self._late = {f for f in self._late if not f.get_loop().is_closed()}
+        return bool(self._late)
+
+    def _undo_late(
+        self, task: asyncio.Future[T], undo: Callable[[T], Awaitable[object] | None]
+    ) -> None:
+        """Hand ``task``'s result to ``undo`` when it comes; keep both until they end."""
+        self._late.add(task)
+
+        def settled(future: asyncio.Future[Any]) -> None:
+            self._late.discard(future)
+            if not future.cancelled() and future.exception() is not None:
+                log.debug("a late Redis call failed: %s", type(future.exception()).__name__)
+
+        def answered(future: asyncio.Future[T]) -> None:
+            settled(future)
+            if future.cancelled() or future.exception() is not None:
+                return
+            try:
+                undoing = undo(future.result())
+            except self._release_errors as exc:
+                log.debug("giving back a late Redis answer failed: %s", type(exc).__name__)
+                return
+            if undoing is not None:
+                follow = asyncio.ensure_future(undoing, loop=future.get_loop())
+                self._late.add(follow)
+                follow.add_done_callback(settled)
+
+        task.add_done_callback(answered)
 
     def _name(self, key: str) -> str:
         return self.prefix + key
@@ -246,13 +336,14 @@ class RedisTokenCache:
     def _acquire(self, lock: Any) -> bool:
         """Try the lock until ``wait_timeout``, each try bounded by ``timeout``.
 
-        One blocking ``acquire`` in a helper thread could not be given up cleanly: a
-        Redis that answers after we stopped waiting would hand the lock to nobody.
-        Non-blocking tries each end in a known state.
+        One blocking ``acquire`` in a helper thread could not be given up cleanly: it
+        goes on trying after we stopped waiting. A non-blocking try is one command;
+        when Redis grants it after we gave up on it, the lock would belong to nobody
+        and stall every other renewal for ``lock_timeout``: ``undo`` releases it.
         """
         deadline = time.monotonic() + self._wait_timeout
         while True:
-            if self._bounded("lock", lambda: lock.acquire(blocking=False)):
+            if self._bounded("lock", lambda: lock.acquire(blocking=False), undo=_release(lock)):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -295,7 +386,7 @@ class RedisTokenCache:
         """Async :meth:`_acquire`: non-blocking tries, each bounded by ``timeout``."""
         deadline = time.monotonic() + self._wait_timeout
         while True:
-            if await self._abounded("lock", lock.acquire(blocking=False)):
+            if await self._abounded("lock", lock.acquire(blocking=False), undo=_arelease(lock)):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -330,6 +421,31 @@ class RedisTokenCache:
                 await self._abounded("unlock", lock.release())
             except self._release_errors as exc:
                 log.debug("releasing the Redis renewal lock failed: %s", type(exc).__name__)
+
+
+def _release(lock: Any) -> Callable[[bool], None]:
+    """What undoes one try of ``lock``: a release when it was granted."""
+
+    def undo(acquired: bool) -> None:
+        if acquired:
+            lock.release()
+
+    return undo
+
+
+def _discard(call: Awaitable[Any]) -> None:
+    """Close a coroutine that will never be awaited (so that nothing warns about it)."""
+    if inspect.iscoroutine(call):
+        call.close()
+
+
+def _arelease(lock: Any) -> Callable[[bool], Awaitable[object] | None]:
+    """What undoes one try of a ``redis.asyncio`` lock: a release when it was granted."""
+
+    def undo(acquired: bool) -> Awaitable[object] | None:
+        return lock.release() if acquired else None
+
+    return undo
 
 
 def _now() -> float:
