@@ -37,8 +37,8 @@ from authplug import (
 )
 from authplug import _transport as transport_module
 from authplug._manager import REFUSAL_QUIET
-from authplug.providers import PROVIDERS
 from authplug.cache import MemoryTokenCache
+from authplug.providers import PROVIDERS
 from authplug.testing import EMULATORS, FakeClock, MogoplusEmulator, OAuth2Emulator, Request
 from authplug.testing import Response as EmulatorResponse
 

@@ -355,7 +355,6 @@ def test_requests_during_a_held_renewal_all_go_out_with_the_current_token(
     gated.reset_counters()
     clock.advance(IN_WINDOW)
     gated.hold_next(1)
-    threads_before = _renewal_threads()
     url = gated.api_url()
 
     async def scenario() -> None:

@@ -27,7 +27,6 @@ import httpx
 import pytest
 
 import authplug
-
 from authplug import BaseAuth, OAuth2PasswordAuth, _pool
 from authplug.cache import FileTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
@@ -105,9 +104,11 @@ async def _httpx2(auth: BaseAuth, url: str) -> str:
 
 async def _aiohttp(auth: BaseAuth, url: str) -> str:
     aiohttp = pytest.importorskip("aiohttp")
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url, middlewares=(auth,)) as response:
-            return str(response.request_info.headers["Authorization"])
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, middlewares=(auth,)) as response,
+    ):
+        return str(response.request_info.headers["Authorization"])
 
 
 async def _niquests(auth: BaseAuth, url: str) -> str:
