@@ -10,7 +10,8 @@ revocation) gets ``close_timeout`` seconds (:data:`CLOSE_TIMEOUT` by default). A
 revocation that has not finished by then is abandoned, with a WARNING: the token then
 stays valid at the server until it expires, as it would without ``revoke_on_close``.
 
-Kept apart from :mod:`authplug.auth` with light imports: the default is read there.
+Imported by the first ``close()``; the default lives in :mod:`._clock`, which
+``import authplug`` loads anyway.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from . import _aio
+from ._clock import CLOSE_TIMEOUT
 from .errors import AuthError
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["CLOSE_TIMEOUT", "aclose", "close"]
 
 log = logging.getLogger("authplug")
-
-#: Seconds closing may take at most, by default (``close_timeout=``).
-CLOSE_TIMEOUT = 5.0
 
 
 def _abandoned(provider: str, budget: float) -> None:
@@ -87,6 +85,8 @@ async def aclose(manager: TokenManager, *, revoke: bool, budget: float, provider
     if not revoke:
         return True
     await manager.asettle(max(0.0, end - time.monotonic()))
+    from . import _aio
+
     try:
         finished, _ = await _aio.within(manager.arevoke(), max(0.0, end - time.monotonic()))
     except AuthError as exc:

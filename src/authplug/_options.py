@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
-from ._clock import Clock, SystemClock
-from ._closing import CLOSE_TIMEOUT
+from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
 from ._dpop import DPoP
 from ._net import is_loopback
 from ._redact import Secret

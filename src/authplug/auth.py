@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import httpx
 
-from . import _closing
 from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
-from ._clock import Clock
+from ._clock import CLOSE_TIMEOUT, Clock
 from ._redact import Secret
 from ._transport import CertOption, VerifyOption
 from .cache import TokenCache
@@ -181,7 +180,7 @@ class BaseAuth(_Base):
         client_assertion_type: str = JWT_BEARER,
         assertion_audience: str | None = None,
         revoke_on_close: bool = False,
-        close_timeout: float = _closing.CLOSE_TIMEOUT,
+        close_timeout: float = CLOSE_TIMEOUT,
         dpop: bool = False,
         dpop_key: PrivateKeyOption | None = None,
         retries: int = 3,
@@ -346,6 +345,8 @@ class BaseAuth(_Base):
         seconds at most: a revocation not done by then is abandoned, with a WARNING.
         The object still works: renewals then happen on the request path. A renewal
         under way finishes in its thread and its token is stored."""
+        from . import _closing
+
         _closing.close(
             self._manager,
             revoke=self.options.revoke_on_close,
@@ -355,6 +356,8 @@ class BaseAuth(_Base):
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the event loop, within the same budget."""
+        from . import _closing
+
         await _closing.aclose(
             self._manager,
             revoke=self.options.revoke_on_close,
