@@ -472,7 +472,9 @@ class TokenManager:
                     case Lead(flight, entry):
                         self._lead(flight, entry)
                         return flight.wait(self._wait_limit)
-                    case Follow(flight, _):
+                    case Follow(flight, entry):
+                        if self._queued(flight):  # waiting in the pool's queue: run it here
+                            self._lead(flight, entry)
                         return flight.wait(self._wait_limit)
             except Abandoned:
                 continue  # its leader's loop is gone: the next join leads anew
@@ -480,7 +482,19 @@ class TokenManager:
                 return self._fallback(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
+    def _queued(self, flight: Flight) -> bool:
+        """Whether ``flight`` is a background renewal still waiting for a pool worker,
+        now claimed by the caller, who must wait for it (its token expired meanwhile):
+        it then runs at once, not behind other objects' renewals."""
+        return self._threads and flight.background and flight.claim()
+
     def _lead_behind(self, flight: Flight, entry: Entry | None) -> None:
+        """A pool worker's job: lead a background renewal, unless a caller that had to
+        wait for it claimed it first."""
+        if flight.claim():
+            self._lead_logged(flight, entry)
+
+    def _lead_logged(self, flight: Flight, entry: Entry | None) -> None:
         """A renewal thread's whole work: lead one renewal, keep its failure to the log."""
         try:
             self._lead(flight, entry)
@@ -565,12 +579,14 @@ class TokenManager:
                     case Fail(error, _):
                         raise error_of(error)
                     case Lead(flight, entry) if where is None:
-                        _pool.spawn(functools.partial(self._lead_behind, flight, entry))
+                        _pool.spawn(functools.partial(self._lead_logged, flight, entry))
                         return await flight.wait_async(self._wait_limit)
                     case Lead(flight, entry):
                         self._detach(loop, self._alead(flight, entry))
                         return await flight.wait_async(self._wait_limit)
-                    case Follow(flight, _):
+                    case Follow(flight, entry):
+                        if self._queued(flight):  # waiting in the pool's queue: run it now
+                            _pool.spawn(functools.partial(self._lead_logged, flight, entry))
                         return await flight.wait_async(self._wait_limit)
             except Abandoned:
                 continue
