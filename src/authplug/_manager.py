@@ -24,13 +24,18 @@ A flight ends with a token (it replaces the current one, the backoff is cleared)
 error (remembered for :data:`FAILURE_MEMORY` seconds, the backoff grows; after a
 refusal the refused token is dropped, otherwise a still-valid token stays in use).
 
-Who leads. A sync caller leads in its own thread, or, for a background renewal, in a
-daemon thread; an async caller leads in a detached task on its loop, so that
-cancelling the task that started it strands no one. Waiters, threads and tasks alike,
-give up after ``wait_limit``. A flight whose leader can no longer finish it (its
-event loop was closed under it, or it outlived the wait limit) is abandoned and led
-anew by the next caller. A forked child starts with a lock of its own, no flight and
-no backoff (``os.register_at_fork``).
+Who leads. A sync caller leads in its own thread; an async caller, in a thread of its
+own (:func:`._pool.spawn`) that it awaits; a background renewal, whoever started it,
+in the shared pool of renewal threads (:mod:`._pool`), unless a caller whose token
+expired meanwhile claims it from the queue. So no event loop ending, and no task
+cancelled, cuts a token call halfway: its answer is stored. Only where the loop alone
+can drive the renewal (``threads=False``: a redis.asyncio client, an async assertion
+callable) does an async caller lead in a detached task on its loop. Waiters, threads
+and tasks alike, give up after ``wait_limit``. A flight whose leader can no longer
+finish it (its event loop was closed under it, or it outlived the wait limit) is
+abandoned and led anew by the next caller. With a persistent cache, each renewal
+under way is registered with :mod:`._exit`, which lets it finish at exit. A forked
+child starts with a lock of its own, no flight and no backoff (``os.register_at_fork``).
 
 A refusal after a refusal. When the API refuses a token that was just renewed because
 it refused the previous one, renewing again will not help: the credentials work, the
