@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
-from ._clock import Clock, SystemClock
+from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
 from ._connect_options import cert_option, proxy_option, verify_option
 from ._dpop import DPoP
 from ._net import is_loopback
@@ -286,6 +286,7 @@ class Options:
     client_assertion_type: str
     assertion_audience: str | None  # None: the endpoint each assertion is sent to
     revoke_on_close: bool
+    close_timeout: float
     dpop: DPoP | None  # its repr shows the algorithm and the key's thumbprint only
     retries: int
     refresh_status_codes: frozenset[int]
@@ -324,6 +325,7 @@ class Options:
         client_assertion_type: object = JWT_BEARER,
         assertion_audience: object = None,
         revoke_on_close: object = False,
+        close_timeout: object = CLOSE_TIMEOUT,
         dpop: object = False,
         dpop_key: object = None,
         retries: object = 3,
@@ -402,6 +404,7 @@ class Options:
             ),
             assertion_audience=text("assertion_audience", assertion_audience, required=False),
             revoke_on_close=revoke_on_close,
+            close_timeout=_seconds("close_timeout", close_timeout, minimum=0),
             dpop=holder,
             retries=_retries(retries),
             refresh_status_codes=_codes(refresh_status_codes),

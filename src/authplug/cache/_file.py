@@ -20,6 +20,8 @@ import logging
 import os
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,10 @@ class FileTokenCache:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self._lock = self._new_lock()
+        # The file lock is re-entered by any thread of this process (an async renewal
+        # takes it in one worker thread and stores in another), so it cannot keep two
+        # renewals of this process apart: this lock does, for lock()/alock() only.
+        self._renewing = threading.Lock()
         reset_after_fork(self)
 
     def __repr__(self) -> str:
@@ -76,6 +82,7 @@ class FileTokenCache:
     def _after_fork(self) -> None:
         # A lock held by a parent's thread at fork time is not this process's to release.
         self._lock = self._new_lock()
+        self._renewing = threading.Lock()
 
     def _read(self, *, quiet: bool = False) -> dict[str, Any]:
         try:
@@ -159,12 +166,12 @@ class FileTokenCache:
             raise CacheError(f"cannot write {str(self.path)!r}: {exc.strerror}") from exc
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, timeout: float | None = None) -> Iterator[None]:
         from filelock import Timeout
 
         lock = self._lock
         try:
-            lock.acquire()
+            lock.acquire(timeout=timeout)
         except Timeout as exc:
             raise CacheError(f"timed out waiting for {lock.lock_file!r}") from exc
         except OSError as exc:
@@ -174,14 +181,28 @@ class FileTokenCache:
         finally:
             lock.release()
 
+    @contextlib.contextmanager
+    def _renewal(self) -> Iterator[None]:
+        """One renewal of this process at a time, then the lock file (other processes)."""
+        end = time.monotonic() + self.lock_timeout
+        if not self._renewing.acquire(timeout=self.lock_timeout):
+            raise CacheError(f"timed out waiting for another renewal of {str(self.path)!r}")
+        try:
+            # One wait in all (``max_wait``), whichever lock it is spent on.
+            with self._locked(max(0.0, end - time.monotonic())):
+                yield
+        finally:
+            self._renewing.release()
+
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
-        """Hold the lock file (``path`` + ``".lock"``, one for every key) for the block.
+        """Hold the lock file (``path`` + ``".lock"``, one for every key) for the block,
+        against the other renewals of this process too.
 
         Raises:
-            CacheError: another process held it for ``lock_timeout`` seconds, or it
+            CacheError: another renewal held it for ``lock_timeout`` seconds, or it
                 cannot be created.
         """
-        return self._locked()
+        return self._renewal()
 
     async def aget(self, key: str) -> Token | None:
         """Async :meth:`get`, in a worker thread."""
@@ -198,7 +219,7 @@ class FileTokenCache:
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:
         """Async :meth:`lock`: the lock file is taken and released in worker threads."""
-        locked = self._locked()
+        locked = self._renewal()
         await _aio.to_thread(locked.__enter__)
         try:
             yield
