@@ -261,3 +261,26 @@ def test_the_wait_limit_counts_the_assertion() -> None:
         token_url=TOKEN_URL, client_id="c", client_assertion=lambda: "a.b.c", timeout=2, retries=0
     )
     assert federated._client.wait_limit == plain._client.wait_limit + 2
+
+
+def test_a_hanging_assertion_callable_fails_a_sync_token_call_at_its_limit() -> None:
+    """A sync caller is bounded too: the token call fails with the package's error after
+    ``timeout`` while the callable still blocks, and nothing is sent."""
+    release = threading.Event()
+    calls: list[str] = []
+    with OAuth2Emulator(client_secret=None) as emulator:
+        auth = OAuth2ClientCredentialsAuth(
+            token_url=emulator.token_url,
+            client_id="c",
+            client_assertion=_hanging(release, calls),
+            timeout=0.2,
+            retries=0,
+        )
+        try:
+            with pytest.raises(TokenEndpointError) as caught:
+                auth.get_token()
+            assert calls == ["called"]  # the call ended; the callable still blocks
+        finally:
+            release.set()
+        assert "the client_assertion callable did not return within 0.2s" in str(caught.value)
+        assert emulator.token_calls.total() == 0

@@ -447,6 +447,16 @@ class AssertionSource:
             )
         return Secret(_checked(source(), "the client_assertion callable"))
 
+    def obtain_within(self, limit: float) -> Secret:
+        """:meth:`obtain` in a thread of its own: a sync callable or a file that takes
+        longer than ``limit`` seconds is left behind (ValueError)."""
+        from ._inputs import Overdue, run_within
+
+        try:
+            return run_within(self.obtain, limit)
+        except Overdue:
+            raise self._overdue(limit) from None
+
     async def aobtain(self, limit: float) -> Secret:
         """:meth:`obtain` without blocking the event loop; a sync callable or a file that
         takes longer than ``limit`` seconds is left behind (ValueError)."""
@@ -458,8 +468,11 @@ class AssertionSource:
         try:
             return await call_within(self.obtain, limit)
         except Overdue:
-            what = "file" if isinstance(source, Path) else "callable"
-            raise ValueError(
-                f"the client_assertion {what} did not return within {limit:g}s (the "
-                "token call's timeout)"
-            ) from None
+            raise self._overdue(limit) from None
+
+    def _overdue(self, limit: float) -> ValueError:
+        what = "file" if isinstance(self._source, Path) else "callable"
+        return ValueError(
+            f"the client_assertion {what} did not return within {limit:g}s (the "
+            "token call's timeout)"
+        )

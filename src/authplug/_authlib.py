@@ -324,7 +324,7 @@ class TokenClient:
 
         def sync() -> Secret:
             try:
-                return source.obtain()
+                return source.obtain_within(limit)
             except Exception as exc:
                 raise failed(exc) from (None if isinstance(exc, ValueError) else exc)
 

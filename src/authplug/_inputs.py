@@ -7,8 +7,8 @@
 - :func:`read_small_file` reads a key or assertion file: a regular file of at most
   :data:`MAX_FILE` bytes. A FIFO would block the caller, a device such as
   ``/dev/zero`` never end.
-- :func:`call_within` runs a user's blocking callable under an event loop, awaited at
-  most a given time.
+- :func:`call_within` (awaited) and :func:`run_within` (blocking) run a user's blocking
+  callable in a thread of its own, waited for at most a given time.
 
 The holder :class:`~authplug._redact.Hidden` keeps such arguments out of reprs and
 traceback locals until they are read here.
@@ -38,6 +38,7 @@ __all__ = [
     "noun",
     "plausible_path",
     "read_small_file",
+    "run_within",
 ]
 
 T = TypeVar("T")
@@ -199,6 +200,47 @@ class Overdue(Exception):
     """A call did not return within its limit (it runs on, detached)."""
 
 
+def _start(
+    call: Callable[[], T], done: Callable[[], None]
+) -> list[tuple[T | None, BaseException | None]]:
+    """Run ``call()`` in a daemon thread of its own, in a copy of the caller's context;
+    ``done()`` when it ends. The list gets its ``(value, error)``."""
+    outcome: list[tuple[T | None, BaseException | None]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((call(), None))
+        except BaseException as exc:  # handed to the waiting caller, which raises it
+            outcome.append((None, exc))
+        finally:
+            done()
+
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(run,), name="authplug-assertion", daemon=True
+    )
+    thread.start()
+    return outcome
+
+
+def _result(outcome: list[tuple[T | None, BaseException | None]], limit: float) -> T:
+    if not outcome:
+        raise Overdue(f"it did not return within {limit:g}s")
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value  # type: ignore[return-value]  # set together with error=None
+
+
+def run_within(call: Callable[[], T], limit: float) -> T:
+    """``call()`` in a daemon thread of its own, waited for at most ``limit`` seconds:
+    :func:`call_within` for a blocking caller (a sync request, a renewal thread)."""
+    finished = threading.Event()
+    outcome = _start(call, finished.set)
+    finished.wait(limit)
+    return _result(outcome, limit)
+
+
 async def call_within(call: Callable[[], T], limit: float) -> T:
     """``call()`` in a daemon thread of its own, awaited at most ``limit`` seconds.
 
@@ -211,24 +253,6 @@ async def call_within(call: Callable[[], T], limit: float) -> T:
     from . import _aio
 
     wake, woken = _aio.current().waker()
-    outcome: list[tuple[T | None, BaseException | None]] = []
-
-    def run() -> None:
-        try:
-            outcome.append((call(), None))
-        except BaseException as exc:  # handed to the awaiting task, which raises it
-            outcome.append((None, exc))
-        finally:
-            wake()
-
-    context = contextvars.copy_context()
-    thread = threading.Thread(
-        target=context.run, args=(run,), name="authplug-assertion", daemon=True
-    )
-    thread.start()
-    if not await woken(limit) or not outcome:
-        raise Overdue(f"it did not return within {limit:g}s")
-    value, error = outcome[0]
-    if error is not None:
-        raise error
-    return value  # type: ignore[return-value]  # set together with error=None
+    outcome = _start(call, wake)
+    await woken(limit)
+    return _result(outcome, limit)
