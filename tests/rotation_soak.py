@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -22,6 +23,14 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _worker_env() -> dict[str, str]:
+    """The workers import the authplug this process imported, and these tests."""
+    import authplug
+
+    where = [str(Path(authplug.__file__).resolve().parents[1]), str(REPO_ROOT)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(where)}
 
 
 class SoakServer(Protocol):
@@ -54,7 +63,7 @@ class Plan:
     leeway: float = 1.0
     leave_at_refresh: float = 0.5
     leave_delay: tuple[float, float] = (0.01, 0.15)
-    lifetime: float = 8.0
+    lifetime: float = 20.0
     after_kill: float = 4.0  # with "sigkill": seconds the fleet goes on after the kill
     kill_marker: str | None = None
 
@@ -121,13 +130,18 @@ class _Process:
 
     def __init__(self, config: dict[str, Any], lines: queue.Queue[dict[str, Any]]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.rotation_worker", json.dumps(config)],
+            [sys.executable, "-m", "tests.rotation_worker"],
             cwd=REPO_ROOT,
+            env=_worker_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        assert self.process.stdin is not None
         assert self.process.stdout is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.write(json.dumps(config).encode() + b"\n")
+            self.process.stdin.flush()
         self.reader = threading.Thread(
             target=self._read, args=(self.process.stdout, lines), daemon=True
         )

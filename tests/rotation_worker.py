@@ -2,7 +2,8 @@
 that shares its tokens through a FileTokenCache or a RedisTokenCache, and that may leave
 while a refresh it started is on the wire.
 
-Run as ``python -m tests.rotation_worker CONFIG`` where CONFIG is one JSON object:
+Run as ``python -m tests.rotation_worker``; the first line on stdin is the configuration,
+one JSON object (not an argument: a process list would show the credentials):
 
 * ``cache``: ``"file:PATH"`` or ``"redis:PORT"``;
 * ``token_url``, ``api_url``, ``client_id``, ``client_secret``;
@@ -234,7 +235,7 @@ class Worker:
 
 
 def main() -> None:
-    Worker(json.loads(sys.argv[1])).run()
+    Worker(json.loads(sys.stdin.buffer.readline())).run()
 
 
 if __name__ == "__main__":
