@@ -40,9 +40,9 @@ from _common import table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harnesses
 
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.rotation_soak import Plan, Result, soak  # noqa: E402
-from tests.servers import PASSWORD, USERNAME  # noqa: E402
+from tests.redis_server import RedisServer
+from tests.rotation_soak import Plan, Result, soak
+from tests.servers import PASSWORD, USERNAME
 
 HEADERS = [
     "server",

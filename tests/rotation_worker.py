@@ -39,7 +39,6 @@ import random
 import signal
 import sys
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -113,13 +112,16 @@ class Worker:
     def observe(self, event: Event) -> None:
         if isinstance(event, TokenCall):
             emit(call=event.grant, outcome=event.outcome, error=event.error)
-        elif isinstance(event, CacheLookup) and event.result != "hit":
+        elif (
+            isinstance(event, CacheLookup)
+            and event.result != "hit"
+            and random.random() < self.config["leave_at_refresh"]
+        ):
             # A renewal found nothing fresh in the cache: its token call goes out now.
-            if random.random() < self.config["leave_at_refresh"]:
-                low, high = self.config["leave_delay"]
-                timer = threading.Timer(random.uniform(low, high), self.leave, (True,))
-                timer.daemon = True
-                timer.start()
+            low, high = self.config["leave_delay"]
+            timer = threading.Timer(random.uniform(low, high), self.leave, (True,))
+            timer.daemon = True
+            timer.start()
 
     def leave(self, in_flight: bool) -> None:
         if self.stop.is_set() or self.left.is_set():
