@@ -62,10 +62,11 @@ class Plan:
     pause: tuple[float, float] = (0.2, 0.6)
     leeway: float = 1.0
     leave_at_refresh: float = 0.5
-    leave_delay: tuple[float, float] = (0.01, 0.15)
+    leave_delay: tuple[float, float] = (0.02, 0.25)
     lifetime: float = 20.0
     after_kill: float = 4.0  # with "sigkill": seconds the fleet goes on after the kill
     kill_marker: str | None = None
+    log: str | None = None  # the workers' log lines (DEBUG) go to this file
 
 
 @dataclass
@@ -159,6 +160,7 @@ class _Process:
                 self.process.stdin.close()  # the worker stops and reports
 
     def reap(self, timeout: float) -> None:
+        self.close()
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -184,6 +186,7 @@ def _config(server: SoakServer, plan: Plan) -> dict[str, Any]:
         "leave_delay": list(plan.leave_delay),
         "lifetime": plan.lifetime,
         "kill_marker": plan.kill_marker,
+        "log": plan.log,
     }
     if plan.token is not None:
         config["token"] = plan.token

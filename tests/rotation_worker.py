@@ -21,7 +21,8 @@ one JSON object (not an argument: a process list would show the credentials):
   started is on the wire, ``leave_delay`` (``[min, max]`` seconds after the call went
   out); ``lifetime``: seconds after which it leaves anyway (at a random moment);
 * ``kill_marker``: with ``"sigkill"``, only the process that creates this file first
-  kills itself (once per run).
+  kills itself (once per run);
+* ``log``: a file for authplug's log lines (DEBUG), optional.
 
 It prints ``ready``, then one JSON line per event the soak counts (``"status"`` counts
 flushed every 0.2 s, ``"error"`` for an exception a request raised, ``"call"`` for each
@@ -37,6 +38,7 @@ import json
 import os
 import random
 import signal
+import ssl
 import sys
 import threading
 from collections import Counter
@@ -86,9 +88,13 @@ class Worker:
         self.mode: str = config["mode"]
         self.stop = threading.Event()
         self.left = threading.Event()
+        self.served = threading.Event()  # a request got its answer
         self.statuses: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.auth = self._auth()
+        # One TLS context for every job's client (plain HTTP here; building one per
+        # client would load the CA bundle each time).
+        self.tls = ssl.create_default_context()
 
     def _auth(self) -> BaseAuth:
         config = self.config
@@ -115,9 +121,11 @@ class Worker:
         elif (
             isinstance(event, CacheLookup)
             and event.result != "hit"
+            and self.served.is_set()
             and random.random() < self.config["leave_at_refresh"]
         ):
-            # A renewal found nothing fresh in the cache: its token call goes out now.
+            # A renewal found nothing fresh in the cache: its token call goes out now
+            # (a refresh: this process has had a token, so Authlib is loaded too).
             low, high = self.config["leave_delay"]
             timer = threading.Timer(random.uniform(low, high), self.leave, (True,))
             timer.daemon = True
@@ -149,6 +157,7 @@ class Worker:
     # -- requests --------------------------------------------------------------------
 
     def count(self, key: str) -> None:
+        self.served.set()
         with self.lock:
             self.statuses[key] += 1
 
@@ -190,7 +199,7 @@ class Worker:
 
         async def job() -> None:
             # A short job on a loop of its own: a renewal it starts outlives the loop.
-            async with httpx.AsyncClient(auth=self.auth, timeout=30) as client:
+            async with httpx.AsyncClient(auth=self.auth, timeout=30, verify=self.tls) as client:
                 for _ in range(random.randint(1, 3)):
                     status = (await client.get(api)).status_code
                     if not self.left.is_set():
@@ -237,7 +246,17 @@ class Worker:
 
 
 def main() -> None:
-    Worker(json.loads(sys.stdin.buffer.readline())).run()
+    config = json.loads(sys.stdin.buffer.readline())
+    if config.get("log"):  # authplug's log lines, for a soak that went wrong
+        import logging
+
+        logging.basicConfig(
+            filename=config["log"],
+            level=logging.DEBUG,
+            format=f"%(asctime)s {os.getpid()} %(threadName)s %(name)s %(message)s",
+        )
+        logging.getLogger("httpcore").setLevel(logging.INFO)
+    Worker(config).run()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from tests.servers import PASSWORD, USERNAME
 
 pytestmark = pytest.mark.timeout(120)
 
-REFRESH_DELAY = 0.2  # the servers hold each refresh answer after rotating
+REFRESH_DELAY = 0.3  # the servers hold each refresh answer after rotating
 
 
 @pytest.fixture(scope="module")
