@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from authplug import BaseAuth, CredentialsRejectedError, TokenEndpointError
+from authplug.cache import MemoryTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator, settle
 
 from .conftest import password_auth
@@ -230,10 +231,19 @@ def test_proactive_failure_uses_current_token(
         auth.get_token()
 
 
+class LoopOnlyCache(MemoryTokenCache):
+    """A cache only an event loop can drive (as a redis.asyncio client)."""
+
+    serves_sync = False
+
+
 def test_blocking_wait_on_the_loop_thread_is_refused() -> None:
-    """A sync call on the loop's thread, waiting on that loop's own flight, fails clearly."""
+    """A sync call on the loop's thread, waiting on that loop's own flight, fails clearly.
+
+    (A flight led on the loop: with a cache only the loop can drive.)
+    """
     with OAuth2Emulator(token_delay=0.3) as emulator:
-        auth = password_auth(emulator)
+        auth = password_auth(emulator, cache=LoopOnlyCache())
 
         async def main() -> None:
             leader = asyncio.create_task(auth.aget_token())
@@ -243,4 +253,21 @@ def test_blocking_wait_on_the_loop_thread_is_refused() -> None:
             await leader
 
         asyncio.run(main())
+        assert emulator.token_calls == {"password": 1}
+
+
+def test_blocking_wait_on_the_loop_thread_for_a_thread_leader_succeeds() -> None:
+    """A sync call on the loop's thread gets the token an async caller's renewal brings:
+    that renewal runs in a thread of its own, not on the (now blocked) loop."""
+    with OAuth2Emulator(token_delay=0.3) as emulator:
+        auth = password_auth(emulator)
+
+        async def main() -> tuple[str, str]:
+            leader = asyncio.create_task(auth.aget_token())
+            await asyncio.sleep(0.05)
+            blocking = auth.get_token()
+            return blocking.access_token, (await leader).access_token
+
+        blocking, led = asyncio.run(main())
+        assert blocking == led
         assert emulator.token_calls == {"password": 1}

@@ -37,6 +37,7 @@ from authplug import (
 )
 from authplug import _transport as transport_module
 from authplug._manager import REFUSAL_QUIET
+from authplug.cache import MemoryTokenCache
 from authplug.providers import PROVIDERS
 from authplug.testing import EMULATORS, FakeClock, MogoplusEmulator, OAuth2Emulator, Request
 from authplug.testing import Response as EmulatorResponse
@@ -94,6 +95,17 @@ async def _until_arrived(emulator: GatedEmulator) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the token call never reached the endpoint")
+
+
+class LoopOnlyCache(MemoryTokenCache):
+    """A cache only an event loop can drive (as a redis.asyncio client): async callers
+    then lead token calls in tasks on their loop, which may be closed under them."""
+
+    serves_sync = False
+
+
+def _loop_auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
+    return password_auth(emulator, cache=LoopOnlyCache(), **options)
 
 
 def _stopped_loop_leading(auth: BaseAuth, emulator: GatedEmulator) -> asyncio.AbstractEventLoop:
@@ -161,7 +173,7 @@ def test_closed_loop_does_not_strand_sync_clients(
     it and leads a new one instead of waiting on it (for the whole wait limit, or
     forever). A new loop's async request then works too.
     """
-    auth = password_auth(gated)
+    auth = _loop_auth(gated)
     loop = _stopped_loop_leading(auth, gated)
     loop.close()
     driver = make_driver(kind)
@@ -191,7 +203,7 @@ def test_closed_loop_does_not_strand_a_new_loop(
     ``wait_for``; the leader task died with its loop. A new loop must not wait on that
     flight: it gets its own token, and a sync request afterwards shares it.
     """
-    auth = password_auth(gated)
+    auth = _loop_auth(gated)
     gated.hold_next(1)
     first = asyncio.new_event_loop()
     try:
@@ -226,7 +238,7 @@ def test_waiter_notices_its_leaders_loop_closing(gated: GatedEmulator, waiter: s
     closed, the waiter notices within a poll and gets a token, instead of waiting out
     the wait limit (over two minutes with the defaults) or, for a task, forever.
     """
-    auth = password_auth(gated)
+    auth = _loop_auth(gated)
     loop = _stopped_loop_leading(auth, gated)
     statuses: list[int] = []
 
@@ -266,7 +278,7 @@ def test_every_waiter_of_an_abandoned_flight_joins_the_next(gated: GatedEmulator
     The first to notice abandons the flight and leads a new one; the others must join
     that one, not receive an "abandoned" error. One new token call serves them all.
     """
-    auth = password_auth(gated)
+    auth = _loop_auth(gated)
     loop = _stopped_loop_leading(auth, gated)
     outcomes: list[str] = []
 
@@ -378,7 +390,7 @@ def test_waiters_give_up_on_a_stuck_leader(
     waiting forever, and make no token call of their own; the next caller abandons the
     stuck flight and gets a token.
     """
-    auth = password_auth(gated, timeout=0.5, retries=0)
+    auth = _loop_auth(gated, timeout=0.5, retries=0)
     # The limit is the call's worst case plus 5 s of allowance for a cache's waits; no
     # cache waits here, so a shorter one keeps the test short (the logic is the same).
     auth._manager._wait_limit = 1.5

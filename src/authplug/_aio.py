@@ -31,6 +31,7 @@ __all__ = [
     "running",
     "sleep",
     "to_thread",
+    "within",
 ]
 
 T = TypeVar("T")
@@ -239,6 +240,23 @@ async def to_thread(call: Callable[..., T], *args: Any) -> T:
     import asyncio
 
     return await asyncio.to_thread(call, *args)
+
+
+async def within(work: Coroutine[Any, Any, T], seconds: float) -> tuple[bool, T | None]:
+    """Await ``work`` for ``seconds`` at most: ``(True, its result)``, or ``(False, None)``
+    once it was cancelled for taking longer."""
+    if on_trio():
+        import trio
+
+        with trio.move_on_after(seconds):
+            return True, await work
+        return False, None
+    import asyncio
+
+    try:
+        return True, await asyncio.wait_for(work, seconds)
+    except asyncio.TimeoutError:
+        return False, None
 
 
 def is_cancellation(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from ._net import PlainHttpWarner
 from ._options import Options, check_url
 from ._retry import RetryPolicy
 from ._transport import TokenTransport
-from .cache import cache_key
+from .cache import MemoryTokenCache, cache_key
 from .spec import ProviderSpec
 
 __all__ = ["FLOWS", "Options", "Parts", "assemble"]
@@ -124,5 +124,18 @@ def assemble(spec: ProviderSpec, options: Options) -> Parts:
         grant_type=spec.grant_type,
         dpop=options.dpop,
         observers=[o for o in (options.on_event, _otel.observer()) if o is not None],
+        threads=_blocking_ok(options),
+        # A cache that outlives the process: a renewal under way is finished at exit.
+        persist=None if isinstance(options.cache, MemoryTokenCache) else options.timeout,
     )
     return Parts(PlainHttpWarner(spec.name), client, manager)
+
+
+def _blocking_ok(options: Options) -> bool:
+    """Whether renewals may run in threads, with blocking calls: not with a cache that
+    only an event loop can drive (a redis.asyncio client), nor with an async
+    ``client_assertion`` callable (each then runs on the caller's loop)."""
+    assertion = options.client_assertion
+    if assertion is not None and assertion.kind == "async":
+        return False
+    return bool(getattr(options.cache, "serves_sync", True))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["CLOSE_TIMEOUT", "Clock", "SystemClock"]
+
+#: Seconds closing an auth object may take at most, by default (``close_timeout=``;
+#: see :mod:`._closing`). Here, in a module ``import authplug`` loads anyway, because
+#: the auth classes' signatures show it.
+CLOSE_TIMEOUT = 5.0
 
 
 class Clock(Protocol):

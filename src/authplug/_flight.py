@@ -74,6 +74,10 @@ class Flight:
     def done(self) -> bool:
         return self._event.is_set()
 
+    def settled(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the flight to end; whether it has."""
+        return self._event.wait(timeout)
+
     def stranded(self, limit: float) -> bool:
         """The leader cannot finish: its loop is closed, or it outlived the wait limit."""
         if self.done:

@@ -46,13 +46,14 @@ cache that fails is logged once and skipped: requests go on with this process's 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from . import _aio
+from . import _aio, _exit, _pool
 from ._flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
 from ._fork import reset_after_fork
 from ._plan import Send, watched
@@ -130,8 +131,17 @@ class TokenManager:
         grant_type: str,
         dpop: DPoP | None = None,
         observers: Sequence[Callable[[Event], object]] = (),
+        threads: bool = True,
+        persist: float | None = None,
     ) -> None:
         self._source = source
+        #: Renewals run in threads (blocking cache and token calls), async callers'
+        #: included; False when only the caller's event loop can drive the cache or the
+        #: client assertion (a redis.asyncio client, an async callable).
+        self._threads = threads
+        #: The cache outlives the process: seconds a renewal under way is awaited at
+        #: exit (see :mod:`._exit`); None for a memory cache.
+        self._persist = persist
         #: Told of each event (``on_event=``, OpenTelemetry): see :mod:`authplug.events`.
         self._observers = tuple(observers)
         #: The DPoP key tokens are bound to (the adapters make proofs with it), or None.
@@ -157,6 +167,8 @@ class TokenManager:
         self._idle = threading.Condition(self._lock)
         self._entry = self._entry_for(initial) if initial else None
         reset_after_fork(self)
+        if persist is not None:
+            _exit.guard_sigterm()
 
     def __repr__(self) -> str:
         return f"TokenManager(provider={self._provider!r})"
@@ -200,20 +212,27 @@ class TokenManager:
             self._idle.notify_all()
 
     def close(self) -> None:
-        """Start no more background renewals (one under way ends on its own).
+        """Start no more background renewals. One under way finishes in its thread and
+        its token is stored: a token call that reached the endpoint is never dropped.
 
         Requests still work afterwards: a token that comes due is renewed on the
         request path when it expires, as on first use.
         """
         self._closed = True
 
-    async def aclose(self) -> None:
-        """:meth:`close`, and cancel this event loop's token calls under way."""
+    async def aclose(self, budget: float = 0.0) -> None:
+        """:meth:`close`. A renewal under way on this event loop (one that only the loop
+        can drive: see ``threads``) is awaited up to ``budget`` seconds, since the loop
+        may end next; past that it is cancelled, so that none is left on the loop."""
         self._closed = True
         loop = _aio.current()
         mine = [task for task, where in list(self._tasks.items()) if loop.same(where)]
+        end = time.monotonic() + budget
+        while not all(task.done() for task in mine) and time.monotonic() < end:
+            await _aio.sleep(0.005)
         for task in mine:
-            task.cancel()
+            if not task.done():
+                task.cancel()
         while not all(task.done() for task in mine):
             await _aio.sleep(0.001)
 
@@ -427,12 +446,7 @@ class TokenManager:
             if state is TokenState.STALE:
                 flight = self._behind(entry, None)
                 if flight is not None:
-                    threading.Thread(
-                        target=self._lead_behind,
-                        args=(flight, entry),
-                        name="authplug-renewal",
-                        daemon=True,
-                    ).start()
+                    _pool.submit(functools.partial(self._lead_behind, flight, entry))
                 return entry.token
         return self._renew(None)
 
@@ -466,14 +480,16 @@ class TokenManager:
                 return self._fallback(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
-    def _lead_behind(self, flight: Flight, entry: Entry) -> None:
-        """A daemon thread's whole work: lead one renewal, keep its failure to the log."""
+    def _lead_behind(self, flight: Flight, entry: Entry | None) -> None:
+        """A renewal thread's whole work: lead one renewal, keep its failure to the log."""
         try:
             self._lead(flight, entry)
         except Exception as exc:  # settled already; nobody would see it raised here
             self._log_unexpected(exc)
 
     def _lead(self, flight: Flight, entry: Entry | None) -> None:
+        if self._persist is not None:
+            _exit.track(flight, self._persist)
         self._started(flight, entry)
         try:
             new, fetched = drive(
@@ -497,6 +513,8 @@ class TokenManager:
                 self._notify(new.token)
         finally:
             self._led(flight)
+            if self._persist is not None:
+                _exit.untrack(flight)
 
     # -- async -------------------------------------------------------------------
 
@@ -516,6 +534,11 @@ class TokenManager:
         if state is TokenState.FRESH:
             return entry.token
         if state is TokenState.STALE:
+            if self._threads:
+                flight = self._behind(entry, None)
+                if flight is not None:
+                    _pool.submit(functools.partial(self._lead_behind, flight, entry))
+                return entry.token
             loop = _aio.current()
             flight = self._behind(entry, loop)
             if flight is not None:
@@ -531,14 +554,19 @@ class TokenManager:
 
     async def _arenew(self, rejected: Token | None) -> Token:
         loop = _aio.current()
+        # A leader in a thread of its own: the token call outlives this loop if it ends.
+        where = None if self._threads else loop
         while True:
-            outcome = self._join(rejected, loop)
+            outcome = self._join(rejected, where)
             try:
                 match outcome:
                     case Use(token):
                         return token
                     case Fail(error, _):
                         raise error_of(error)
+                    case Lead(flight, entry) if where is None:
+                        _pool.spawn(functools.partial(self._lead_behind, flight, entry))
+                        return await flight.wait_async(self._wait_limit)
                     case Lead(flight, entry):
                         self._detach(loop, self._alead(flight, entry))
                         return await flight.wait_async(self._wait_limit)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
-from ._clock import Clock, SystemClock
+from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
 from ._dpop import DPoP
 from ._net import is_loopback
 from ._redact import Secret
@@ -299,6 +299,7 @@ class Options:
     client_assertion_type: str
     assertion_audience: str | None  # None: the endpoint each assertion is sent to
     revoke_on_close: bool
+    close_timeout: float
     dpop: DPoP | None  # its repr shows the algorithm and the key's thumbprint only
     retries: int
     refresh_status_codes: frozenset[int]
@@ -337,6 +338,7 @@ class Options:
         client_assertion_type: object = JWT_BEARER,
         assertion_audience: object = None,
         revoke_on_close: object = False,
+        close_timeout: object = CLOSE_TIMEOUT,
         dpop: object = False,
         dpop_key: object = None,
         retries: object = 3,
@@ -414,6 +416,7 @@ class Options:
             ),
             assertion_audience=text("assertion_audience", assertion_audience, required=False),
             revoke_on_close=revoke_on_close,
+            close_timeout=_seconds("close_timeout", close_timeout, minimum=0),
             dpop=holder,
             retries=_retries(retries),
             refresh_status_codes=_codes(refresh_status_codes),

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
-from ._clock import Clock
+from ._clock import CLOSE_TIMEOUT, Clock
 from ._redact import Secret
 from ._transport import CertOption, VerifyOption
 from .cache import TokenCache
-from .errors import AuthError, ConfigurationError
+from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
 
 if TYPE_CHECKING:  # apart from the clients below: the docs resolve these without them
@@ -106,6 +106,9 @@ class BaseAuth(_Base):
             each is sent to, the token endpoint or the revocation endpoint; some servers
             want their issuer).
         revoke_on_close: ``close()``/``aclose()`` revoke the token first (see :meth:`revoke`).
+        close_timeout: seconds closing may take at most, revocation included, whatever
+            the retries (default 5); a revocation not done by then is abandoned, with
+            a WARNING.
         dpop: sender-constrained tokens (DPoP, RFC 9449) with a fresh ES256 key held by
             this object: token calls carry a proof, and a token the server binds to the
             key is sent as ``Authorization: DPoP …`` with a new proof on every request.
@@ -177,6 +180,7 @@ class BaseAuth(_Base):
         client_assertion_type: str = JWT_BEARER,
         assertion_audience: str | None = None,
         revoke_on_close: bool = False,
+        close_timeout: float = CLOSE_TIMEOUT,
         dpop: bool = False,
         dpop_key: PrivateKeyOption | None = None,
         retries: int = 3,
@@ -219,6 +223,7 @@ class BaseAuth(_Base):
             client_assertion_type=client_assertion_type,
             assertion_audience=assertion_audience,
             revoke_on_close=revoke_on_close,
+            close_timeout=close_timeout,
             dpop=dpop,
             dpop_key=dpop_key,
             retries=retries,
@@ -335,26 +340,30 @@ class BaseAuth(_Base):
     # -- lifecycle ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop background renewals (and, with ``revoke_on_close=True``, revoke the
-        token first; a failure to revoke is logged, not raised). The object still
-        works: renewals then happen on the request path. A renewal thread under way
-        ends on its own; it never keeps the process from exiting."""
-        if self.options.revoke_on_close:
-            try:
-                self._manager.revoke()
-            except AuthError as exc:
-                log.warning("%s: revoking the token on close failed: %s", self.provider, exc)
-        self._manager.close()
+        """Stop background renewals (and, with ``revoke_on_close=True``, then revoke the
+        token; a failure to revoke is logged, not raised). Takes ``close_timeout``
+        seconds at most: a revocation not done by then is abandoned, with a WARNING.
+        The object still works: renewals then happen on the request path. A renewal
+        under way finishes in its thread and its token is stored."""
+        from . import _closing
+
+        _closing.close(
+            self._manager,
+            revoke=self.options.revoke_on_close,
+            budget=self.options.close_timeout,
+            provider=self.provider,
+        )
 
     async def aclose(self) -> None:
-        """Stop background renewals and cancel this event loop's token calls (with
-        ``revoke_on_close=True``, revoke the token first, as :meth:`close`)."""
-        if self.options.revoke_on_close:
-            try:
-                await self._manager.arevoke()
-            except AuthError as exc:
-                log.warning("%s: revoking the token on close failed: %s", self.provider, exc)
-        await self._manager.aclose()
+        """:meth:`close` without blocking the event loop, within the same budget."""
+        from . import _closing
+
+        await _closing.aclose(
+            self._manager,
+            revoke=self.options.revoke_on_close,
+            budget=self.options.close_timeout,
+            provider=self.provider,
+        )
 
     def __enter__(self: _A) -> _A:
         return self

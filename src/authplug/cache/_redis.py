@@ -93,6 +93,12 @@ class RedisTokenCache:
         return f"RedisTokenCache(prefix={self.prefix!r}, async={self._async})"
 
     @property
+    def serves_sync(self) -> bool:
+        """Whether the blocking methods work (not with a redis.asyncio client): authplug
+        then renews in threads; otherwise on the async caller's event loop."""
+        return not self._async
+
+    @property
     def max_wait(self) -> float:
         """The longest one renewal may spend in the cache (the lock, then a few calls)."""
         return self._wait_timeout + 4 * self.timeout
