@@ -136,12 +136,6 @@ def main() -> None:
     parser.add_argument("--no-sigkill", action="store_true")
     parser.add_argument("--time-limit", type=float, default=240.0, help="seconds per cell")
     parser.add_argument("--refresh-delay", type=float, default=0.3, help="seconds")
-    parser.add_argument(
-        "--sigkill-refresh-delay",
-        type=float,
-        default=1.0,
-        help="seconds the servers hold refresh answers in the SIGKILL runs",
-    )
     args = parser.parse_args()
 
     rows: list[list[object]] = []
@@ -181,9 +175,7 @@ def main() -> None:
                             if status != "200"
                         ]
                         print(table(HEADERS, rows[-1:]), flush=True)
-            if not args.no_sigkill:
-                with server(name, args.sigkill_refresh_delay) as srv:
-                    client = srv.client("password", "client_secret_post")
+                if not args.no_sigkill:
                     rows += sigkill_rows(srv, names[name], client, folder, notes)
     finally:
         redis_server.stop()
@@ -233,7 +225,6 @@ def sigkill_rows(
             time_limit=60,
             leeway=LEEWAY["dot" if name == "django-oauth-toolkit" else "oidc"],
             leave_at_refresh=1.0,
-            leave_delay=(0.2, 0.6),
             kill_marker=str(cell / "killed"),
         )
         result = soak(srv, plan)

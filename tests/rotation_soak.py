@@ -39,6 +39,7 @@ class SoakServer(Protocol):
     name: str
     token_url: str
     api_url: str
+    holding_url: str  # {"holding": N}: refresh answers the server holds back right now
 
     def stats(self) -> Counter[str]: ...
     def reset_counts(self) -> None: ...
@@ -62,7 +63,7 @@ class Plan:
     pause: tuple[float, float] = (0.2, 0.6)
     leeway: float = 1.0
     leave_at_refresh: float = 0.5
-    leave_delay: tuple[float, float] = (0.02, 0.25)
+    leave_delay: tuple[float, float] = (0.0, 0.1)  # after the server holds our refresh
     lifetime: float = 20.0
     after_kill: float = 4.0  # with "sigkill": seconds the fleet goes on after the kill
     kill_marker: str | None = None
@@ -176,6 +177,7 @@ def _config(server: SoakServer, plan: Plan) -> dict[str, Any]:
         "cache": plan.cache,
         "token_url": server.token_url,
         "api_url": server.api_url,
+        "holding_url": server.holding_url,
         "client_id": plan.client_id,
         "client_secret": plan.client_secret,
         "threads": plan.threads,

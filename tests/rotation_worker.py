@@ -15,11 +15,12 @@ one JSON object (not an argument: a process list would show the credentials):
 * ``mode``, how this process leaves: ``"exit"`` (the main thread returns, the interpreter
   exits), ``"sigterm"`` or ``"sigkill"`` (sent to itself), ``"loop"`` (the threads run
   each job in its own ``asyncio.run()``, httpx.AsyncClient, so that renewals run on
-  loops that end; the process then leaves as ``"exit"``); ``"stay"``: never leaves on
-  its own;
-* ``leave_at_refresh``: the chance that the process leaves while a token call it
-  started is on the wire, ``leave_delay`` (``[min, max]`` seconds after the call went
-  out); ``lifetime``: seconds after which it leaves anyway (at a random moment);
+  loops that end; the process then leaves as ``"exit"``); ``"mixed"``: one of these
+  three, drawn at start; ``"stay"``: never leaves on its own;
+* ``leave_at_refresh``: the chance that the process leaves while a refresh it started
+  is on the wire: once ``holding_url`` (the server's count of refresh answers it holds
+  back) says the server has it, ``leave_delay`` (``[min, max]`` seconds) later;
+  ``lifetime``: seconds after which it leaves anyway (at a random moment);
 * ``kill_marker``: with ``"sigkill"``, only the process that creates this file first
   kills itself (once per run);
 * ``log``: a file for authplug's log lines (DEBUG), optional.
@@ -41,6 +42,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -86,6 +88,8 @@ class Worker:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.mode: str = config["mode"]
+        if self.mode == "mixed":
+            self.mode = random.choice(("exit", "sigterm", "loop"))
         self.stop = threading.Event()
         self.left = threading.Event()
         self.served = threading.Event()  # a request got its answer
@@ -125,11 +129,25 @@ class Worker:
             and random.random() < self.config["leave_at_refresh"]
         ):
             # A renewal found nothing fresh in the cache: its token call goes out now
-            # (a refresh: this process has had a token, so Authlib is loaded too).
-            low, high = self.config["leave_delay"]
-            timer = threading.Timer(random.uniform(low, high), self.leave, (True,))
-            timer.daemon = True
-            timer.start()
+            # (a refresh: this process has had a token).
+            threading.Thread(target=self.leave_when_held, daemon=True).start()
+
+    def leave_when_held(self) -> None:
+        """Leave once the server holds a refresh answer back: ours, since renewals
+        across the fleet take turns under the cache's lock."""
+        deadline = time.monotonic() + 3.0
+        with httpx.Client(timeout=5) as http:
+            while time.monotonic() < deadline and not self.stop.is_set():
+                try:
+                    held = http.get(self.config["holding_url"]).json()["holding"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    return
+                if held:
+                    low, high = self.config["leave_delay"]
+                    time.sleep(random.uniform(low, high))
+                    self.leave(True)
+                    return
+                time.sleep(0.01)
 
     def leave(self, in_flight: bool) -> None:
         if self.stop.is_set() or self.left.is_set():

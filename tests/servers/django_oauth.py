@@ -104,6 +104,7 @@ class DjangoOAuthServer:
         self.token_url = ""
         self.revoke_url = ""
         self.api_url = ""  # 200 for a valid token, an RFC 6750 401 otherwise
+        self.holding_url = ""  # {"holding": N}: refresh answers held back right now
         self.default_view_url = ""  # DOT's stock ProtectedResourceView: a bare 403 on refusal
         self.startup_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
@@ -195,6 +196,7 @@ class DjangoOAuthServer:
         self.token_url = f"{self.base_url}/o/token/"
         self.revoke_url = f"{self.base_url}/o/revoke_token/"
         self.api_url = f"{self.base_url}/api/me"
+        self.holding_url = f"{self.base_url}/test/holding"
         self.default_view_url = f"{self.base_url}/api/default"
         return self
 

@@ -24,7 +24,9 @@ and the RFC 7009 ``/o/revoke_token/``. On top of them this module adds only:
   answers by ``grant_type`` and outcome (``"refresh_token:ok"``,
   ``"refresh_token:invalid_grant"``, ...), ``family_revocations`` (DOT's reuse
   protection revoking a token family: ``RefreshToken.revoke_family`` with a family),
-  and the API's answers by status.
+  and the API's answers by status;
+* ``GET /test/holding``: ``{"holding": N}``, the refresh answers held back right now
+  (``--refresh-delay``): a client may leave once its refresh is surely in flight.
 
 Rotation (``ROTATE_REFRESH_TOKEN``) is on unless ``--no-rotation``; reuse protection
 (``REFRESH_TOKEN_REUSE_PROTECTION``: a rotated refresh token used again revokes its
@@ -84,6 +86,7 @@ _calls: Counter[str] = Counter()
 _stats: Counter[str] = Counter()  # "grant:outcome", "family_revocations", "api:STATUS"
 _calls_lock = threading.Lock()
 _refresh_delay = 0.0
+_holding = [0]  # refresh answers being held back right now
 
 
 def _sqlite_options() -> dict[str, Any]:
@@ -226,7 +229,13 @@ def _urlpatterns() -> list[Any]:
         _count(f"{grant_type}:{_outcome(response)}")
         if grant_type == "refresh_token" and _refresh_delay > 0:
             # DOT has rotated (and committed): the answer is only late, as over a slow link.
-            time.sleep(_refresh_delay)
+            with _calls_lock:
+                _holding[0] += 1
+            try:
+                time.sleep(_refresh_delay)
+            finally:
+                with _calls_lock:
+                    _holding[0] -= 1
         return response
 
     def me(request: HttpRequest) -> HttpResponse:
@@ -266,6 +275,10 @@ def _urlpatterns() -> list[Any]:
         with _calls_lock:
             return JsonResponse(dict(_stats))
 
+    def holding(request: HttpRequest) -> HttpResponse:
+        with _calls_lock:
+            return JsonResponse({"holding": _holding[0]})
+
     @csrf_exempt
     def reset(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
@@ -282,6 +295,7 @@ def _urlpatterns() -> list[Any]:
         path("api/default", DefaultView.as_view()),
         path("test/calls", calls),
         path("test/stats", stats),
+        path("test/holding", holding),
         path("test/reset", reset),
     ]
 

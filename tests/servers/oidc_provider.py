@@ -146,7 +146,7 @@ class OidcProviderServer:
 
         # Filled in by start().
         self.issuer = self.token_url = self.api_url = self.resource = self.test_url = ""
-        self.revocation_url = self.introspection_url = ""
+        self.revocation_url = self.introspection_url = self.holding_url = ""
         self.metadata: dict[str, Any] = {}
         self.version = ""
         self.startup_seconds = 0.0
@@ -193,6 +193,8 @@ class OidcProviderServer:
             self.stop()
             raise
         self.token_url = self.metadata["token_endpoint"]
+        #: ``{"holding": N}``: refresh answers held back right now (``refresh_delay_ms``).
+        self.holding_url = f"{self.test_url}/holding"
         self.revocation_url = self.metadata["revocation_endpoint"]
         self.introspection_url = self.metadata["introspection_endpoint"]
         self.startup_seconds = time.monotonic() - began

@@ -41,7 +41,9 @@
 //
 // GET {test}/stats counts, since the last reset: token answers as "grant_type:outcome" (ok or
 // the error code), grant_revocations ('grant.revoked' events: reuse detection revoking a token
-// family, or a revocation), and the API's answers as "api:STATUS".
+// family, or a revocation), and the API's answers as "api:STATUS". GET {test}/holding answers
+// {"holding": N}: the refresh answers held back right now (a client may leave once its refresh
+// is surely in flight).
 //
 // Resource indicators (RFC 8707). oidc-provider 9 keeps features.resourceIndicators *enabled* by
 // default. For client_credentials (lib/actions/grants/client_credentials.js and
@@ -146,6 +148,7 @@ const defaultResourceIndicator = config.default_resource === 'api'
 
 const calls = new Map(); // grant_type -> token requests received
 const stats = new Map(); // "grant_type:outcome", "grant_revocations", "api:STATUS" -> count
+let holding = 0; // refresh answers held back right now (refresh_delay_ms)
 
 function count(name) {
   stats.set(name, (stats.get(name) ?? 0) + 1);
@@ -295,7 +298,12 @@ provider.use(async (ctx, next) => {
       count(`${grantType}:${ctx.status === 200 ? 'ok' : (ctx.body?.error ?? `http-${ctx.status}`)}`);
       if (grantType === 'refresh_token' && config.refresh_delay_ms) {
         // oidc-provider has rotated (and stored): the answer is only late, as over a slow link.
-        await new Promise((resolve) => { setTimeout(resolve, config.refresh_delay_ms); });
+        holding += 1;
+        try {
+          await new Promise((resolve) => { setTimeout(resolve, config.refresh_delay_ms); });
+        } finally {
+          holding -= 1;
+        }
       }
     }
   }
@@ -450,6 +458,9 @@ apiServer.on('request', (req, res) => {
         break;
       case 'GET /test/dpop':
         answer = sendJson(res, 200, dpopStats);
+        break;
+      case 'GET /test/holding':
+        answer = sendJson(res, 200, { holding });
         break;
       case 'GET /test/stats':
         answer = sendJson(res, 200, Object.fromEntries(stats));
