@@ -17,6 +17,8 @@ from authplug import BaseAuth, OAuth2PasswordAuth, _pool
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
 from authplug.testing import Response as EmulatorResponse
 
+from .gated import GatedEmulator
+
 SAFETY = 30.0
 DUE = 3600.0 - 30  # inside every object's renewal window, still valid
 
@@ -71,6 +73,47 @@ def test_a_thousand_due_objects_renew_in_a_handful_of_threads() -> None:
     assert 1 <= len(renewers) <= _pool.MAX_WORKERS
     pairs = zip(auths, old, strict=True)
     assert all(auth.get_token().access_token != token for auth, token in pairs)
+
+
+def test_a_caller_whose_token_expired_runs_its_queued_renewal_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A renewal waiting in the pool's queue does not hold a caller whose token expired:
+    the caller runs it at once, and the queued job is then skipped.
+
+    With one worker, object A's refresh is held at the endpoint and object B's renewal
+    waits in the queue. B's token then expires: B's next request runs that renewal
+    itself and gets a new token while A's refresh is still held. Released, A completes;
+    B's queued job makes no second call.
+    """
+    monkeypatch.setattr(_pool, "MAX_WORKERS", 1)
+    monkeypatch.setattr(_pool, "_POOL", _pool._Pool())
+    clock = FakeClock()
+    with GatedEmulator() as emulator:
+        try:
+            a, b = (_auth(emulator, clock=clock, retries=0, timeout=50) for _ in range(2))
+            a.get_token()
+            old = b.get_token()
+            clock.advance(DUE)
+            emulator.hold_next(1)
+            a.get_token()
+            assert emulator.arrived.wait(SAFETY)
+            assert b.get_token() == old  # due: its renewal is queued behind A's
+            clock.advance(3600)  # B's token has expired
+            got: list[str] = []
+            caller = threading.Thread(target=lambda: got.append(b.get_token().access_token))
+            caller.start()
+            caller.join(SAFETY)
+            assert len(got) == 1, "the caller waited behind the held renewal"
+            assert got[0] != old.access_token
+            assert emulator.holding == 1  # A's refresh is still held
+        finally:
+            emulator.release()
+        assert _pool.quiet(SAFETY)
+        settle(a)
+        settle(b)
+        assert emulator.token_calls == {"password": 2, "refresh_token": 2}
+        assert b.get_token().access_token == got[0]
 
 
 # -- closing within one budget ------------------------------------------------------------

@@ -206,6 +206,35 @@ def test_closing_the_object_keeps_a_sync_renewal_under_way(rotating: RotatingEmu
     assert rotating.token_calls == {"password": 1, "refresh_token": 1}
 
 
+def test_objects_sharing_a_file_cache_in_one_process_refresh_once(
+    rotating: RotatingEmulator, tmp_path: Path
+) -> None:
+    """Two auth objects of one process that share a file cache never refresh together.
+
+    Both tokens come due at once; each object starts a renewal in the pool. The first
+    refresh is held at the endpoint; the other renewal waits for the cache's lock (the
+    lock file alone lets any thread of its process in), then adopts the token the
+    first one stored: one refresh, no retired refresh token presented.
+    """
+    clock = FakeClock()
+    cache = FileTokenCache(tmp_path / "tokens.json")
+    first, second = (_auth(rotating, clock=clock, cache=cache, retries=0) for _ in range(2))
+    assert first.get_token() == second.get_token()
+    clock.advance(DUE)
+    rotating.hold_next(1)
+    first.get_token()
+    assert rotating.arrived.wait(SAFETY)
+    second.get_token()
+    rotating.release()
+    assert _pool.quiet(SAFETY)
+    settle(first)
+    settle(second)
+    (_, new) = _issued(rotating)
+    assert first.get_token().access_token == second.get_token().access_token == new
+    assert rotating.token_calls == {"password": 1, "refresh_token": 1}
+    assert rotating.reuses == 0
+
+
 # -- the process ends while a refresh for a persistent cache is held -----------------------
 
 CHILD = """
@@ -351,3 +380,26 @@ def test_a_process_with_nothing_to_store_ends_at_once(
     assert code == (0 if how == "exit" else -signal.SIGTERM), stderr
     assert still_held == (1 if held else 0)
     assert len(_issued(rotating)) == 1
+
+
+def test_renewals_stay_on_the_loop_only_where_only_the_loop_can_drive_them() -> None:
+    """Renewals run in threads, except with a redis.asyncio client or an async
+    ``client_assertion`` callable, which only the caller's event loop can drive."""
+    redis = pytest.importorskip("redis")
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+
+    from authplug.cache import RedisTokenCache
+
+    async def assertion() -> str:
+        return "a.b.c"
+
+    def threads(**options: Any) -> bool:
+        auth = OAuth2PasswordAuth(
+            token_url="https://idp.example/token", username="u", password="p", **options
+        )
+        return bool(auth._manager._threads)
+
+    assert threads()
+    assert threads(cache=RedisTokenCache(redis.Redis()))
+    assert not threads(cache=RedisTokenCache(redis_asyncio.Redis()))
+    assert not threads(client_assertion=assertion, client_id="c")

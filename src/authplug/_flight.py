@@ -47,6 +47,7 @@ class Flight:
         "_lock",
         "abandoned",
         "background",
+        "claimed",
         "error",
         "kind",
         "leading",
@@ -68,11 +69,25 @@ class Flight:
         self.error: AuthError | None = None
         self.abandoned = False  # its waiters join a new flight
         self.background = False  # led off the request path, for a token still valid
+        self.claimed = False  # someone runs it (a background flight may wait in a queue)
         self.leading = True  # its leader is still at work (for the manager's settle)
 
     @property
     def done(self) -> bool:
         return self._event.is_set()
+
+    def claim(self) -> bool:
+        """Take the running of the flight; False when someone already has.
+
+        A background flight waits in the renewal pool's queue until a worker claims
+        it; a caller that must wait for it meanwhile (its token expired) claims it and
+        runs it itself, instead of waiting behind other objects' renewals.
+        """
+        with self._lock:
+            if self.claimed:
+                return False
+            self.claimed = True
+            return True
 
     def settled(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the flight to end; whether it has."""

@@ -24,13 +24,18 @@ A flight ends with a token (it replaces the current one, the backoff is cleared)
 error (remembered for :data:`FAILURE_MEMORY` seconds, the backoff grows; after a
 refusal the refused token is dropped, otherwise a still-valid token stays in use).
 
-Who leads. A sync caller leads in its own thread, or, for a background renewal, in a
-daemon thread; an async caller leads in a detached task on its loop, so that
-cancelling the task that started it strands no one. Waiters, threads and tasks alike,
-give up after ``wait_limit``. A flight whose leader can no longer finish it (its
-event loop was closed under it, or it outlived the wait limit) is abandoned and led
-anew by the next caller. A forked child starts with a lock of its own, no flight and
-no backoff (``os.register_at_fork``).
+Who leads. A sync caller leads in its own thread; an async caller, in a thread of its
+own (:func:`._pool.spawn`) that it awaits; a background renewal, whoever started it,
+in the shared pool of renewal threads (:mod:`._pool`), unless a caller whose token
+expired meanwhile claims it from the queue. So no event loop ending, and no task
+cancelled, cuts a token call halfway: its answer is stored. Only where the loop alone
+can drive the renewal (``threads=False``: a redis.asyncio client, an async assertion
+callable) does an async caller lead in a detached task on its loop. Waiters, threads
+and tasks alike, give up after ``wait_limit``. A flight whose leader can no longer
+finish it (its event loop was closed under it, or it outlived the wait limit) is
+abandoned and led anew by the next caller. With a persistent cache, each renewal
+under way is registered with :mod:`._exit`, which lets it finish at exit. A forked
+child starts with a lock of its own, no flight and no backoff (``os.register_at_fork``).
 
 A refusal after a refusal. When the API refuses a token that was just renewed because
 it refused the previous one, renewing again will not help: the credentials work, the
@@ -472,7 +477,9 @@ class TokenManager:
                     case Lead(flight, entry):
                         self._lead(flight, entry)
                         return flight.wait(self._wait_limit)
-                    case Follow(flight, _):
+                    case Follow(flight, entry):
+                        if self._queued(flight):  # waiting in the pool's queue: run it here
+                            self._lead(flight, entry)
                         return flight.wait(self._wait_limit)
             except Abandoned:
                 continue  # its leader's loop is gone: the next join leads anew
@@ -480,7 +487,19 @@ class TokenManager:
                 return self._fallback(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
+    def _queued(self, flight: Flight) -> bool:
+        """Whether ``flight`` is a background renewal still waiting for a pool worker,
+        now claimed by the caller, who must wait for it (its token expired meanwhile):
+        it then runs at once, not behind other objects' renewals."""
+        return self._threads and flight.background and flight.claim()
+
     def _lead_behind(self, flight: Flight, entry: Entry | None) -> None:
+        """A pool worker's job: lead a background renewal, unless a caller that had to
+        wait for it claimed it first."""
+        if flight.claim():
+            self._lead_logged(flight, entry)
+
+    def _lead_logged(self, flight: Flight, entry: Entry | None) -> None:
         """A renewal thread's whole work: lead one renewal, keep its failure to the log."""
         try:
             self._lead(flight, entry)
@@ -565,12 +584,14 @@ class TokenManager:
                     case Fail(error, _):
                         raise error_of(error)
                     case Lead(flight, entry) if where is None:
-                        _pool.spawn(functools.partial(self._lead_behind, flight, entry))
+                        _pool.spawn(functools.partial(self._lead_logged, flight, entry))
                         return await flight.wait_async(self._wait_limit)
                     case Lead(flight, entry):
                         self._detach(loop, self._alead(flight, entry))
                         return await flight.wait_async(self._wait_limit)
-                    case Follow(flight, _):
+                    case Follow(flight, entry):
+                        if self._queued(flight):  # waiting in the pool's queue: run it now
+                            _pool.spawn(functools.partial(self._lead_logged, flight, entry))
                         return await flight.wait_async(self._wait_limit)
             except Abandoned:
                 continue

@@ -33,7 +33,7 @@ __all__ = ["IDLE", "MAX_WORKERS", "NAME", "quiet", "spawn", "submit"]
 log = logging.getLogger("authplug")
 
 #: The most worker threads that serve background renewals at once (in a process).
-MAX_WORKERS = 4
+MAX_WORKERS = 8
 
 #: Seconds an idle worker waits for more work before it ends.
 IDLE = 2.0

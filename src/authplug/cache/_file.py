@@ -3,9 +3,9 @@
 The file holds a JSON object of key -> token. It is written atomically (a temporary
 file in the same folder, then a rename), readable by its owner only (0600), and
 renewal is serialised across processes by a lock file (``filelock``), and across the
-threads and tasks of one process by a lock of the cache object's own (the lock file is
-held once per process). A corrupt or truncated file, or an entry that is not a valid
-token, reads as empty (one WARNING): the next renewal rewrites it.
+renewals of one process by a lock of the cache object's own (the lock file is held once
+per process). A corrupt or truncated file, or an entry that is not a valid token, reads
+as empty (one WARNING): the next renewal rewrites it.
 
 A write never replaces a token with one issued earlier (both with ``issued_at``, on
 this host's clock): a renewal whose answer comes late (its lock given up meanwhile)
@@ -62,11 +62,12 @@ class FileTokenCache:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self._lock = self._new_lock()
-        # The lock file counts a process's holders (it is not per thread: an async
-        # caller takes and gives it back in different worker threads), so the threads
-        # of this process are kept apart here: one renewal at a time, and one
-        # read-modify-write of the file at a time. Plain locks: any thread may release.
+        # The file lock is re-entered by any thread of this process (an async renewal
+        # takes it in one worker thread and stores in another), so it cannot keep two
+        # renewals of this process apart: this lock does, for lock()/alock() only.
         self._renewing = threading.Lock()
+        # And one read-modify-write of the file at a time in this process (a write
+        # outside a renewal, from another thread, re-enters the file lock too).
         self._writing = threading.Lock()
         reset_after_fork(self)
 
@@ -200,7 +201,7 @@ class FileTokenCache:
 
         lock = self._lock
         try:
-            lock.acquire(timeout=self.lock_timeout if timeout is None else timeout)
+            lock.acquire(timeout=timeout)
         except Timeout as exc:
             raise CacheError(f"timed out waiting for {lock.lock_file!r}") from exc
         except OSError as exc:
@@ -211,25 +212,27 @@ class FileTokenCache:
             lock.release()
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold the lock file (``path`` + ``".lock"``, one for every key) for the block,
-        and keep this process's other threads and tasks out of it too.
-
-        Raises:
-            CacheError: another process, thread or task held it for ``lock_timeout``
-                seconds, or it cannot be created.
-        """
-        began = time.monotonic()
+    def _renewal(self) -> Iterator[None]:
+        """One renewal of this process at a time, then the lock file (other processes)."""
+        end = time.monotonic() + self.lock_timeout
         if not self._renewing.acquire(timeout=self.lock_timeout):
-            raise CacheError(
-                f"timed out waiting for {str(self.path)!r}: another renewal of this process"
-            )
+            raise CacheError(f"timed out waiting for another renewal of {str(self.path)!r}")
         try:
-            left = max(0.0, self.lock_timeout - (time.monotonic() - began))
-            with self._locked(left):
+            # One wait in all (``max_wait``), whichever lock it is spent on.
+            with self._locked(max(0.0, end - time.monotonic())):
                 yield
         finally:
             self._renewing.release()
+
+    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock file (``path`` + ``".lock"``, one for every key) for the block,
+        against the other renewals of this process too.
+
+        Raises:
+            CacheError: another renewal held it for ``lock_timeout`` seconds, or it
+                cannot be created.
+        """
+        return self._renewal()
 
     async def aget(self, key: str) -> Token | None:
         """Async :meth:`get`, in a worker thread."""
@@ -246,7 +249,7 @@ class FileTokenCache:
     @contextlib.asynccontextmanager
     async def alock(self, key: str) -> AsyncIterator[None]:
         """Async :meth:`lock`: the lock file is taken and released in worker threads."""
-        locked = self.lock(key)
+        locked = self._renewal()
         await _aio.to_thread(locked.__enter__)
         try:
             yield
