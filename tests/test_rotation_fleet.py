@@ -95,8 +95,10 @@ def describe(result: Result) -> str:
 
 @pytest.mark.parametrize(
     ("server_name", "cache_kind"),
-    [("dot", "file"), ("oidc", "redis")],
-    ids=["dot-file", "oidc-redis"],
+    [
+        pytest.param("dot", "file", id="dot-file"),
+        pytest.param("oidc", "redis", id="oidc-redis", marks=pytest.mark.redis),
+    ],
 )
 def test_a_fleet_leaving_mid_refresh_never_reuses_a_rotated_refresh_token(
     server_name: str,
