@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--servers", default="dot,oidc")
     parser.add_argument("--caches", default="file,redis")
-    parser.add_argument("--modes", default="exit,sigterm,loop")
+    parser.add_argument("--modes", default="exit,sigterm,loop", help='"" for SIGKILL runs only')
     parser.add_argument("--no-sigkill", action="store_true")
     parser.add_argument("--time-limit", type=float, default=240.0, help="seconds per cell")
     parser.add_argument("--refresh-delay", type=float, default=0.3, help="seconds")
@@ -147,8 +147,8 @@ def main() -> None:
         for name in args.servers.split(","):
             with server(name, args.refresh_delay) as srv:
                 client = srv.client("password", "client_secret_post")
-                for cache_kind in args.caches.split(","):
-                    for mode in args.modes.split(","):
+                for cache_kind in filter(None, args.caches.split(",")):
+                    for mode in filter(None, args.modes.split(",")):
                         cache = cache_spec(cache_kind, folder, redis_server, f"{name}-{mode}")
                         plan = Plan(
                             cache=cache,
