@@ -68,10 +68,10 @@ def plan(server: Any, cache: str, mode: str, **overrides: Any) -> Plan:
         "client_secret": client.client_secret,
         "username": USERNAME,
         "password": PASSWORD,
-        "processes": 3,
+        "processes": 2,
         "threads": 3,
-        "renewals": 3,
-        "time_limit": 40,  # a bound: the soak stops at 3 renewals
+        "renewals": 2,
+        "time_limit": 40,  # a bound: the soak stops at 2 renewals
         "leave_at_refresh": 1.0,  # every process leaves while its refresh is on the wire
         "lifetime": 0,
         # oidc-provider counts whole seconds: its 3 s token may end 1 s early.
@@ -112,7 +112,7 @@ def test_a_fleet_leaving_mid_refresh_never_reuses_a_rotated_refresh_token(
     grant, and every request gets a 200."""
     server = request.getfixturevalue(server_name)
     result = soak(server, plan(server, cache_for(cache_kind, tmp_path, redis_port), "mixed"))
-    assert result.renewals >= 3, describe(result)
+    assert result.renewals >= 2, describe(result)
     assert sum(n for how, n in result.left.items() if how.endswith("in flight")) >= 1
     assert result.invalid_grant == 0, describe(result)
     assert result.revocations == 0, describe(result)
@@ -136,7 +136,7 @@ def test_after_sigkill_mid_refresh_the_fleet_recovers_by_the_password_grant(
             processes=2,
             threads=2,
             renewals=1000,
-            after_kill=3.0,
+            after_kill=2.0,
             kill_marker=str(tmp_path / "killed"),
         ),
     )
@@ -174,7 +174,7 @@ def test_after_sigkill_without_a_full_grant_callers_get_an_auth_error_saying_why
             processes=2,
             threads=2,
             renewals=1000,
-            after_kill=3.0,
+            after_kill=2.0,
             kill_marker=str(tmp_path / "killed"),
         ),
     )
