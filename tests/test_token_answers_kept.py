@@ -189,6 +189,32 @@ def test_a_renewal_outlives_the_event_loop_that_started_it(
     assert rotating.reuses == 0
 
 
+def test_a_refresh_outlives_a_caller_that_gave_up_and_its_loop(
+    rotating: RotatingEmulator,
+) -> None:
+    """A caller that waits for a refresh (its token expired), then gives up
+    (``wait_for``) and whose loop ends, leaves the refresh to finish and be stored."""
+    clock = FakeClock()
+    auth = _auth(rotating, clock=clock, retries=0)
+    url = rotating.api_url()
+    _run_once("httpx_asyncio", auth, url, lambda: True)
+    clock.advance(LIFETIME + 1)  # expired: the caller must wait for the refresh
+    rotating.hold_next(1)
+
+    async def impatient() -> None:
+        with pytest.raises((TimeoutError, asyncio.TimeoutError)):
+            await asyncio.wait_for(_httpx(auth, url), 0.2)
+        assert await asyncio.to_thread(rotating.arrived.wait, SAFETY)
+
+    asyncio.run(asyncio.wait_for(impatient(), SAFETY))
+    rotating.release()
+    settle(auth)
+    (_, new) = _issued(rotating)
+    assert _run_once("httpx_asyncio", auth, url, lambda: True) == f"Bearer {new}"
+    assert rotating.token_calls == {"password": 1, "refresh_token": 1}
+    assert rotating.reuses == 0
+
+
 def test_closing_the_object_keeps_a_sync_renewal_under_way(rotating: RotatingEmulator) -> None:
     """``close()`` while a background refresh is held: its token is still stored."""
     clock = FakeClock()
