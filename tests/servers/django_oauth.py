@@ -79,12 +79,24 @@ class DjangoOAuthServer:
     def __init__(
         self,
         *,
-        access_token_lifetime: int = 120,
+        access_token_lifetime: float = 120,
         run_migrations: bool = True,
         start_timeout: float = 60.0,
+        rotate: bool = True,
+        reuse_protection: bool = False,
+        refresh_delay: float = 0.0,
     ) -> None:
-        """``run_migrations=False`` makes the tables from the models: ~2 s faster."""
+        """``run_migrations=False`` makes the tables from the models: ~2 s faster.
+
+        ``rotate`` is DOT's ``ROTATE_REFRESH_TOKEN``; ``reuse_protection`` its
+        ``REFRESH_TOKEN_REUSE_PROTECTION`` (a rotated refresh token used again revokes
+        its family); ``refresh_delay`` holds each refresh answer that many seconds after
+        the rotation is committed (a client can then leave while its refresh is in flight).
+        """
         self.access_token_lifetime = access_token_lifetime
+        self.rotates_refresh_tokens = rotate
+        self.reuse_protection = reuse_protection
+        self.refresh_delay = refresh_delay
         self.run_migrations = run_migrations
         self.start_timeout = start_timeout
         # Plain attributes, as RealServer declares them; set once the server is up.
@@ -92,6 +104,7 @@ class DjangoOAuthServer:
         self.token_url = ""
         self.revoke_url = ""
         self.api_url = ""  # 200 for a valid token, an RFC 6750 401 otherwise
+        self.holding_url = ""  # {"holding": N}: refresh answers held back right now
         self.default_view_url = ""  # DOT's stock ProtectedResourceView: a bare 403 on refusal
         self.startup_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
@@ -120,6 +133,14 @@ class DjangoOAuthServer:
 
     def reset_counts(self) -> None:
         self._client().post(f"{self.base_url}/test/reset").raise_for_status()
+
+    def stats(self) -> Counter[str]:
+        """Since the last reset: token answers as ``"grant_type:outcome"`` (``ok`` or the
+        error code), ``family_revocations`` (reuse protection revoking a token family),
+        and the API's answers as ``"api:STATUS"``."""
+        response = self._client().get(f"{self.base_url}/test/stats")
+        response.raise_for_status()
+        return Counter({key: int(value) for key, value in response.json().items()})
 
     def revoke(self, token: str, client: Client) -> None:
         """RFC 7009 revocation at DOT's ``/o/revoke_token/``, authenticated as ``client``."""
@@ -155,6 +176,10 @@ class DjangoOAuthServer:
                         "--access-token-lifetime",
                         str(self.access_token_lifetime),
                         *([] if self.run_migrations else ["--no-migrations"]),
+                        *([] if self.rotates_refresh_tokens else ["--no-rotation"]),
+                        *(["--reuse-protection"] if self.reuse_protection else []),
+                        "--refresh-delay",
+                        str(self.refresh_delay),
                     ],
                     cwd=REPO_ROOT,
                     stdin=subprocess.PIPE,
@@ -171,6 +196,7 @@ class DjangoOAuthServer:
         self.token_url = f"{self.base_url}/o/token/"
         self.revoke_url = f"{self.base_url}/o/revoke_token/"
         self.api_url = f"{self.base_url}/api/me"
+        self.holding_url = f"{self.base_url}/test/holding"
         self.default_view_url = f"{self.base_url}/api/default"
         return self
 

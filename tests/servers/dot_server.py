@@ -3,7 +3,9 @@
 Usage, from the repository root::
 
     python -m tests.servers.dot_server DATA_DIR [--access-token-lifetime SECONDS]
-                                                [--no-migrations]
+                                                [--no-migrations] [--no-rotation]
+                                                [--reuse-protection]
+                                                [--refresh-delay SECONDS]
 
 Django is configured in code (no project folder): sqlite in ``DATA_DIR``, migrations
 (or, with ``--no-migrations``, tables made straight from the models),
@@ -17,7 +19,20 @@ and the RFC 7009 ``/o/revoke_token/``. On top of them this module adds only:
   bare ``Bearer`` challenge when none was);
 * ``GET /api/default``: DOT's stock ``ProtectedResourceView`` (a bare 403 on refusal);
 * ``GET /test/calls`` (token requests received, by ``grant_type``) and ``POST
-  /test/reset``: the server-side count of token calls.
+  /test/reset``: the server-side count of token calls;
+* ``GET /test/stats``: what the rotation soak counts, since the last reset: token
+  answers by ``grant_type`` and outcome (``"refresh_token:ok"``,
+  ``"refresh_token:invalid_grant"``, ...), ``family_revocations`` (DOT's reuse
+  protection revoking a token family: ``RefreshToken.revoke_family`` with a family),
+  and the API's answers by status;
+* ``GET /test/holding``: ``{"holding": N}``, the refresh answers held back right now
+  (``--refresh-delay``): a client may leave once its refresh is surely in flight.
+
+Rotation (``ROTATE_REFRESH_TOKEN``) is on unless ``--no-rotation``; reuse protection
+(``REFRESH_TOKEN_REUSE_PROTECTION``: a rotated refresh token used again revokes its
+whole family) with ``--reuse-protection``. ``--refresh-delay`` holds each refresh
+answer that long *after* DOT has rotated (committed), so that a client can be made to
+leave while its refresh is in flight. ``--access-token-lifetime`` may be fractional.
 
 It serves on a free loopback port with Django's threaded WSGI server, prints one JSON
 line ``{"port": N, "pid": N, "startup_seconds": S}`` to stdout when ready, and runs
@@ -68,7 +83,10 @@ def _define_fast_hasher() -> None:
 _APPS = ("contenttypes", "auth", "oauth2_provider")  # app labels
 
 _calls: Counter[str] = Counter()
+_stats: Counter[str] = Counter()  # "grant:outcome", "family_revocations", "api:STATUS"
 _calls_lock = threading.Lock()
+_refresh_delay = 0.0
+_holding = [0]  # refresh answers being held back right now
 
 
 def _sqlite_options() -> dict[str, Any]:
@@ -83,7 +101,14 @@ def _sqlite_options() -> dict[str, Any]:
     return options
 
 
-def _settings(data_dir: Path, access_token_lifetime: int, *, migrate: bool) -> dict[str, Any]:
+def _settings(
+    data_dir: Path,
+    access_token_lifetime: float,
+    *,
+    migrate: bool,
+    rotate: bool = True,
+    reuse_protection: bool = False,
+) -> dict[str, Any]:
     return {
         "DEBUG": False,
         "SECRET_KEY": "authplug-tests-not-secret",
@@ -110,8 +135,9 @@ def _settings(data_dir: Path, access_token_lifetime: int, *, migrate: bool) -> d
         "PASSWORD_HASHERS": [f"{__name__}.FastPBKDF2PasswordHasher"],
         "OAUTH2_PROVIDER": {
             "ACCESS_TOKEN_EXPIRE_SECONDS": access_token_lifetime,
-            "ROTATE_REFRESH_TOKEN": True,
+            "ROTATE_REFRESH_TOKEN": rotate,
             "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+            "REFRESH_TOKEN_REUSE_PROTECTION": reuse_protection,
             "SCOPES": {"read": "Reading scope", "write": "Writing scope"},
         },
         "LOGGING": {
@@ -148,6 +174,37 @@ def _populate() -> None:
                 )
 
 
+def _count(name: str) -> None:
+    with _calls_lock:
+        _stats[name] += 1
+
+
+def _count_family_revocations() -> None:
+    """Count DOT's reuse protection at work: each ``revoke_family`` call with a family."""
+    from oauth2_provider.models import get_refresh_token_model
+
+    model = get_refresh_token_model()
+    original = model.revoke_family.__func__  # type: ignore[attr-defined]
+
+    def revoke_family(cls: Any, token_family: Any) -> None:
+        if token_family:
+            _count("family_revocations")
+        original(cls, token_family)
+
+    model.revoke_family = classmethod(revoke_family)  # type: ignore[assignment]
+
+
+def _outcome(response: Any) -> str:
+    """``ok`` for a 200, else the answer's ``error`` code (or ``http-NNN``)."""
+    if response.status_code == 200:
+        return "ok"
+    try:
+        error = json.loads(response.content).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    return str(error) if error else f"http-{response.status_code}"
+
+
 def _urlpatterns() -> list[Any]:
     from django.http import HttpRequest, HttpResponse, JsonResponse
     from django.urls import include, path
@@ -168,9 +225,25 @@ def _urlpatterns() -> list[Any]:
         grant_type = request.POST.get("grant_type", "") if request.method == "POST" else ""
         with _calls_lock:
             _calls[grant_type] += 1
-        return dot_token_view(request, *args, **kwargs)
+        response = dot_token_view(request, *args, **kwargs)
+        _count(f"{grant_type}:{_outcome(response)}")
+        if grant_type == "refresh_token" and _refresh_delay > 0:
+            # DOT has rotated (and committed): the answer is only late, as over a slow link.
+            with _calls_lock:
+                _holding[0] += 1
+            try:
+                time.sleep(_refresh_delay)
+            finally:
+                with _calls_lock:
+                    _holding[0] -= 1
+        return response
 
     def me(request: HttpRequest) -> HttpResponse:
+        response = _me(request)
+        _count(f"api:{response.status_code}")
+        return response
+
+    def _me(request: HttpRequest) -> HttpResponse:
         valid, oauth_request = get_oauthlib_core().verify_request(request, scopes=[])
         if valid:
             application = oauth_request.access_token.application
@@ -198,12 +271,21 @@ def _urlpatterns() -> list[Any]:
         with _calls_lock:
             return JsonResponse(dict(_calls))
 
+    def stats(request: HttpRequest) -> HttpResponse:
+        with _calls_lock:
+            return JsonResponse(dict(_stats))
+
+    def holding(request: HttpRequest) -> HttpResponse:
+        with _calls_lock:
+            return JsonResponse({"holding": _holding[0]})
+
     @csrf_exempt
     def reset(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             return HttpResponse(status=405)
         with _calls_lock:
             _calls.clear()
+            _stats.clear()
         return HttpResponse(status=204)
 
     return [
@@ -212,6 +294,8 @@ def _urlpatterns() -> list[Any]:
         path("api/me", me),
         path("api/default", DefaultView.as_view()),
         path("test/calls", calls),
+        path("test/stats", stats),
+        path("test/holding", holding),
         path("test/reset", reset),
     ]
 
@@ -228,7 +312,20 @@ def _exit_when_stdin_closes() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="an empty folder for the sqlite database")
-    parser.add_argument("--access-token-lifetime", type=int, default=120, metavar="SECONDS")
+    parser.add_argument("--access-token-lifetime", type=float, default=120, metavar="SECONDS")
+    parser.add_argument("--no-rotation", action="store_true", help="ROTATE_REFRESH_TOKEN off")
+    parser.add_argument(
+        "--reuse-protection",
+        action="store_true",
+        help="REFRESH_TOKEN_REUSE_PROTECTION on: reusing a rotated token revokes its family",
+    )
+    parser.add_argument(
+        "--refresh-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="hold each refresh answer this long after the rotation is committed",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
@@ -248,8 +345,18 @@ def main(argv: list[str] | None = None) -> None:
 
     _define_fast_hasher()
     migrate = not args.no_migrations
-    settings.configure(**_settings(args.data_dir, args.access_token_lifetime, migrate=migrate))
+    settings.configure(
+        **_settings(
+            args.data_dir,
+            args.access_token_lifetime,
+            migrate=migrate,
+            rotate=not args.no_rotation,
+            reuse_protection=args.reuse_protection,
+        )
+    )
     django.setup()
+    globals()["_refresh_delay"] = args.refresh_delay
+    _count_family_revocations()
 
     from django.core.management import call_command
     from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler

@@ -31,7 +31,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from . import AUTH_METHODS, PLAIN_SECRET, TRICKY_SECRET, Client
+from . import AUTH_METHODS, PASSWORD, PLAIN_SECRET, TRICKY_SECRET, USERNAME, Client
 
 NODE = shutil.which("node")
 FOLDER = Path(__file__).resolve().parent / "oidc"
@@ -51,12 +51,14 @@ def client_id_for(auth_method: str, *, tricky: bool) -> str:
 
 
 def client_metadata(client: Client) -> dict[str, Any]:
-    """oidc-provider metadata for a confidential client_credentials client."""
+    """oidc-provider metadata for a confidential client of ``client.grant`` (a password
+    client may refresh too)."""
+    grants = [client.grant, "refresh_token"] if client.grant == "password" else [client.grant]
     return {
         "client_id": client.client_id,
         "client_secret": client.client_secret,
         "token_endpoint_auth_method": client.auth_method,
-        "grant_types": [client.grant],
+        "grant_types": grants,
         "response_types": [],
         "redirect_uris": [],
     }
@@ -68,7 +70,16 @@ class OidcProviderServer:
     ``extra_clients`` are oidc-provider client metadata objects (or :class:`Client`), added
     to the built-in ones; ``extra_config`` is merged into the JSON configuration that
     ``server.mjs`` documents (``features``, ``ttl``, ``provider``, ``resource_servers``,
-    ``default_resource``, ``api_scope``; its ``clients`` are added too).
+    ``default_resource``, ``api_scope``, ``refresh_delay_ms``; its ``clients`` are added
+    too).
+
+    ``password_grant=True`` turns on the harness's test-only password grant (oidc-provider 9
+    has none; see ``server.mjs``) for :data:`~tests.servers.USERNAME`, and registers one
+    client per authentication method for it (``client("password", ...)``, grant types
+    ``password`` and ``refresh_token``): its tokens come with a refresh token, renewed by
+    oidc-provider's own refresh_token grant. ``rotate_refresh_tokens=True`` sets
+    oidc-provider's ``rotateRefreshToken`` (every refresh answers a new refresh token and
+    consumes the old one; a consumed one used again revokes its grant, the whole family).
     """
 
     name = "oidc-provider"
@@ -80,6 +91,8 @@ class OidcProviderServer:
         *,
         extra_clients: Iterable[Client | Mapping[str, Any]] = (),
         extra_config: Mapping[str, Any] | None = None,
+        password_grant: bool = False,
+        rotate_refresh_tokens: bool = False,
     ) -> None:
         if NODE is None:
             pytest.skip(MISSING_NODE)
@@ -95,6 +108,16 @@ class OidcProviderServer:
                     auth_method=auth_method,
                     grant="client_credentials",
                 )
+                if password_grant:
+                    self.clients["password", auth_method, tricky] = Client(
+                        client_id=f"password-{auth_method}-{'tricky' if tricky else 'plain'}",
+                        client_secret=TRICKY_SECRET if tricky else PLAIN_SECRET,
+                        auth_method=auth_method,
+                        grant="password",
+                    )
+        if password_grant:
+            self.grants = frozenset({"client_credentials", "password"})
+        self.rotates_refresh_tokens = rotate_refresh_tokens
         #: The protected resource's credentials for the introspection endpoint.
         self.resource_server = Client(
             client_id=RESOURCE_SERVER_ID,
@@ -104,6 +127,10 @@ class OidcProviderServer:
         )
 
         config = dict(extra_config or {})
+        if password_grant:
+            config["password_grant"] = {"username": USERNAME, "password": PASSWORD}
+        if rotate_refresh_tokens:
+            config["provider"] = {**config.get("provider", {}), "rotateRefreshToken": True}
         metadata = [client_metadata(client) for client in self.clients.values()]
         for extra in extra_clients:
             metadata.append(client_metadata(extra) if isinstance(extra, Client) else dict(extra))
@@ -119,7 +146,7 @@ class OidcProviderServer:
 
         # Filled in by start().
         self.issuer = self.token_url = self.api_url = self.resource = self.test_url = ""
-        self.revocation_url = self.introspection_url = ""
+        self.revocation_url = self.introspection_url = self.holding_url = ""
         self.metadata: dict[str, Any] = {}
         self.version = ""
         self.startup_seconds = 0.0
@@ -166,6 +193,8 @@ class OidcProviderServer:
             self.stop()
             raise
         self.token_url = self.metadata["token_endpoint"]
+        #: ``{"holding": N}``: refresh answers held back right now (``refresh_delay_ms``).
+        self.holding_url = f"{self.test_url}/holding"
         self.revocation_url = self.metadata["revocation_endpoint"]
         self.introspection_url = self.metadata["introspection_endpoint"]
         self.startup_seconds = time.monotonic() - began
@@ -259,6 +288,14 @@ class OidcProviderServer:
 
     def reset_counts(self) -> None:
         self.http.post(f"{self.test_url}/reset").raise_for_status()
+
+    def stats(self) -> Counter[str]:
+        """Since the last reset: token answers as ``"grant_type:outcome"`` (``ok`` or the
+        error code), ``grant_revocations`` (``grant.revoked`` events: reuse detection
+        revoking a token family), and the API's answers as ``"api:STATUS"``."""
+        response = self.http.get(f"{self.test_url}/stats")
+        response.raise_for_status()
+        return Counter({str(k): int(v) for k, v in response.json().items()})
 
     def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662 introspection of ``token``, as the protected resource sees it."""

@@ -2,9 +2,15 @@
 
 The file holds a JSON object of key -> token. It is written atomically (a temporary
 file in the same folder, then a rename), readable by its owner only (0600), and
-renewal is serialised across processes by a lock file (``filelock``). A corrupt or
-truncated file, or an entry that is not a valid token, reads as empty (one WARNING):
-the next renewal rewrites it.
+renewal is serialised across processes by a lock file (``filelock``), and across the
+renewals of one process by a lock of the cache object's own (the lock file is held once
+per process). A corrupt or truncated file, or an entry that is not a valid token, reads
+as empty (one WARNING): the next renewal rewrites it.
+
+A write never replaces a token with one issued earlier (both with ``issued_at``, on
+this host's clock): a renewal whose answer comes late (its lock given up meanwhile)
+must not put back a refresh token the server has since rotated away; the others would
+renew from it, and a server with reuse detection then revokes the whole family.
 
 Like ssh with a private key, the cache refuses a file that another user owns or that
 group or others may write: such a file could hand this process someone else's token.
@@ -60,6 +66,9 @@ class FileTokenCache:
         # takes it in one worker thread and stores in another), so it cannot keep two
         # renewals of this process apart: this lock does, for lock()/alock() only.
         self._renewing = threading.Lock()
+        # And one read-modify-write of the file at a time in this process (a write
+        # outside a renewal, from another thread, re-enters the file lock too).
+        self._writing = threading.Lock()
         reset_after_fork(self)
 
     def __repr__(self) -> str:
@@ -83,6 +92,7 @@ class FileTokenCache:
         # A lock held by a parent's thread at fork time is not this process's to release.
         self._lock = self._new_lock()
         self._renewing = threading.Lock()
+        self._writing = threading.Lock()
 
     def _read(self, *, quiet: bool = False) -> dict[str, Any]:
         try:
@@ -132,20 +142,40 @@ class FileTokenCache:
     def set(self, key: str, token: Token) -> None:
         """Store ``token`` under ``key``: the file is rewritten atomically, mode 0600.
 
+        A token issued later than ``token`` that is stored already stays (logged at
+        INFO): see the module's docstring.
+
         Raises:
             CacheError: the file cannot be locked, read or written, or is refused.
         """
-        with self._locked():
+        with self._locked(), self._written():
             data = self._read(quiet=True)  # a bad file was reported when read; now replaced
+            if _issued_later(data.get(key), token):
+                log.info(
+                    "the token file %s holds a token issued after the one being stored; "
+                    "it stays (a late answer never replaces a newer refresh token)",
+                    self.path,
+                )
+                return
             data[key] = token.to_dict()
             self._write(json.dumps(data).encode("utf-8"))
 
     def delete(self, key: str) -> None:
         """Remove the entry of ``key`` (after a revocation); nothing if there is none."""
-        with self._locked():
+        with self._locked(), self._written():
             data = self._read(quiet=True)
             if data.pop(key, None) is not None:
                 self._write(json.dumps(data).encode("utf-8"))
+
+    @contextlib.contextmanager
+    def _written(self) -> Iterator[None]:
+        """One read-modify-write of the file at a time in this process."""
+        if not self._writing.acquire(timeout=self.lock_timeout):
+            raise CacheError(f"timed out waiting to write {str(self.path)!r}")
+        try:
+            yield
+        finally:
+            self._writing.release()
 
     def _write(self, payload: bytes) -> None:
         folder = self.path.parent
@@ -225,3 +255,15 @@ class FileTokenCache:
             yield
         finally:
             await _aio.to_thread(locked.__exit__, None, None, None)
+
+
+def _issued_later(entry: Any, token: Token) -> bool:
+    """Whether the stored ``entry`` is a valid token issued after ``token`` (both must
+    say when). A bad entry is overwritten (it was reported when read)."""
+    if not isinstance(entry, dict) or token.issued_at is None:
+        return False
+    try:
+        stored = Token.from_dict(entry)
+    except Exception:  # anything unreadable is no reason to keep it
+        return False
+    return stored.issued_at is not None and stored.issued_at > token.issued_at

@@ -29,6 +29,21 @@
 //   default_resource  null (default): a token request without `resource` gets an opaque token
 //                     with no audience; "api": such requests get a token for the API resource;
 //                     any other string: that resource indicator
+//   password_grant    {"username", "password"}: a test-only resource owner password grant
+//                     (oidc-provider 9 has none), registered with registerGrantType for
+//                     clients that list "password" in grant_types. It makes a Grant for the
+//                     account and answers an opaque access token and a refresh token
+//                     (scope offline_access), so that oidc-provider's own refresh_token grant
+//                     (rotation with provider.rotateRefreshToken, reuse detection: a consumed
+//                     refresh token used again revokes its grant) is what the tests exercise.
+//   refresh_delay_ms  hold each refresh_token answer this long after oidc-provider has rotated
+//                     (a client can then leave while its refresh is in flight)
+//
+// GET {test}/stats counts, since the last reset: token answers as "grant_type:outcome" (ok or
+// the error code), grant_revocations ('grant.revoked' events: reuse detection revoking a token
+// family, or a revocation), and the API's answers as "api:STATUS". GET {test}/holding answers
+// {"holding": N}: the refresh answers held back right now (a client may leave once its refresh
+// is surely in flight).
 //
 // Resource indicators (RFC 8707). oidc-provider 9 keeps features.resourceIndicators *enabled* by
 // default. For client_credentials (lib/actions/grants/client_credentials.js and
@@ -132,6 +147,12 @@ const defaultResourceIndicator = config.default_resource === 'api'
   : (config.default_resource ?? undefined);
 
 const calls = new Map(); // grant_type -> token requests received
+const stats = new Map(); // "grant_type:outcome", "grant_revocations", "api:STATUS" -> count
+let holding = 0; // refresh answers held back right now (refresh_delay_ms)
+
+function count(name) {
+  stats.set(name, (stats.get(name) ?? 0) + 1);
+}
 
 const baseFeatures = {
   devInteractions: { enabled: false }, // no browser flows here
@@ -215,6 +236,45 @@ try {
   fail('oidc-provider refused the configuration', error);
 }
 
+if (config.password_grant) {
+  const owner = config.password_grant;
+  const scope = 'offline_access';
+  // Test-only: the resource owner password grant, issuing what an authorization code
+  // exchange with offline_access would (a Grant, an opaque access token, a refresh token).
+  provider.registerGrantType('password', async (ctx) => {
+    const { client, params } = ctx.oidc;
+    if (params.username !== owner.username || params.password !== owner.password) {
+      throw new errors.InvalidGrant('invalid resource owner credentials');
+    }
+    const grant = new provider.Grant({ accountId: owner.username, clientId: client.clientId });
+    grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    const at = new provider.AccessToken({
+      accountId: owner.username, client, grantId, gty: 'password', scope,
+    });
+    const rt = new provider.RefreshToken({
+      accountId: owner.username,
+      client,
+      grantId,
+      gty: 'password',
+      scope,
+      rotations: 0,
+      iiat: Math.floor(Date.now() / 1000),
+    });
+    ctx.oidc.entity('AccessToken', at);
+    ctx.oidc.entity('RefreshToken', rt);
+    ctx.body = {
+      access_token: await at.save(),
+      token_type: 'Bearer',
+      expires_in: at.expiration,
+      refresh_token: await rt.save(),
+      scope,
+    };
+  }, ['username', 'password', 'scope']);
+}
+
+provider.on('grant.revoked', () => count('grant_revocations'));
+
 // oidc-provider validates static clients lazily, on their first use (a bad one then answers
 // 400 invalid_client_metadata at the token endpoint): load each now, so a bad one stops the start.
 for (const { client_id: clientId } of providerConfig.clients) {
@@ -235,6 +295,16 @@ provider.use(async (ctx, next) => {
     if (ctx.method === 'POST' && ctx.oidc?.route === 'token') {
       const grantType = ctx.oidc.params?.grant_type || '?';
       calls.set(grantType, (calls.get(grantType) ?? 0) + 1);
+      count(`${grantType}:${ctx.status === 200 ? 'ok' : (ctx.body?.error ?? `http-${ctx.status}`)}`);
+      if (grantType === 'refresh_token' && config.refresh_delay_ms) {
+        // oidc-provider has rotated (and stored): the answer is only late, as over a slow link.
+        holding += 1;
+        try {
+          await new Promise((resolve) => { setTimeout(resolve, config.refresh_delay_ms); });
+        } finally {
+          holding -= 1;
+        }
+      }
     }
   }
 });
@@ -315,6 +385,16 @@ async function checkProof(req, token, jkt) {
 }
 
 async function me(req, res) {
+  try {
+    await checkedMe(req, res);
+  } catch (error) {
+    count('api:500');
+    throw error;
+  }
+  count(`api:${res.statusCode}`);
+}
+
+async function checkedMe(req, res) {
   const header = req.headers.authorization;
   if (header === undefined) {
     bearerError(res);
@@ -384,8 +464,15 @@ apiServer.on('request', (req, res) => {
       case 'GET /test/dpop':
         answer = sendJson(res, 200, dpopStats);
         break;
+      case 'GET /test/holding':
+        answer = sendJson(res, 200, { holding });
+        break;
+      case 'GET /test/stats':
+        answer = sendJson(res, 200, Object.fromEntries(stats));
+        break;
       case 'POST /test/reset':
         calls.clear();
+        stats.clear();
         answer = sendJson(res, 200, {});
         break;
       default:
