@@ -182,5 +182,6 @@ def test_after_sigkill_without_a_full_grant_callers_get_an_auth_error_saying_why
     assert result.errors, describe(result)
     for message in result.errors:
         name, _, text = message.partition(": ")
-        assert name in {"CredentialsRejectedError", "TokenEndpointError"}, message
+        assert name == "CredentialsRejectedError", message
+        assert "the refresh token was refused (invalid_grant)" in text, message
         assert "unauthorized_client" in text, message

@@ -113,6 +113,22 @@ class TokenSource(Protocol):
     async def astep(self, effect: Effect) -> RawResponse | Secret | None: ...
 
 
+def _after_refused_refresh(
+    grant: CredentialsRejectedError, refresh: AuthError, grant_type: str
+) -> CredentialsRejectedError:
+    """The full grant's refusal, saying that the refresh token was refused first: with
+    both gone (a rotated refresh token lost, credentials that allow no other grant),
+    nothing is left to renew by, and the message names both."""
+    said = refresh.error or f"HTTP {refresh.status_code}"
+    return CredentialsRejectedError(
+        f"the refresh token was refused ({said}), and the {grant_type} grant too: "
+        f"{grant.description}",
+        provider=grant.provider,
+        status_code=grant.status_code,
+        error=grant.error,
+    )
+
+
 def _refresh_refused(exc: AuthError) -> bool:
     """Any 4xx except 429 on a refresh means: fall back to the full grant."""
     return exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code != 429
@@ -163,6 +179,10 @@ class TokenManager:
         self._flight: Flight | None = None
         self._failure: tuple[AuthError, float] | None = None
         self._quiet_until: float | None = None
+        #: The current token when a renewal adopted it from the cache (another process
+        #: fetched it) rather than fetching it: its refusal proves nothing about the
+        #: permission, since that process may have rotated it away already.
+        self._adopted: Token | None = None
         self._tasks: dict[_aio.Task, _aio.Loop] = {}  # detached leaders, by their loop
         self._cache_down = False
         self._backoff = Backoff()
@@ -328,9 +348,11 @@ class TokenManager:
         *,
         remember: bool,
         counted: bool = True,
+        fetched: bool = True,
     ) -> None:
-        """Settle ``flight``: keep its token, or count its error (unless it was only
-        interrupted: ``counted=False``) for the backoff and the log."""
+        """Settle ``flight``: keep its token (``fetched`` by a token call, or adopted from
+        the cache), or count its error (unless it was only interrupted:
+        ``counted=False``) for the backoff and the log."""
         now = self._clock.monotonic()
         with self._lock:
             if flight.abandoned:
@@ -343,6 +365,7 @@ class TokenManager:
             pause = 0.0
             if entry is not None:
                 self._entry = entry
+                self._adopted = None if fetched else entry.token
                 self._failure = None
                 self._backoff.succeeded()
                 self._refusal_logged = False
@@ -414,12 +437,27 @@ class TokenManager:
         """The API refused the token a renewal after its refusal just gave.
 
         Renewing again would only cost token calls: the refusal is about the
-        permission, not the token. Refusals go unanswered for REFUSAL_QUIET seconds.
+        permission, not the token. Refusals go unanswered for REFUSAL_QUIET seconds;
+        unless the token was adopted from the cache, not fetched: another process may
+        have rotated it away meanwhile, and the next refusal adopts the newest one.
         """
         with self._lock:
             if self._quiet():
                 return
-            self._quiet_until = self._clock.monotonic() + REFUSAL_QUIET
+            if token is self._adopted:
+                adopted = True
+            else:
+                adopted = False
+                self._quiet_until = self._clock.monotonic() + REFUSAL_QUIET
+        if adopted:
+            # Another process fetched it and may have rotated it away since (servers
+            # that revoke the access token at each refresh): the next refusal renews.
+            log.info(
+                "%s: the API refused the token adopted from the cache too; it may have "
+                "been rotated since: the next refusal renews",
+                self._provider,
+            )
+            return
         log.warning(
             "%s: the API refused a freshly renewed token too; the credentials work but "
             "the permission does not. Refusals are handed back without renewing for %.0fs",
@@ -527,7 +565,7 @@ class TokenManager:
             self._finish(flight, None, self._aborted(exc), remember=False, counted=False)
             raise
         else:
-            self._finish(flight, new, None, remember=False)
+            self._finish(flight, new, None, remember=False, fetched=fetched)
             if fetched:
                 self._notify(new.token)
         finally:
@@ -629,7 +667,7 @@ class TokenManager:
             self._finish(flight, None, self._aborted(exc), remember=False, counted=False)
             raise
         else:
-            self._finish(flight, new, None, remember=False)
+            self._finish(flight, new, None, remember=False, fetched=fetched)
             if fetched:
                 self._notify(new.token)
         finally:
@@ -708,6 +746,7 @@ class TokenManager:
     def _obtain(self, reason: str, entry: Entry | None, kind: Reason) -> Generator[Any, Any, Token]:
         """The token calls: the refresh token if usable, else (or when refused) the grant."""
         basis = self._refresh_basis(entry)
+        refused: AuthError | None = None
         if basis is not None:
             self._log_call("refresh_token", reason)
             try:
@@ -718,10 +757,16 @@ class TokenManager:
                 if not _refresh_refused(exc):
                     raise
                 self._log_refused(exc)
+                refused = exc
             else:
                 return self._keep_refresh_token(token, basis)
         self._log_call(self._grant_type, reason)
-        return (yield from self._observed(self._source.grant(), self._grant_type, kind))
+        try:
+            return (yield from self._observed(self._source.grant(), self._grant_type, kind))
+        except CredentialsRejectedError as exc:
+            if refused is None:
+                raise
+            raise _after_refused_refresh(exc, refused, self._grant_type) from refused
 
     def _observed(self, plan: Plan[Token], grant: str, kind: Reason) -> Plan[Token]:
         """``plan``, and a :class:`~authplug.events.TokenCall` when it ends (with no
