@@ -89,9 +89,11 @@ class _NoClientCredentials(OAuth2Emulator):
 
 def test_a_refused_refresh_then_a_refused_grant_names_both() -> None:
     """With the refresh token refused and no other grant the credentials allow, the one
-    error says both: the refresh token's refusal and the grant's, never a token."""
+    error says both: the refresh token's refusal and the grant's, never a token; and so
+    do later attempts, which have no refresh token left to try."""
     from authplug import CredentialsRejectedError, OAuth2ClientCredentialsAuth
 
+    clock = FakeClock(start=time.time())
     with _NoClientCredentials() as emulator:
         first = password_auth(emulator).get_token()
         emulator.reject_refresh = True
@@ -99,6 +101,7 @@ def test_a_refused_refresh_then_a_refused_grant_names_both() -> None:
             token_url=emulator.token_url,
             client_id=emulator.client_id,
             client_secret=emulator.client_secret,
+            clock=clock,
             token={
                 "access_token": first.access_token,
                 "refresh_token": first.refresh_token,
@@ -107,6 +110,11 @@ def test_a_refused_refresh_then_a_refused_grant_names_both() -> None:
         )
         with pytest.raises(CredentialsRejectedError) as caught:
             auth.get_token()
+        clock.advance(60)  # past the failure's memory: a new attempt, the grant only
+        with pytest.raises(CredentialsRejectedError) as again:
+            auth.get_token()
+        assert emulator.token_calls["client_credentials"] == 2
+    assert str(again.value) == str(caught.value)
     message = str(caught.value)
     assert "the refresh token was refused (invalid_grant)" in message
     assert "client_credentials grant too" in message

@@ -421,9 +421,12 @@ class AssertionSource:
         self.kind = "file"
 
     def __repr__(self) -> str:
-        if isinstance(self._source, Path):
-            return f"AssertionSource({os.fspath(self._source)!r})"
-        return f"AssertionSource({self.kind} callable)"
+        # getattr: a traceback's locals may show one whose __init__ raised (Python 3.10
+        # does not catch a failing repr there).
+        source = getattr(self, "_source", None)
+        if isinstance(source, Path):
+            return f"AssertionSource({os.fspath(source)!r})"
+        return f"AssertionSource({getattr(self, 'kind', 'unread')} callable)"
 
     def obtain(self) -> Secret:
         """The assertion now (blocking). Raises ValueError with a safe message."""

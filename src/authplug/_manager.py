@@ -183,6 +183,8 @@ class TokenManager:
         #: fetched it) rather than fetching it: its refusal proves nothing about the
         #: permission, since that process may have rotated it away already.
         self._adopted: Token | None = None
+        #: The refusal of the last refresh token tried, until a token call succeeds.
+        self._lost_refresh: AuthError | None = None
         self._tasks: dict[_aio.Task, _aio.Loop] = {}  # detached leaders, by their loop
         self._cache_down = False
         self._backoff = Backoff()
@@ -746,7 +748,8 @@ class TokenManager:
     def _obtain(self, reason: str, entry: Entry | None, kind: Reason) -> Generator[Any, Any, Token]:
         """The token calls: the refresh token if usable, else (or when refused) the grant."""
         basis = self._refresh_basis(entry)
-        refused: AuthError | None = None
+        # A refresh token refused earlier (and dropped) still explains a grant refusal.
+        refused = self._lost_refresh if basis is None else None
         if basis is not None:
             self._log_call("refresh_token", reason)
             try:
@@ -757,16 +760,19 @@ class TokenManager:
                 if not _refresh_refused(exc):
                     raise
                 self._log_refused(exc)
-                refused = exc
+                refused = self._lost_refresh = exc
             else:
+                self._lost_refresh = None
                 return self._keep_refresh_token(token, basis)
         self._log_call(self._grant_type, reason)
         try:
-            return (yield from self._observed(self._source.grant(), self._grant_type, kind))
+            token = yield from self._observed(self._source.grant(), self._grant_type, kind)
         except CredentialsRejectedError as exc:
             if refused is None:
                 raise
             raise _after_refused_refresh(exc, refused, self._grant_type) from refused
+        self._lost_refresh = None
+        return token
 
     def _observed(self, plan: Plan[Token], grant: str, kind: Reason) -> Plan[Token]:
         """``plan``, and a :class:`~authplug.events.TokenCall` when it ends (with no

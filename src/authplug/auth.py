@@ -256,11 +256,16 @@ class BaseAuth(_Base):
         self._manager = parts.manager
 
     def __repr__(self) -> str:
-        fields = [f"issuer={self.issuer!r}" if self.issuer else f"token_url={self.token_url!r}"]
-        if self.client_id:
-            fields.append(f"client_id={self.client_id!r}")
-        if self.username:
-            fields.append(f"username={self.username!r}")
+        # getattr: a traceback's locals may show an object whose __init__ raised before
+        # these were set (Python 3.10 does not catch a failing repr there).
+        issuer = getattr(self, "issuer", None)
+        fields = [
+            f"issuer={issuer!r}" if issuer else f"token_url={getattr(self, 'token_url', None)!r}"
+        ]
+        for name in ("client_id", "username"):
+            value = getattr(self, name, None)
+            if value:
+                fields.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(fields)})"
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
