@@ -41,16 +41,8 @@ from _common import table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harnesses
 
 from tests.redis_server import RedisServer
-from tests.rotation_soak import Plan, Result, soak
+from tests.rotation_soak import LEEWAY, LIFETIME, Plan, Result, soak
 from tests.servers import PASSWORD, USERNAME
-
-#: Access tokens live 4 s at DOT, 5 s at oidc-provider (whole seconds, and its clock's
-#: second may end at once): renewed from 2.5 s and 3 s on, before the server's expiry.
-#: Shorter lives (1.5 s, renewed every 0.5 s while a refresh answer is held 0.3 s) make
-#: a token due again before the fleet has adopted it: a replay then meets the next
-#: rotation (one replay per request), which no client can turn into a 200.
-LIFETIME = {"dot": 4.0, "oidc": 5}
-LEEWAY = {"dot": 1.5, "oidc": 2.0}
 
 HEADERS = [
     "server",

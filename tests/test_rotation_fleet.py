@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.redis_server import RedisServer
-from tests.rotation_soak import Plan, Result, soak
+from tests.rotation_soak import LEEWAY, LIFETIME, Plan, Result, soak
 from tests.servers import PASSWORD, USERNAME
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,7 +30,7 @@ def dot() -> Iterator[Any]:
     from tests.servers.django_oauth import DjangoOAuthServer
 
     with DjangoOAuthServer(
-        access_token_lifetime=1.5,
+        access_token_lifetime=LIFETIME["dot"],
         run_migrations=False,
         reuse_protection=True,
         refresh_delay=REFRESH_DELAY,
@@ -45,7 +45,10 @@ def oidc() -> Iterator[Any]:
     with OidcProviderServer(
         password_grant=True,
         rotate_refresh_tokens=True,
-        extra_config={"ttl": {"AccessToken": 3}, "refresh_delay_ms": int(REFRESH_DELAY * 1000)},
+        extra_config={
+            "ttl": {"AccessToken": LIFETIME["oidc"]},
+            "refresh_delay_ms": int(REFRESH_DELAY * 1000),
+        },
     ) as server:
         yield server
 
@@ -74,8 +77,7 @@ def plan(server: Any, cache: str, mode: str, **overrides: Any) -> Plan:
         "time_limit": 40,  # a bound: the soak stops at 2 renewals
         "leave_at_refresh": 1.0,  # every process leaves while its refresh is on the wire
         "lifetime": 0,
-        # oidc-provider counts whole seconds: its 3 s token may end 1 s early.
-        "leeway": 1.5 if "oidc" in type(server).__name__.lower() else 1.0,
+        "leeway": LEEWAY["oidc" if "oidc" in type(server).__name__.lower() else "dot"],
     }
     return Plan(**(options | overrides))
 
