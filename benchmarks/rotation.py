@@ -27,11 +27,9 @@ redis-server. Each cell stops by itself (renewal count or ``--time-limit``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,7 @@ from _common import table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harnesses
 
 from tests.redis_server import RedisServer
-from tests.rotation_soak import LEEWAY, LIFETIME, Plan, Result, soak
+from tests.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
 from tests.servers import PASSWORD, USERNAME
 
 HEADERS = [
@@ -59,32 +57,6 @@ HEADERS = [
     "processes",
     "seconds",
 ]
-
-
-@contextlib.contextmanager
-def server(name: str, refresh_delay: float) -> Iterator[Any]:
-    if name == "dot":
-        from tests.servers.django_oauth import DjangoOAuthServer
-
-        with DjangoOAuthServer(
-            access_token_lifetime=LIFETIME["dot"],
-            run_migrations=False,
-            reuse_protection=True,
-            refresh_delay=refresh_delay,
-        ) as dot:
-            yield dot
-    else:
-        from tests.servers.oidc_provider import OidcProviderServer
-
-        with OidcProviderServer(
-            password_grant=True,
-            rotate_refresh_tokens=True,
-            extra_config={
-                "ttl": {"AccessToken": LIFETIME["oidc"]},
-                "refresh_delay_ms": int(refresh_delay * 1000),
-            },
-        ) as oidc:
-            yield oidc
 
 
 def handed_in_token(srv: Any, client_id: str, client_secret: str) -> dict[str, Any]:
@@ -150,7 +122,7 @@ def main() -> None:
     names = {"dot": "django-oauth-toolkit", "oidc": "oidc-provider"}
     try:
         for name in args.servers.split(","):
-            with server(name, args.refresh_delay) as srv:
+            with rotating_server(name, args.refresh_delay) as srv:
                 client = srv.client("password", "client_secret_post")
                 for cache_kind in filter(None, args.caches.split(",")):
                     for mode in filter(None, args.modes.split(",")):

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -52,6 +53,35 @@ class SoakServer(Protocol):
 #: rotation (one replay per request), which no client can turn into a 200.
 LIFETIME = {"dot": 4, "oidc": 5}
 LEEWAY = {"dot": 1.5, "oidc": 2.0}
+
+
+@contextlib.contextmanager
+def rotating_server(name: str, refresh_delay: float) -> Iterator[Any]:
+    """``"dot"`` (django-oauth-toolkit, rotation with reuse protection) or ``"oidc"``
+    (oidc-provider, ``rotateRefreshToken``), each holding a refresh answer
+    ``refresh_delay`` seconds after it has rotated."""
+    if name == "dot":
+        from tests.servers.django_oauth import DjangoOAuthServer
+
+        with DjangoOAuthServer(
+            access_token_lifetime=LIFETIME["dot"],
+            run_migrations=False,
+            reuse_protection=True,
+            refresh_delay=refresh_delay,
+        ) as dot:
+            yield dot
+        return
+    from tests.servers.oidc_provider import OidcProviderServer
+
+    with OidcProviderServer(
+        password_grant=True,
+        rotate_refresh_tokens=True,
+        extra_config={
+            "ttl": {"AccessToken": LIFETIME["oidc"]},
+            "refresh_delay_ms": int(refresh_delay * 1000),
+        },
+    ) as oidc:
+        yield oidc
 
 
 @dataclass

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.redis_server import RedisServer
-from tests.rotation_soak import LEEWAY, LIFETIME, Plan, Result, soak
+from tests.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
 from tests.servers import PASSWORD, USERNAME
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,29 +27,13 @@ REFRESH_DELAY = 0.3  # the servers hold each refresh answer after rotating
 
 @pytest.fixture(scope="module")
 def dot() -> Iterator[Any]:
-    from tests.servers.django_oauth import DjangoOAuthServer
-
-    with DjangoOAuthServer(
-        access_token_lifetime=LIFETIME["dot"],
-        run_migrations=False,
-        reuse_protection=True,
-        refresh_delay=REFRESH_DELAY,
-    ) as server:
+    with rotating_server("dot", REFRESH_DELAY) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def oidc() -> Iterator[Any]:
-    from tests.servers.oidc_provider import OidcProviderServer
-
-    with OidcProviderServer(
-        password_grant=True,
-        rotate_refresh_tokens=True,
-        extra_config={
-            "ttl": {"AccessToken": LIFETIME["oidc"]},
-            "refresh_delay_ms": int(REFRESH_DELAY * 1000),
-        },
-    ) as server:
+    with rotating_server("oidc", REFRESH_DELAY) as server:
         yield server
 
 
