@@ -17,11 +17,11 @@ Imported by the first ``close()``; the default lives in :mod:`._clock`, which
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING
 
 from ._clock import CLOSE_TIMEOUT
+from ._inputs import Overdue, run_within
 from .errors import AuthError
 
 if TYPE_CHECKING:
@@ -53,28 +53,16 @@ def close(manager: TokenManager, *, revoke: bool, budget: float, provider: str) 
         return True
     end = time.monotonic() + budget
     manager.settle(budget)  # a renewal under way: revoke the token it brings
-    done = threading.Event()
-    outcome: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            manager.revoke()
-        except BaseException as exc:  # handed to the closing thread below
-            outcome.append(exc)
-        finally:
-            done.set()
-
     # In a daemon thread of its own: given up after the budget, it cannot hold the
     # process (the revocation may still end meanwhile; its outcome is then unused).
-    threading.Thread(target=run, name="authplug-close", daemon=True).start()
-    if not done.wait(max(0.0, end - time.monotonic())):
+    try:
+        run_within(manager.revoke, max(0.0, end - time.monotonic()), name="authplug-close")
+    except Overdue:
         _abandoned(provider, budget)
         return False
-    if outcome:
-        if isinstance(outcome[0], AuthError):
-            _failed(provider, outcome[0])
-            return False
-        raise outcome[0]
+    except AuthError as exc:
+        _failed(provider, exc)
+        return False
     return True
 
 

@@ -201,7 +201,7 @@ class Overdue(Exception):
 
 
 def _start(
-    call: Callable[[], T], done: Callable[[], None]
+    call: Callable[[], T], done: Callable[[], None], name: str = "authplug-assertion"
 ) -> list[tuple[T | None, BaseException | None]]:
     """Run ``call()`` in a daemon thread of its own, in a copy of the caller's context;
     ``done()`` when it ends. The list gets its ``(value, error)``."""
@@ -216,9 +216,7 @@ def _start(
             done()
 
     context = contextvars.copy_context()
-    thread = threading.Thread(
-        target=context.run, args=(run,), name="authplug-assertion", daemon=True
-    )
+    thread = threading.Thread(target=context.run, args=(run,), name=name, daemon=True)
     thread.start()
     return outcome
 
@@ -232,11 +230,12 @@ def _result(outcome: list[tuple[T | None, BaseException | None]], limit: float) 
     return value  # type: ignore[return-value]  # set together with error=None
 
 
-def run_within(call: Callable[[], T], limit: float) -> T:
-    """``call()`` in a daemon thread of its own, waited for at most ``limit`` seconds:
-    :func:`call_within` for a blocking caller (a sync request, a renewal thread)."""
+def run_within(call: Callable[[], T], limit: float, name: str = "authplug-assertion") -> T:
+    """``call()`` in a daemon thread of its own (named ``name``), waited for at most
+    ``limit`` seconds: :func:`call_within` for a blocking caller (a sync request, a
+    renewal thread, closing)."""
     finished = threading.Event()
-    outcome = _start(call, finished.set)
+    outcome = _start(call, finished.set, name)
     finished.wait(limit)
     return _result(outcome, limit)
 
