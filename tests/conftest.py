@@ -390,6 +390,19 @@ def password_auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
     return OAuth2PasswordAuth(**options)
 
 
+def key_for(emulator: OAuth2Emulator) -> str:
+    """The cache key ``password_auth(emulator)`` stores its token under."""
+    from authplug.cache import cache_key
+
+    return cache_key(
+        provider="oauth2",
+        token_url=emulator.token_url,
+        client_id=emulator.client_id,
+        username=emulator.username,
+        scope=None,
+    )
+
+
 @pytest.fixture
 def redis_server(tmp_path: Any) -> Iterator[Any]:
     """A real redis-server on a free port (skipped, with the reason, when not installed)."""

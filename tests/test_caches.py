@@ -24,10 +24,9 @@ from authplug import (
     Token,
     TokenCache,
 )
-from authplug.cache import cache_key
 from authplug.testing import FakeClock, OAuth2Emulator
 
-from .conftest import password_auth
+from .conftest import key_for, password_auth
 
 PROCESSES = 8
 THREADS = 16
@@ -37,16 +36,6 @@ THREADS = 16
 def slow_emulator() -> Iterator[OAuth2Emulator]:
     with OAuth2Emulator(token_delay=0.2) as emulator:
         yield emulator
-
-
-def key_for(emulator: OAuth2Emulator) -> str:
-    return cache_key(
-        provider="oauth2",
-        token_url=emulator.token_url,
-        client_id=emulator.client_id,
-        username=emulator.username,
-        scope=None,
-    )
 
 
 def seed_expired(emulator: OAuth2Emulator, cache: TokenCache) -> None:

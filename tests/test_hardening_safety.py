@@ -36,7 +36,6 @@ from authplug import (
     TokenEndpointError,
 )
 from authplug._net import is_loopback
-from authplug.cache import cache_key
 from authplug.spec import ExtraParams
 from authplug.testing import (
     FakeClock,
@@ -47,7 +46,7 @@ from authplug.testing import (
     TelmaiEmulator,
 )
 
-from .conftest import Driver, password_auth
+from .conftest import Driver, key_for, password_auth
 
 # Characters that every encoding spells differently: @, space, +, /, =, %, non-ASCII.
 PASSWORD = "p@ss w+rd/=%41é"
@@ -65,17 +64,6 @@ def basic_b64(client_id: str, secret: str) -> str:
     """The Base64 of RFC 6749 §2.3.1 Basic credentials, as authplug sends them."""
     joined = quote(client_id, safe="") + ":" + quote(secret, safe="")
     return base64.b64encode(joined.encode()).decode()
-
-
-def key_for(emulator: OAuth2Emulator) -> str:
-    """The cache key ``password_auth(emulator)`` stores its token under."""
-    return cache_key(
-        provider="oauth2",
-        token_url=emulator.token_url,
-        client_id=emulator.client_id,
-        username=emulator.username,
-        scope=None,
-    )
 
 
 def authplug_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -21,10 +21,9 @@ import pytest
 import requests
 
 from authplug import BaseAuth, CacheError, RedisTokenCache
-from authplug.cache import cache_key
 from authplug.testing import FakeClock, OAuth2Emulator
 
-from .conftest import password_auth
+from .conftest import key_for, password_auth
 from .redis_server import RedisClusterNodes, SentinelGroup, server_binary, wait_for
 
 pytestmark = pytest.mark.redis
@@ -57,16 +56,6 @@ def slow_emulator() -> Iterator[OAuth2Emulator]:
     """Token calls that take 0.2 s, so that the renewals of a round overlap."""
     with OAuth2Emulator(token_delay=0.2) as emulator:
         yield emulator
-
-
-def key_for(emulator: OAuth2Emulator) -> str:
-    return cache_key(
-        provider="oauth2",
-        token_url=emulator.token_url,
-        client_id=emulator.client_id,
-        username=emulator.username,
-        scope=None,
-    )
 
 
 def all_at_once(auths: list[BaseAuth], url: str) -> list[int]:

@@ -13,25 +13,15 @@ from typing import Any
 
 import pytest
 
-from authplug import BaseAuth, OAuth2PasswordAuth, _pool
+from authplug import OAuth2PasswordAuth, _pool
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
 from authplug.testing import Response as EmulatorResponse
 
+from .conftest import password_auth
 from .gated import GatedEmulator
 
 SAFETY = 30.0
 DUE = 3600.0 - 30  # inside every object's renewal window, still valid
-
-
-def _auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
-    return OAuth2PasswordAuth(
-        token_url=emulator.token_url,
-        username=emulator.username,
-        password=emulator.password,
-        client_id=emulator.client_id,
-        client_secret=emulator.client_secret,
-        **options,
-    )
 
 
 def _renewal_threads() -> int:
@@ -55,7 +45,7 @@ def test_a_thousand_due_objects_renew_in_a_handful_of_threads() -> None:
         renewers.add(threading.get_ident())
 
     with OAuth2Emulator() as emulator:
-        auths = [_auth(emulator, clock=clock, on_token=renewed) for _ in range(fleet)]
+        auths = [password_auth(emulator, clock=clock, on_token=renewed) for _ in range(fleet)]
         old = [auth.get_token().access_token for auth in auths]
         assert _pool.quiet(SAFETY)
         renewers.clear()
@@ -91,7 +81,7 @@ def test_a_caller_whose_token_expired_runs_its_queued_renewal_itself(
     clock = FakeClock()
     with GatedEmulator() as emulator:
         try:
-            a, b = (_auth(emulator, clock=clock, retries=0, timeout=50) for _ in range(2))
+            a, b = (password_auth(emulator, clock=clock, retries=0, timeout=50) for _ in range(2))
             a.get_token()
             old = b.get_token()
             clock.advance(DUE)
@@ -181,7 +171,7 @@ def test_closing_against_a_hung_revocation_endpoint_keeps_its_budget(
     retries (over 40 s in all); the budget is 0.5 s. Closing returns, one revocation
     request reached the endpoint, and one WARNING says it was abandoned.
     """
-    auth = _auth(
+    auth = password_auth(
         hung,
         revocation_url=hung.revocation_url,
         revoke_on_close=True,

@@ -32,6 +32,7 @@ from authplug.cache import FileTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
 from authplug.testing import Response as EmulatorResponse
 
+from .conftest import password_auth
 from .gated import GatedEmulator
 
 SAFETY = 30.0
@@ -73,17 +74,6 @@ def rotating() -> Iterator[RotatingEmulator]:
 
 def _issued(emulator: OAuth2Emulator) -> list[str]:
     return [entry.issued for entry in emulator.journal if entry.issued is not None]
-
-
-def _auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:
-    return OAuth2PasswordAuth(
-        token_url=emulator.token_url,
-        username=emulator.username,
-        password=emulator.password,
-        client_id=emulator.client_id,
-        client_secret=emulator.client_secret,
-        **options,
-    )
 
 
 # -- one event loop per request, for every async client ----------------------------------
@@ -161,7 +151,7 @@ def test_a_renewal_outlives_the_event_loop_that_started_it(
     """
     clock = FakeClock()
     cache = FileTokenCache(tmp_path / "tokens.json")
-    auth = _auth(rotating, clock=clock, cache=cache, retries=0)
+    auth = password_auth(rotating, clock=clock, cache=cache, retries=0)
     url = rotating.api_url()
     first = _run_once(kind, auth, url, lambda: True)
     (old,) = _issued(rotating)
@@ -195,7 +185,7 @@ def test_a_refresh_outlives_a_caller_that_gave_up_and_its_loop(
     """A caller that waits for a refresh (its token expired), then gives up
     (``wait_for``) and whose loop ends, leaves the refresh to finish and be stored."""
     clock = FakeClock()
-    auth = _auth(rotating, clock=clock, retries=0)
+    auth = password_auth(rotating, clock=clock, retries=0)
     url = rotating.api_url()
     _run_once("httpx_asyncio", auth, url, lambda: True)
     clock.advance(LIFETIME + 1)  # expired: the caller must wait for the refresh
@@ -218,7 +208,7 @@ def test_a_refresh_outlives_a_caller_that_gave_up_and_its_loop(
 def test_closing_the_object_keeps_a_sync_renewal_under_way(rotating: RotatingEmulator) -> None:
     """``close()`` while a background refresh is held: its token is still stored."""
     clock = FakeClock()
-    auth = _auth(rotating, clock=clock, retries=0)
+    auth = password_auth(rotating, clock=clock, retries=0)
     old = auth.get_token()
     clock.advance(DUE)
     rotating.hold_next(1)
@@ -244,7 +234,7 @@ def test_objects_sharing_a_file_cache_in_one_process_refresh_once(
     """
     clock = FakeClock()
     cache = FileTokenCache(tmp_path / "tokens.json")
-    first, second = (_auth(rotating, clock=clock, cache=cache, retries=0) for _ in range(2))
+    first, second = (password_auth(rotating, clock=clock, cache=cache, retries=0) for _ in range(2))
     assert first.get_token() == second.get_token()
     clock.advance(DUE)
     rotating.hold_next(1)
