@@ -370,3 +370,26 @@ def test_httpx_calls_the_users_own_trace_too(strict: OAuth2Emulator) -> None:
     sent = [hit.headers["dpop"] for hit in _api_requests(strict)]
     assert seen == sent
     assert len({_claims(proof)["jti"] for proof in seen}) == 4
+
+
+@pytest.mark.parametrize("module", ["httpx", "httpx2"])
+def test_httpx_renews_a_redirect_hop_refused_with_its_own_proof_without_resending_it(
+    module: str,
+) -> None:
+    """A redirect hop that carried a proof of its own (httpcore's trace) and was refused
+    is not sent again with the same token: it is renewed and replayed once."""
+    httpx_module = pytest.importorskip(module)
+    with _FlakyLanding() as emulator:
+        emulator.dpop = True
+        auth = password_auth(emulator, dpop=True)
+        with httpx_module.Client(auth=auth) as client:
+            response = client.get(
+                emulator.api_url("/redirect"), params={"to": "/api/flaky"}, follow_redirects=True
+            )
+        assert response.status_code == 200
+        assert [(hit.path, hit.status) for hit in emulator.api_log] == [
+            ("/api/redirect", 302),
+            ("/api/flaky", 401),
+            ("/api/flaky", 200),
+        ]
+        assert emulator.token_calls == {"password": 1, "refresh_token": 1}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._challenge import log_not_replayed, renewal_useless
 from ._dpop import present
-from ._httpx_hops import follow_hops
+from ._httpx_hops import follow_hops, traced
 from .token import Token, authorization
 
 if TYPE_CHECKING:
@@ -131,9 +131,10 @@ def _proof_retry(
         response.headers.get_list("www-authenticate"),
         response.headers.get("dpop-nonce"),
     )
-    stale = (
+    stale = (  # a hop that went with the first hop's proof: no trace gave it its own
         response.request is not request
         and token.dpop_jkt is not None
+        and not traced(request)
         and _our_token_refused(codes, response, token)
     )
     if not (asked or stale) or not rewind.replayable:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ._dpop import DPoP
 
-__all__ = ["follow_hops"]
+__all__ = ["follow_hops", "traced"]
 
 # httpcore's events just before the headers of a request are written (HTTP/1.1, HTTP/2).
 _HEADERS_SENT = frozenset(
@@ -40,7 +40,7 @@ _HEADERS_SENT = frozenset(
 class _Hops:
     """The proof rule of one request's hops; the trace hook httpcore calls (sync)."""
 
-    __slots__ = ("_authorization", "_dpop", "_presented", "_token", "user")
+    __slots__ = ("_authorization", "_dpop", "_presented", "_token", "traced", "user")
 
     def __init__(self, dpop: DPoP, user: Callable[[str, dict[str, Any]], Any] | None) -> None:
         self._dpop = dpop
@@ -48,6 +48,8 @@ class _Hops:
         self._token: Token | None = None
         self._authorization = b""
         self._presented = False
+        #: httpcore called the hook for a hop: the hops' proofs are their own.
+        self.traced = False
 
     def presented(self, token: Token) -> None:
         """The flow put ``token`` and a proof on the request it is about to send."""
@@ -58,6 +60,7 @@ class _Hops:
     def rewrite(self, name: str, info: dict[str, Any]) -> None:
         if name not in _HEADERS_SENT:
             return
+        self.traced = True
         if self._presented:  # the flow's own send: its proof is this hop's
             self._presented = False
             return
@@ -111,3 +114,10 @@ def follow_hops(request: httpx.Request, dpop: DPoP, *, is_async: bool) -> _Hops:
     hops = (_AsyncHops if is_async else _Hops)(dpop, current)
     request.extensions["trace"] = hops
     return hops
+
+
+def traced(request: httpx.Request) -> bool:
+    """Whether httpcore's trace gave ``request``'s hops their own proofs (False through
+    a transport that never calls it)."""
+    hops = request.extensions.get("trace")
+    return isinstance(hops, _Hops) and hops.traced
