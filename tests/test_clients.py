@@ -137,7 +137,7 @@ def test_aiohttp_anchor_without_a_chain() -> None:
 
     from yarl import URL
 
-    from authplug._aiohttp_adapter import Anchor, off_origin
+    from authplug._adapters.aiohttp_middleware import Anchor, off_origin
 
     anchor = Anchor()
     first = SimpleNamespace(url=URL("https://api.example/v1/a"))

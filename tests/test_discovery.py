@@ -24,7 +24,7 @@ from authplug import (
     OAuth2ClientCredentialsAuth,
     SemansysAuth,
 )
-from authplug._discovery import well_known_urls
+from authplug._call.discovery import well_known_urls
 from authplug.testing import FakeClock, OAuth2Emulator, SemansysEmulator
 from authplug.testing._server import Response
 

@@ -294,7 +294,7 @@ def test_the_token_follows_a_requests_redirect_as_requests_decides(old: str, new
     requests' own ``Session.should_strip_auth``."""
     import requests
 
-    from authplug._prepared import _keeps_auth
+    from authplug._adapters.sessions import _keeps_auth
 
     try:
         strips = requests.Session().should_strip_auth(old, new)

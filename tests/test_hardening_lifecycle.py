@@ -35,8 +35,8 @@ from authplug import (
     Token,
     TokenEndpointError,
 )
-from authplug import _transport as transport_module
-from authplug._manager import REFUSAL_QUIET
+from authplug._call import transport as transport_module
+from authplug._renew.manager import REFUSAL_QUIET
 from authplug.cache import MemoryTokenCache
 from authplug.providers import PROVIDERS
 from authplug.testing import EMULATORS, FakeClock, MogoplusEmulator, OAuth2Emulator, Request

@@ -32,12 +32,12 @@ def test_token_brain_imports_without_http_libraries() -> None:
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["authplug"] = package
         for name in (
-            "errors", "token", "_clock", "_retry", "cache", "_schedule", "_flight", "_renewal",
-            "_manager", "spec", "_aio",
+            "errors", "token", "_clock", "_call.retry", "_call.plan", "cache", "spec", "_aio",
+            *RENEW,
         ):
             importlib.import_module("authplug." + name)
         print("ok")
-        """
+        """.replace("*RENEW", ", ".join(repr(f"_renew.{m}") for m in folder("_renew")))
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
@@ -105,7 +105,7 @@ HEAVY = (
     "authplug.cache._file",
     "authplug.cache._redis",
     "authplug.testing",
-    "authplug._engine",
+    "authplug._call.engine",
 )
 
 
@@ -132,11 +132,11 @@ def test_import_adds_few_modules() -> None:
 
 
 MACHINERY_MODULES = (
-    "authplug._manager",
-    "authplug._authlib",
-    "authplug._requests_adapter",
-    "authplug._httpx_adapter",
-    "authplug._aiohttp_adapter",
+    "authplug._renew.manager",
+    "authplug._call.authlib",
+    "authplug._adapters.requests_hook",
+    "authplug._adapters.httpx_flow",
+    "authplug._adapters.aiohttp_middleware",
     "authplug.events",
     "authplug.token",
 )
@@ -181,44 +181,84 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-# The ladder, bottom up: a module may import only what its rule allows.
-CORE = (
-    "_manager",
-    "_schedule",
-    "_flight",
-    "_renewal",
-    "_aio",
-    "_discovery",
-    "_dpop",
-    "token",
-    "errors",
-    "_redact",
-)
+def folder(name: str) -> list[str]:
+    """The modules of one of the package's folders, by name."""
+    return sorted(p.stem for p in (SRC / name).glob("*.py") if p.stem != "__init__")
+
+
+def test_the_folders_init_files_stay_empty() -> None:
+    """An ``__init__`` that imported its folder would load the machinery on import."""
+    for name in ("_renew", "_call", "_adapters"):
+        assert (SRC / name / "__init__.py").read_text(encoding="utf-8") == "", name
+
+
 HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3", "aiohttp", "niquests"}
-ADAPTERS = ("_requests_adapter", "_httpx_adapter", "_aiohttp_adapter", "_niquests_adapter")
-MACHINERY = {
-    "._assembly",
-    "._authlib",
-    "._engine",
-    "._transport",
-    "._prepared",
-    ".auth",
-    *(f".{a}" for a in ADAPTERS),
-}
+# The effect vocabulary the renewal plans share with token calls: plain data, no HTTP.
+PLAN_VOCABULARY = {"._call.plan", "._call.messages"}
+# What sits above the three folders and wires them together.
+ABOVE = {"._assembly", ".auth", "._options", "._connect_options", ".cli", "._demo"}
+FOLDERS = {".", "._renew", "._call", "._adapters"}
+CLIENT_ADAPTERS = ("requests_hook", "niquests_hook", "httpx_flow", "aiohttp_middleware")
 
 
-@pytest.mark.parametrize("name", CORE)
-def test_the_token_brain_knows_no_http_client(name: str) -> None:
-    """Timing, flight, renewal plan and manager never import an HTTP client or its adapter."""
-    found = _imports(SRC / f"{name}.py")
+def _internal(found: set[str]) -> set[str]:
+    """The package's own modules among ``found`` (a bare folder, the base of a
+    ``from .. import module``, is left out: its modules are listed one by one)."""
+    return {f for f in found if f.startswith(".") and f not in FOLDERS}
+
+
+@pytest.mark.parametrize("name", folder("_renew"))
+def test_renewal_knows_no_http_client_and_no_adapter(name: str) -> None:
+    """``_renew/`` (when to renew, who renews) imports no HTTP library, no adapter, and
+    from ``_call/`` only the plans' plain-data vocabulary."""
+    found = _imports(SRC / "_renew" / f"{name}.py")
     assert not {f for f in found if f.split(".")[0] in HTTP}, found
-    assert not found & MACHINERY, found
+    internal = _internal(found)
+    assert not {f for f in internal if f.startswith("._adapters")}, found
+    assert not {f for f in internal if f.startswith("._call")} - PLAN_VOCABULARY, found
+    assert not internal & ABOVE, found
 
 
-@pytest.mark.parametrize("name", ADAPTERS)
+@pytest.mark.parametrize("name", folder("_call"))
+def test_token_calls_know_neither_renewal_nor_adapters(name: str) -> None:
+    """``_call/`` (how a token call is made) never reaches up into ``_renew/``,
+    ``_adapters/`` or the modules that wire them."""
+    internal = _internal(_imports(SRC / "_call" / f"{name}.py"))
+    assert not {f for f in internal if f.startswith(("._renew", "._adapters"))}, internal
+    assert not internal & (ABOVE - {"._options"}), internal
+
+
+@pytest.mark.parametrize("name", folder("_adapters"))
+def test_adapters_never_make_token_calls(name: str) -> None:
+    """``_adapters/`` talk to the manager only: nothing of ``_call/`` (token calls go
+    through authplug's own transport, never the user's client)."""
+    internal = _internal(_imports(SRC / "_adapters" / f"{name}.py"))
+    assert not {f for f in internal if f.startswith("._call")}, internal
+    assert not internal & ABOVE, internal
+
+
+@pytest.mark.parametrize("name", CLIENT_ADAPTERS)
 def test_an_adapter_never_imports_another(name: str) -> None:
-    found = _imports(SRC / f"{name}.py")
-    assert not found & {f".{a}" for a in ADAPTERS if a != name}, found
+    found = _imports(SRC / "_adapters" / f"{name}.py")
+    assert not found & {f"._adapters.{a}" for a in CLIENT_ADAPTERS if a != name}, found
+
+
+GROUND = sorted(
+    p
+    for p in [*SRC.glob("*.py"), *(SRC / "cache").glob("*.py")]
+    if "." + p.stem not in ABOVE and p.stem not in ("__init__", "__main__", "cli")
+)
+
+
+@pytest.mark.parametrize("path", GROUND, ids=lambda p: p.name)
+def test_the_ground_imports_none_of_the_folders(path: Path) -> None:
+    """The modules beside the folders (keys, DPoP, secrets, clocks, the public vocabulary,
+    the caches) are used by all three folders and import none of them."""
+    internal = _internal(_imports(path))
+    assert not {f for f in internal if f.startswith(("._renew", "._call", "._adapters"))}, (
+        path.name,
+        internal,
+    )
 
 
 @pytest.mark.parametrize("path", sorted((SRC / "providers").glob("*.py")), ids=lambda p: p.name)

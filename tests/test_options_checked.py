@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from authplug import ConfigurationError, MogoplusAuth, OAuth2PasswordAuth
-from authplug import _transport as transport_module
+from authplug._call import transport as transport_module
 from authplug.testing import MogoplusEmulator, OAuth2Emulator
 
 from .conftest import password_auth

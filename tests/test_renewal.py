@@ -35,8 +35,9 @@ import httpx
 import pytest
 import requests
 
-from authplug import BaseAuth, OAuth2PasswordAuth, TokenEndpointError, _pool
-from authplug._schedule import BACKOFF_CAP, JITTER
+from authplug import BaseAuth, OAuth2PasswordAuth, TokenEndpointError
+from authplug._renew import pool as _pool
+from authplug._renew.schedule import BACKOFF_CAP, JITTER
 from authplug.spec import GENERIC
 from authplug.testing import FakeClock, OAuth2Emulator, Request, asettle, settle
 from authplug.testing import Response as EmulatorResponse

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from authplug import OAuth2PasswordAuth, _pool
+from authplug import OAuth2PasswordAuth
+from authplug._renew import pool as _pool
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
 from authplug.testing import Response as EmulatorResponse
 

@@ -27,7 +27,8 @@ import httpx
 import pytest
 
 import authplug
-from authplug import BaseAuth, OAuth2PasswordAuth, _pool
+from authplug import BaseAuth, OAuth2PasswordAuth
+from authplug._renew import pool as _pool
 from authplug.cache import FileTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
 from authplug.testing import Response as EmulatorResponse

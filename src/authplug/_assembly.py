@@ -10,14 +10,23 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
-from . import _aiohttp_adapter, _httpx_adapter, _otel, _requests_adapter
-from ._authlib import TokenClient
-from ._discovery import Discovery
-from ._manager import TokenManager
+from ._adapters import (
+    aiohttp_middleware as _aiohttp_adapter,
+)
+from ._adapters import (
+    httpx_flow as _httpx_adapter,
+)
+from ._adapters import (
+    requests_hook as _requests_adapter,
+)
+from ._call.authlib import TokenClient
+from ._call.discovery import Discovery
+from ._call.retry import RetryPolicy
+from ._call.transport import TokenTransport
 from ._net import PlainHttpWarner
 from ._options import Options, check_url
-from ._retry import RetryPolicy
-from ._transport import TokenTransport
+from ._renew import otel as _otel
+from ._renew.manager import TokenManager
 from .cache import MemoryTokenCache, cache_key
 from .spec import ProviderSpec
 

@@ -44,6 +44,6 @@ class SystemClock:
         time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
-        from . import _aio  # asyncio or trio: asked only when awaited
+        from . import _aio
 
         await _aio.sleep(seconds)

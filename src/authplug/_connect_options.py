@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._transport import CertOption, VerifyOption, check_cert_files, ssl_context
+from ._call.transport import CertOption, VerifyOption, check_cert_files, ssl_context
 from .errors import ConfigurationError
 
 __all__ = ["cert_option", "proxy_option", "shown_url", "verify_option"]
@@ -58,7 +58,7 @@ def proxy_option(value: object) -> str | None:
             f"from 1 to 65535, {_PROXY_EXAMPLE}"
         )
     try:
-        # As token calls will read it (authplug._engine.proxy_from_url), where a port
+        # As token calls will read it (authplug._call.engine.proxy_from_url), where a port
         # out of range is a ValueError.
         port = urlsplit(value).port
     except ValueError:

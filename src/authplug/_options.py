@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
+from ._call.transport import CertOption, VerifyOption
 from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
 from ._connect_options import cert_option, proxy_option, verify_option
 from ._dpop import DPoP
 from ._net import is_loopback
 from ._redact import Secret
-from ._transport import CertOption, VerifyOption
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
 from .events import Event

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
+from ._call.transport import CertOption, VerifyOption
 from ._clock import CLOSE_TIMEOUT, Clock
 from ._redact import Secret, hidden
-from ._transport import CertOption, VerifyOption
 from .cache import TokenCache
 from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
@@ -197,7 +197,7 @@ class BaseAuth(_Base):
         # Key text or an assertion as Hidden('***') too, until authplug._inputs reads it.
         key, proof_key, assertion = hidden(private_key), hidden(dpop_key), hidden(client_assertion)
         del client_secret, password, private_key, dpop_key, client_assertion
-        from . import _assembly  # the machinery: imported by the first construction
+        from . import _assembly
 
         options = _assembly.Options.from_kwargs(
             spec=spec,
@@ -352,7 +352,7 @@ class BaseAuth(_Base):
         seconds at most: a revocation not done by then is abandoned, with a WARNING.
         The object still works: renewals then happen on the request path. A renewal
         under way finishes in its thread and its token is stored."""
-        from . import _closing
+        from ._renew import closing as _closing
 
         _closing.close(
             self._manager,
@@ -363,7 +363,7 @@ class BaseAuth(_Base):
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the event loop, within the same budget."""
-        from . import _closing
+        from ._renew import closing as _closing
 
         await _closing.aclose(
             self._manager,
@@ -424,7 +424,7 @@ class BaseAuth(_Base):
                 handler,
             )
         if type(request).__module__.startswith("niquests."):
-            from . import _niquests_adapter
+            from ._adapters import niquests_hook as _niquests_adapter
 
             if _niquests_adapter.in_async_session():
                 return _niquests_adapter.apply(

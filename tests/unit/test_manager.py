@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from authplug import CredentialsRejectedError, Token, TokenEndpointError
-from authplug._flight import Fail, Follow, Lead, Use
-from authplug._manager import FAILURE_MEMORY, TokenManager
-from authplug._renewal import CacheGet, CacheLock, CacheSet
-from authplug._schedule import BACKOFF_CAP
+from authplug._renew.flight import Fail, Follow, Lead, Use
+from authplug._renew.manager import FAILURE_MEMORY, TokenManager
+from authplug._renew.renewal import CacheGet, CacheLock, CacheSet
+from authplug._renew.schedule import BACKOFF_CAP
 from authplug.cache import CacheError, MemoryTokenCache
 from authplug.errors import AuthError
 from authplug.testing import FakeClock

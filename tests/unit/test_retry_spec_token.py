@@ -14,7 +14,7 @@ from authplug import (
     Token,
     TokenEndpointError,
 )
-from authplug._retry import RetryPolicy, parse_retry_after
+from authplug._call.retry import RetryPolicy, parse_retry_after
 from authplug.spec import (
     describe_body,
     description_error,

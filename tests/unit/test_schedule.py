@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from authplug._schedule import BACKOFF_CAP, SPREAD_MAX, Backoff, due_at
+from authplug._renew.schedule import BACKOFF_CAP, SPREAD_MAX, Backoff, due_at
 
 
 def test_the_window_ends_leeway_before_expiry() -> None:

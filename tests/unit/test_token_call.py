@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authplug import AuthError, Token, TokenEndpointError
-from authplug._authlib import TokenClient
-from authplug._plan import Send, Sleep
+from authplug._call.authlib import TokenClient
+from authplug._call.messages import RawResponse, TransportFailure
+from authplug._call.plan import Send, Sleep
+from authplug._call.retry import RetryPolicy
+from authplug._call.transport import TokenTransport
 from authplug._redact import Secret, reveal
-from authplug._retry import RetryPolicy
-from authplug._transport import TokenTransport
-from authplug._wire import RawResponse, TransportFailure
 from authplug.providers.dakota import DAKOTA
 from authplug.providers.loginform import LOGINFORM
 from authplug.providers.mogoplus import MOGOPLUS

@@ -18,7 +18,7 @@ from __future__ import annotations
 from ._clock import FakeClock
 from ._dpop import DPoPVerifier
 from ._emulator import ApiHit, OAuth2Emulator
-from ._providers import (
+from ._emulators import (
     DakotaEmulator,
     LoginFormEmulator,
     MogoplusEmulator,

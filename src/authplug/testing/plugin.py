@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from ._emulator import OAuth2Emulator
-from ._providers import (
+from ._emulators import (
     DakotaEmulator,
     LoginFormEmulator,
     MogoplusEmulator,

@@ -20,12 +20,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ._clock import CLOSE_TIMEOUT
-from ._inputs import Overdue, run_within
-from .errors import AuthError
+from .._clock import CLOSE_TIMEOUT
+from .._inputs import Overdue, run_within
+from ..errors import AuthError
 
 if TYPE_CHECKING:
-    from ._manager import TokenManager
+    from .manager import TokenManager
 
 __all__ = ["CLOSE_TIMEOUT", "aclose", "close"]
 
@@ -73,7 +73,7 @@ async def aclose(manager: TokenManager, *, revoke: bool, budget: float, provider
     if not revoke:
         return True
     await manager.asettle(max(0.0, end - time.monotonic()))
-    from . import _aio
+    from .. import _aio
 
     try:
         finished, _ = await _aio.within(manager.arevoke(), max(0.0, end - time.monotonic()))

@@ -1,6 +1,6 @@
 """The sending of token calls, with httpcore: imported by the first token call.
 
-:mod:`authplug._transport` describes the transport's rules; this module carries them out.
+:mod:`authplug._call.transport` describes the transport's rules; this module carries them out.
 It is kept apart so that importing authplug loads neither httpcore nor what httpcore
 imports when it is loaded (anyio, and trio where it is installed).
 """
@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpcore
 
-from ._redact import reveal
-from ._wire import RawResponse, TokenRequest, TransportFailure
+from .._redact import reveal
+from .messages import RawResponse, TokenRequest, TransportFailure
 
 __all__ = ["MAX_ANSWER", "asend", "proxy_from_url", "send"]
 

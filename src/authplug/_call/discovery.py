@@ -7,7 +7,7 @@ the document's ``issuer`` is the one given (RFC 8414 §3.3: else no credential i
 and takes its ``token_endpoint`` and ``revocation_endpoint``. The document is kept for a
 day; a refetch that fails keeps the old copy (and is tried again five minutes later).
 
-The fetch is a plan (:mod:`authplug._plan`), run inside the token call that needs it:
+The fetch is a plan (:mod:`authplug._call.plan`), run inside the token call that needs it:
 token calls are single-flight, so discovery is too, with the same timeouts and retries.
 """
 
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._plan import Plan
-from ._redact import safe_url
-from ._retry import RetryPolicy, attempts
-from ._wire import RawResponse, TokenRequest, TransportFailure
-from .errors import ConfigurationError, DiscoveryError, IssuerMismatchError
-from .spec import describe_body, read_json
+from .._redact import safe_url
+from ..errors import ConfigurationError, DiscoveryError, IssuerMismatchError
+from ..spec import describe_body, read_json
+from .messages import RawResponse, TokenRequest, TransportFailure
+from .plan import Plan
+from .retry import RetryPolicy, attempts
 
 __all__ = ["MAX_AGE", "Discovery", "Metadata", "well_known_urls"]
 

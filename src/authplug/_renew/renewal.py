@@ -2,7 +2,7 @@
 
 The manager writes a renewal once, as a generator (``TokenManager._renewal``): it
 yields :class:`CacheLock`, :class:`CacheGet` and :class:`CacheSet` around the token
-call plans of :mod:`authplug._plan` (``Send``/``Sleep``, ``yield from``-ed), and gets
+call plans of :mod:`authplug._call.plan` (``Send``/``Sleep``, ``yield from``-ed), and gets
 each effect's result back. A cache that fails comes back into the plan as the
 :class:`~authplug.cache.CacheError` raised at that ``yield`` (``throw``), and so does a
 send that got no answer (``TransportFailure``), so the plan decides what either means.
@@ -20,15 +20,15 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from . import _plan as plans
-from ._plan import Effect
-from ._wire import RawResponse, TransportFailure
-from .cache import CacheError
-from .token import Token
+from .._call import plan as plans
+from .._call.messages import RawResponse, TransportFailure
+from .._call.plan import Effect
+from ..cache import CacheError
+from ..token import Token
 
 if TYPE_CHECKING:
-    from ._redact import Secret
-    from .cache import TokenCache
+    from .._redact import Secret
+    from ..cache import TokenCache
 
 __all__ = [
     "CacheDelete",

@@ -21,15 +21,15 @@ import contextvars
 from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed, renewal_useless
-from ._dpop import present
-from .token import Token, authorization
+from .._challenge import log_not_replayed, renewal_useless
+from .._dpop import present
+from ..token import Token, authorization
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from ._manager import TokenManager
-    from ._net import PlainHttpWarner
+    from .._net import PlainHttpWarner
+    from .._renew.manager import TokenManager
 
     Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
 

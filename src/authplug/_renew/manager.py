@@ -58,13 +58,21 @@ import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from . import _aio, _exit, _pool
-from ._flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
-from ._fork import reset_after_fork
-from ._plan import Send, watched
-from ._redact import mask
-from ._renewal import CacheDelete, CacheGet, CacheLock, CacheSet, Renewal, adrive, drive
-from ._schedule import (
+from .. import _aio
+from .._call.messages import RawResponse
+from .._call.plan import Send, watched
+from .._fork import reset_after_fork
+from .._redact import mask
+from ..cache import CacheError
+from ..errors import AuthError, CredentialsRejectedError, TokenEndpointError
+from ..events import CacheLookup, Event, Fallback, Reason, Replay, TokenCall, error_code
+from ..events import Renewal as RenewalStarted
+from ..token import Token, TokenState
+from . import at_exit as _exit
+from . import pool as _pool
+from .flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
+from .renewal import CacheDelete, CacheGet, CacheLock, CacheSet, Renewal, adrive, drive
+from .schedule import (
     Backoff,
     Entry,
     entry_for,
@@ -74,19 +82,13 @@ from ._schedule import (
     state_of,
     time_left,
 )
-from ._wire import RawResponse
-from .cache import CacheError
-from .errors import AuthError, CredentialsRejectedError, TokenEndpointError
-from .events import CacheLookup, Event, Fallback, Reason, Replay, TokenCall, error_code
-from .events import Renewal as RenewalStarted
-from .token import Token, TokenState
 
 if TYPE_CHECKING:
-    from ._clock import Clock
-    from ._dpop import DPoP
-    from ._plan import Effect, Plan
-    from ._redact import Secret
-    from .cache import TokenCache
+    from .._call.plan import Effect, Plan
+    from .._clock import Clock
+    from .._dpop import DPoP
+    from .._redact import Secret
+    from ..cache import TokenCache
 
 __all__ = ["FAILURE_MEMORY", "REFUSAL_QUIET", "TokenManager", "TokenSource"]
 
@@ -102,7 +104,7 @@ _REFUSED = "the API refused the token"  # the reason of a renewal after a 401
 
 
 class TokenSource(Protocol):
-    """Where tokens come from (implemented by :class:`authplug._authlib.TokenClient`)."""
+    """Where tokens come from (implemented by :class:`authplug._call.authlib.TokenClient`)."""
 
     @property
     def wait_limit(self) -> float: ...

@@ -13,8 +13,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._plan import Plan, Send, Sleep
-from ._wire import RawResponse, TokenRequest, TransportFailure
+from .messages import RawResponse, TokenRequest, TransportFailure
+from .plan import Plan, Send, Sleep
 
 __all__ = ["RetryPolicy", "attempts", "parse_retry_after"]
 

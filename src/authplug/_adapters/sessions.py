@@ -15,11 +15,11 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._challenge import renewal_useless
-from ._dpop import DPoP, present
-from ._net import PlainHttpWarner
-from ._redact import safe_url
-from .token import Token, authorization
+from .._challenge import renewal_useless
+from .._dpop import DPoP, present
+from .._net import PlainHttpWarner
+from .._redact import safe_url
+from ..token import Token, authorization
 
 __all__ = [
     "attach",

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed
-from ._prepared import (
+from .._challenge import log_not_replayed
+from .._redact import safe_url
+from .sessions import (
     attach,
     before_redirect,
     nonce_replay,
@@ -32,14 +33,13 @@ from ._prepared import (
     replay_of,
     replayable,
 )
-from ._redact import safe_url
 
 if TYPE_CHECKING:
     import requests
 
-    from ._manager import TokenManager
-    from ._net import PlainHttpWarner
-    from .token import Token
+    from .._net import PlainHttpWarner
+    from .._renew.manager import TokenManager
+    from ..token import Token
 
 __all__ = ["apply"]
 

@@ -10,7 +10,7 @@ or the process forks). Four rules:
   given at most what is left of one deadline, so a server that sends its status line,
   its headers or its body a byte at a time cannot hold the call (and the single flight
   waiting on it) past ``timeout``.
-- The answer is read up to :data:`authplug._engine.MAX_ANSWER` bytes (1 MiB); what lies
+- The answer is read up to :data:`authplug._call.engine.MAX_ANSWER` bytes (1 MiB); what lies
   beyond is not read.
 - Nothing of the request reaches a log: httpx's INFO line, which shows the URL (a
   query may hold a password), is never emitted because httpx's client is not used, and
@@ -31,10 +31,10 @@ import ssl
 import threading
 from typing import TYPE_CHECKING
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._wire import RawResponse, TokenRequest
+    from .messages import RawResponse, TokenRequest
 
 __all__ = ["CertOption", "TokenTransport", "VerifyOption", "ssl_context"]
 
@@ -123,7 +123,7 @@ def check_cert_files(cert: CertOption) -> None:
 class TokenTransport:
     """Sends token requests, sync or async, within one deadline each.
 
-    The sending itself (httpcore) lives in :mod:`authplug._engine`, imported by the
+    The sending itself (httpcore) lives in :mod:`authplug._call.engine`, imported by the
     first token call: importing authplug, or building an auth object, loads neither
     httpcore nor the async libraries it brings.
     """
@@ -153,11 +153,11 @@ class TokenTransport:
         return ssl_context(self._verify, self._cert)
 
     def send(self, request: TokenRequest) -> RawResponse:
-        from . import _engine
+        from . import engine as _engine
 
         return _engine.send(request, self.timeout, self._context(), self._proxy)
 
     async def asend(self, request: TokenRequest) -> RawResponse:
-        from . import _engine
+        from . import engine as _engine
 
         return await _engine.asend(request, self.timeout, self._context(), self._proxy)

@@ -9,7 +9,7 @@ httpx applies the auth once, then follows redirects itself, copying the first ho
 headers (``Client._build_redirect_request``): the flow sees the last hop's answer only.
 So a retry (a nonce, a renewal) goes to the hop that was refused, not back to the first
 one. With DPoP, each redirect hop gets a proof of its own, or none off the token's
-origin, from httpcore's trace (:mod:`authplug._httpx_hops`); through a transport that
+origin, from httpcore's trace (:mod:`authplug._adapters.httpx_hops`); through a transport that
 does not call it, a hop refused for the first hop's proof is sent once more with its
 own (the same token, no token call).
 """
@@ -19,16 +19,16 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Collection, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed, renewal_useless
-from ._dpop import present
-from ._httpx_hops import follow_hops, traced
-from .token import Token, authorization
+from .._challenge import log_not_replayed, renewal_useless
+from .._dpop import present
+from ..token import Token, authorization
+from .httpx_hops import follow_hops, traced
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._manager import TokenManager
-    from ._net import PlainHttpWarner
+    from .._net import PlainHttpWarner
+    from .._renew.manager import TokenManager
 
 __all__ = ["async_flow", "sync_flow"]
 

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import _aio
-from ._schedule import Entry
-from .errors import AuthError, TokenEndpointError
-from .token import Token
+from .. import _aio
+from ..errors import AuthError, TokenEndpointError
+from ..token import Token
+from .schedule import Entry
 
 if TYPE_CHECKING:
-    from .events import Reason
+    from ..events import Reason
 
 __all__ = ["Abandoned", "Fail", "Flight", "Follow", "Lead", "Outcome", "Use", "error_of"]
 

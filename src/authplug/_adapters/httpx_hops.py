@@ -14,7 +14,7 @@ that API's nonce); a hop without it gets no proof. The first send after the flow
 presented the token keeps the proof the flow made. A user's own ``trace`` is called
 after, as before. A transport that does not go through httpcore never calls the trace:
 there the flow's fallback answers a refused hop by sending it once more with its own
-proof (:mod:`authplug._httpx_adapter`).
+proof (:mod:`authplug._adapters.httpx_flow`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .token import Token, authorization
+from ..token import Token, authorization
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._dpop import DPoP
+    from .._dpop import DPoP
 
 __all__ = ["follow_hops", "traced"]
 

@@ -26,8 +26,9 @@ from collections.abc import Collection
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._challenge import log_not_replayed
-from ._prepared import (
+from .._challenge import log_not_replayed
+from .._redact import safe_url
+from .sessions import (
     attach,
     nonce_replay,
     position_of,
@@ -36,12 +37,11 @@ from ._prepared import (
     replay_of,
     replayable,
 )
-from ._redact import safe_url
 
 if TYPE_CHECKING:
-    from ._manager import TokenManager
-    from ._net import PlainHttpWarner
-    from .token import Token
+    from .._net import PlainHttpWarner
+    from .._renew.manager import TokenManager
+    from ..token import Token
 
 __all__ = ["apply", "in_async_session"]
 

@@ -1,7 +1,7 @@
 """The values a token call is made of: the request, the answer, the failure to get one.
 
-Plain data, no HTTP library: the plans (:mod:`authplug._plan`) and the token brain
-pass them around; only :mod:`authplug._transport` puts them on the wire.
+Plain data, no HTTP library: the plans (:mod:`authplug._call.plan`) and the token brain
+pass them around; only :mod:`authplug._call.transport` puts them on the wire.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._redact import Scrubber, StandIn, safe_url
+from .._redact import Scrubber, StandIn, safe_url
 
 __all__ = ["RawResponse", "TokenRequest", "TransportFailure"]
 

@@ -17,8 +17,8 @@ Two things Authlib does not do are done here too:
   transport puts the real values in at the last moment. An exception from any of them
   therefore carries no secret in its frames' locals.
 
-A token call is a plan (:mod:`authplug._plan`): the retries of
-:func:`authplug._retry.attempts`, then the reading of the final answer. Every answer,
+A token call is a plan (:mod:`authplug._call.plan`): the retries of
+:func:`authplug._call.retry.attempts`, then the reading of the final answer. Every answer,
 whatever its shape, ends as a :class:`~authplug.Token` or one of the package's errors.
 
 Authlib is imported on the first token call, not when ``authplug`` is imported.
@@ -34,27 +34,27 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._plan import Call, Effect, Plan, aperform, perform
-from ._redact import Scrubber, Secret, StandIn, basic_credentials, stand_in
-from ._retry import RetryPolicy, attempts
-from ._wire import RawResponse, TokenRequest, TransportFailure
-from .errors import (
+from .._redact import Scrubber, Secret, StandIn, basic_credentials, stand_in
+from ..errors import (
     AuthError,
     ConfigurationError,
     CredentialsRejectedError,
     TokenEndpointError,
     TokenResponseError,
 )
-from .spec import ErrorDetails, describe_body, read_json
-from .token import Token, parse_number
+from ..spec import ErrorDetails, describe_body, read_json
+from ..token import Token, parse_number
+from .messages import RawResponse, TokenRequest, TransportFailure
+from .plan import Call, Effect, Plan, aperform, perform
+from .retry import RetryPolicy, attempts
 
 if TYPE_CHECKING:
-    from ._assertion import AssertionSource, SigningKey
-    from ._clock import Clock
-    from ._discovery import Discovery
-    from ._dpop import DPoP
-    from ._transport import TokenTransport
-    from .spec import ProviderSpec
+    from .._assertion import AssertionSource, SigningKey
+    from .._clock import Clock
+    from .._dpop import DPoP
+    from ..spec import ProviderSpec
+    from .discovery import Discovery
+    from .transport import TokenTransport
 
 __all__ = ["TokenClient"]
 

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .token import Token, TokenState, parse_number
+from ..token import Token, TokenState, parse_number
 
 if TYPE_CHECKING:
-    from .events import Reason
+    from ..events import Reason
 
 __all__ = [
     "BACKOFF_CAP",

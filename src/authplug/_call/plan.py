@@ -10,7 +10,7 @@ plan, the way httpx writes an auth flow once and runs it from a sync and an asyn
 
 Reading a plan needs two things of generators: ``raw = yield Send(request)`` hands the
 request to the driver and receives the answer, and a send that got no answer comes back
-into the plan as a :class:`~authplug._transport.TransportFailure` raised at that
+into the plan as a :class:`~authplug._call.transport.TransportFailure` raised at that
 ``yield`` (``plan.throw``). Each driver closes the plan in a ``finally``, so a
 cancelled task leaves nothing half-run.
 """
@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._redact import Secret
-from ._wire import RawResponse, TokenRequest
+from .._redact import Secret
+from .messages import RawResponse, TokenRequest
 
 if TYPE_CHECKING:
-    from ._clock import Clock
-    from ._transport import TokenTransport
+    from .._clock import Clock
+    from .transport import TokenTransport
 
 __all__ = [
     "Call",

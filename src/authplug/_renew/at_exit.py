@@ -33,7 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._flight import Flight
+    from .flight import Flight
 
 __all__ = ["drain", "guard_sigterm", "track", "untrack"]
 

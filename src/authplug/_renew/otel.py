@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._version import __version__
-from .events import CacheLookup, Event, Fallback, Renewal, Replay, TokenCall
+from .._version import __version__
+from ..events import CacheLookup, Event, Fallback, Renewal, Replay, TokenCall
 
 __all__ = ["Telemetry", "observer"]
 
