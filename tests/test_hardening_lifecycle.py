@@ -140,7 +140,7 @@ def _thread_waits_on_flight(thread: threading.Thread) -> bool:
     frame = sys._current_frames().get(thread.ident or -1)
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "wait" and code.co_filename.endswith("_flight.py"):
+        if code.co_name == "wait" and code.co_filename.endswith("_renew/flight.py"):
             return True
         frame = frame.f_back
     return False

@@ -176,7 +176,7 @@ def test_keys_and_assertions_leak_nothing_from_locals() -> None:
         rendered = "".join(
             traceback.TracebackException.from_exception(error, capture_locals=True).format()
         )
-        assert "_manager.py" in rendered  # the package's frames, locals and all, are there
+        assert "_renew/manager.py" in rendered  # the package's frames, locals and all, are there
         for text in (str(error), repr(error), rendered, repr(by_key), repr(by_key.options)):
             for secret in secrets:
                 assert secret not in text
