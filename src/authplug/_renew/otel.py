@@ -8,7 +8,7 @@ and metrics go is the application's choice of SDK and exporter, and with none se
 the API's no-op implementations cost next to nothing.
 
 Nothing of OpenTelemetry is imported until the first event, and nothing at all when it
-is not installed (:func:`observer` returns None, and the manager then builds no event).
+is not installed (:func:`observer` returns None, and then no event is built).
 """
 
 from __future__ import annotations
