@@ -99,11 +99,11 @@ class DetachedLeaders:
 
     def spawn(self, loop: _aio.Loop, work: Coroutine[None, None, None]) -> None:
         """Run ``work`` on ``loop``, detached from the caller."""
-        task = loop.spawn(work, self._forget)
+        task = loop.spawn(work, self._task_ended)
         if not task.done():
             self._tasks[task] = loop  # a strong reference until it ends
 
-    def _forget(self, task: _aio.Task) -> None:
+    def _task_ended(self, task: _aio.Task) -> None:
         self._tasks.pop(task, None)
 
     def drop_closed(self) -> None:

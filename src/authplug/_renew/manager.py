@@ -227,7 +227,7 @@ class TokenManager:
         self._leaders.done(flight)  # whatever its leader does later, it is not waited for
         flight.complete(None, None)  # wakes its waiters, who join the next flight
 
-    def _fallback(self, outcome: Outcome, rejected: Token | None, exc: AuthError) -> Token:
+    def _use_stale(self, outcome: Outcome, rejected: Token | None, exc: AuthError) -> Token:
         """A renewal failed while the token is still valid: it goes out anyway."""
         entry = outcome.entry if isinstance(outcome, (Follow, Lead, Fail)) else None
         if rejected is None and entry is not None and self.state(entry) is TokenState.STALE:
@@ -306,7 +306,7 @@ class TokenManager:
             except Abandoned:
                 continue  # its leader's loop is gone: the next join leads anew
             except AuthError as exc:
-                return self._fallback(outcome, rejected, exc)
+                return self._use_stale(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
     def _queued(self, flight: Flight) -> bool:
@@ -331,7 +331,7 @@ class TokenManager:
             at_exit.track(flight, self._persist)
         try:
             renewed = run_renewal(
-                self._renewal(flight, entry), self._cache, self._key, self._performer
+                self._plan_for(flight, entry), self._cache, self._key, self._performer
             )
         except BaseException as exc:
             if not self._settle_failed(flight, exc):
@@ -387,13 +387,13 @@ class TokenManager:
             except Abandoned:
                 continue
             except AuthError as exc:
-                return self._fallback(outcome, rejected, exc)
+                return self._use_stale(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
     async def _alead(self, flight: Flight, entry: Entry | None) -> None:
         try:
             renewed = await arun_renewal(
-                self._renewal(flight, entry), self._cache, self._key, self._performer
+                self._plan_for(flight, entry), self._cache, self._key, self._performer
             )
         except BaseException as exc:
             if self._settle_failed(flight, exc):
@@ -410,7 +410,7 @@ class TokenManager:
 
     # -- a leader's outcome, once for sync and async --------------------------------
 
-    def _renewal(self, flight: Flight, entry: Entry | None) -> RenewalPlan[tuple[Entry, bool]]:
+    def _plan_for(self, flight: Flight, entry: Entry | None) -> RenewalPlan[tuple[Entry, bool]]:
         return self._renewer.renewal(flight.reason, entry, flight.kind, flight.background)
 
     def _settle_renewed(self, flight: Flight, entry: Entry, fetched: bool) -> None:
@@ -478,14 +478,14 @@ class TokenManager:
         """Revoke the token at the server (RFC 7009), then forget it here and in the
         cache. False when there was no token; a failure raises and forgets nothing."""
         plan = self._renewer.revocation(lambda: self._entry)
-        return self._forget(run_renewal(plan, self._cache, self._key, self._performer))
+        return self._drop_revoked(run_renewal(plan, self._cache, self._key, self._performer))
 
     async def arevoke(self) -> bool:
         """Async :meth:`revoke`."""
         plan = self._renewer.revocation(lambda: self._entry)
-        return self._forget(await arun_renewal(plan, self._cache, self._key, self._performer))
+        return self._drop_revoked(await arun_renewal(plan, self._cache, self._key, self._performer))
 
-    def _forget(self, revoked: tuple[Token, str] | None) -> bool:
+    def _drop_revoked(self, revoked: tuple[Token, str] | None) -> bool:
         """Forget the token a revocation revoked (if it is still ours)."""
         if revoked is None:
             return False

@@ -310,7 +310,7 @@ class LogObserver:
                     status,
                 )
             case RenewalFailed():
-                self._failed(happening)
+                self._renewal_failed(happening)
             case Renewed(failures):
                 self.refusal_logged = False
                 if failures:
@@ -378,7 +378,7 @@ class LogObserver:
             case _:  # the public events alone (Renewal, TokenCall, CacheLookup): no line
                 pass
 
-    def _failed(self, failed: RenewalFailed) -> None:
+    def _renewal_failed(self, failed: RenewalFailed) -> None:
         """How a background renewal failed (its caller, if any, gets the exception).
 
         Refused credentials: ERROR, once until a renewal succeeds. Anything else:
