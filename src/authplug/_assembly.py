@@ -27,7 +27,7 @@ from ._call.retry import RetryPolicy
 from ._call.transport import TokenTransport
 from ._net import PlainHttpWarner
 from ._options import Options, check_url
-from ._renew import otel as _otel
+from ._renew import otel
 from ._renew.manager import TokenManager
 from ._renew.renewal import Performer, Renewer
 from ._renew.report import Reporter
@@ -114,7 +114,7 @@ def assemble(spec: ProviderSpec, options: Options) -> Parts:
         clock=options.clock,
     )
     reporter = Reporter(
-        spec.name, [o for o in (options.on_event, _otel.observer()) if o is not None]
+        spec.name, [o for o in (options.on_event, otel.observer()) if o is not None]
     )
     manager = TokenManager(
         renewer=Renewer(
