@@ -340,7 +340,7 @@ def test_trio_aclose_keeps_the_answer_of_its_token_call() -> None:
         assert outcome["token"] == auth.token
         assert gated.token_calls == {"password": 1}
         settle(auth)  # its leader ends too
-        assert auth._manager._leaders == 0
+        assert auth._manager._leaders.count == 0
 
 
 # -- one object, three clients, three loops -------------------------------------------

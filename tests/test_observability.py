@@ -460,7 +460,7 @@ def test_without_opentelemetry_nothing_is_imported_or_built(emulator: OAuth2Emul
         from authplug import OAuth2PasswordAuth
         auth = OAuth2PasswordAuth(**{emulator.auth_kwargs()!r})
         auth.get_token()
-        print(json.dumps([auth._manager._observers == (),
+        print(json.dumps([auth._manager._report.observers == (),
                           sorted(m for m, module in sys.modules.items()
                                  if m.startswith("opentelemetry") and module is not None),
                           "authplug.events" in sys.modules]))

@@ -7,6 +7,7 @@ for the class definitions only.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import NamedTuple
 
@@ -21,12 +22,15 @@ from ._adapters import (
 )
 from ._call.authlib import TokenClient
 from ._call.discovery import Discovery
+from ._call.plan import aperform, perform
 from ._call.retry import RetryPolicy
 from ._call.transport import TokenTransport
 from ._net import PlainHttpWarner
 from ._options import Options, check_url
-from ._renew import otel as _otel
+from ._renew import otel
 from ._renew.manager import TokenManager
+from ._renew.renewal import Performer, Renewer
+from ._renew.report import Reporter
 from .cache import MemoryTokenCache, cache_key
 from .spec import ProviderSpec
 
@@ -109,9 +113,24 @@ def assemble(spec: ProviderSpec, options: Options) -> Parts:
         retry=retry,
         clock=options.clock,
     )
+    reporter = Reporter(
+        spec.name, [o for o in (options.on_event, otel.observer()) if o is not None]
+    )
     manager = TokenManager(
-        source=client,
-        provider=spec.name,
+        renewer=Renewer(
+            source=client,
+            clock=options.clock,
+            leeway=options.leeway,
+            dpop=options.dpop,
+            reporter=reporter,
+            grant_type=spec.grant_type,
+        ),
+        # The token calls' effects go straight to the transport: no TokenClient between.
+        performer=Performer(
+            functools.partial(perform, transport=transport, clock=options.clock),
+            functools.partial(aperform, transport=transport, clock=options.clock),
+        ),
+        reporter=reporter,
         cache=options.cache,
         key=cache_key(
             provider=spec.name,
@@ -124,15 +143,12 @@ def assemble(spec: ProviderSpec, options: Options) -> Parts:
             audience=options.audience,
             dpop_jkt=options.dpop.jkt if options.dpop is not None else None,
         ),
-        leeway=options.leeway,
         clock=options.clock,
         on_token=options.on_token,
         initial=options.token,
         # The longest a renewal may take: the cache's own waits, then the token call.
         wait_limit=client.wait_limit + float(getattr(options.cache, "max_wait", 0.0)) + 5,
-        grant_type=spec.grant_type,
         dpop=options.dpop,
-        observers=[o for o in (options.on_event, _otel.observer()) if o is not None],
         threads=_blocking_ok(options),
         # A cache that outlives the process: a renewal under way is finished at exit.
         persist=None if isinstance(options.cache, MemoryTokenCache) else options.timeout,

@@ -14,9 +14,10 @@ import pytest
 
 from authplug import CredentialsRejectedError, Token, TokenEndpointError
 from authplug._renew.flight import Fail, Follow, Lead, Use
-from authplug._renew.manager import FAILURE_MEMORY, TokenManager
-from authplug._renew.renewal import CacheGet, CacheLock, CacheSet
-from authplug._renew.schedule import BACKOFF_CAP
+from authplug._renew.manager import FAILURE_MEMORY, REFUSAL_QUIET, TokenManager
+from authplug._renew.renewal import CacheGet, CacheLock, CacheSet, Performer, Renewer
+from authplug._renew.report import Reporter
+from authplug._renew.schedule import BACKOFF_CAP, QuietRefusals
 from authplug.cache import CacheError, MemoryTokenCache
 from authplug.errors import AuthError
 from authplug.testing import FakeClock
@@ -47,11 +48,18 @@ class ScriptedSource:
     def refresh(self, token: Token) -> Generator[Any, Any, Token]:
         return self._answer("refresh")
 
-    def step(self, effect: Any) -> None:
-        raise AssertionError("no I/O in these plans")
+    def revoke(self, token: Token) -> Generator[Any, Any, str]:
+        self.calls.append("revoke")
+        yield from ()
+        return "access token"
 
-    async def astep(self, effect: Any) -> None:
-        raise AssertionError("no I/O in these plans")
+
+def no_io(effect: Any) -> None:
+    raise AssertionError("no I/O in these plans")
+
+
+async def ano_io(effect: Any) -> None:
+    raise AssertionError("no I/O in these plans")
 
 
 def token(clock: FakeClock, name: str, lifetime: float | None = 3600) -> Token:
@@ -66,23 +74,26 @@ def token(clock: FakeClock, name: str, lifetime: float | None = 3600) -> Token:
 
 
 def manager(clock: FakeClock, source: ScriptedSource, **options: Any) -> TokenManager:
+    report = Reporter("test")
+    renewer = Renewer(
+        source=source, clock=clock, leeway=60, dpop=None, reporter=report, grant_type="password"
+    )
     kwargs: dict[str, Any] = {
-        "source": source,
-        "provider": "test",
+        "renewer": renewer,
+        "performer": Performer(no_io, ano_io),
+        "reporter": report,
         "cache": MemoryTokenCache(),
         "key": "k",
-        "leeway": 60,
         "clock": clock,
         "on_token": None,
         "initial": None,
         "wait_limit": 5.0,
-        "grant_type": "password",
     }
     kwargs.update(options)
     return TokenManager(**kwargs)
 
 
-# -- the join outcomes (the table of _manager's docstring) ------------------------------
+# -- the join outcomes (the table of the manager's docstring) ------------------------------
 
 
 def test_no_token_leads_and_a_second_caller_follows() -> None:
@@ -163,7 +174,7 @@ def test_the_plan_adopts_a_fresh_shared_token_without_a_call() -> None:
     clock = FakeClock()
     source = ScriptedSource(clock)
     brain = manager(clock, source)
-    plan = brain._renewal("first use", None, "first_use")
+    plan = brain._renewer.renewal("first use", None, "first_use")
     assert isinstance(next(plan), CacheLock)
     assert isinstance(plan.send(None), CacheGet)
     with pytest.raises(StopIteration) as done:
@@ -178,7 +189,9 @@ def test_the_plan_survives_a_failing_cache_and_falls_back_to_the_grant() -> None
     clock = FakeClock()
     source = ScriptedSource(clock, CredentialsRejectedError("gone", status_code=400), "b")
     brain = manager(clock, source)
-    plan = brain._renewal("token expired", brain._entry_for(token(clock, "a")), "expired")
+    plan = brain._renewer.renewal(
+        "token expired", brain._renewer.entry_for(token(clock, "a")), "expired"
+    )
     assert isinstance(next(plan), CacheLock)
     assert isinstance(plan.throw(CacheError("down")), CacheGet)
     stored = plan.throw(CacheError("down"))
@@ -213,3 +226,43 @@ def test_async_callers_share_the_same_decisions() -> None:
 
     assert asyncio.run(main()) == ["a"] * 11 + ["b"]
     assert source.calls == ["grant", "refresh"]
+
+
+# -- refusals and revocation -----------------------------------------------------------
+
+
+def test_a_refused_renewed_token_quiets_refusals_unless_it_was_adopted() -> None:
+    """Fetched and refused again: quiet for REFUSAL_QUIET; adopted from the cache: not."""
+    quiet = QuietRefusals()
+    clock = FakeClock()
+    adopted, fetched = token(clock, "adopted"), token(clock, "fetched")
+    quiet.adopted = adopted
+    assert quiet.refused_again(adopted, now=100.0) is False
+    assert not quiet.quiet(100.0)
+    assert quiet.refused_again(fetched, now=100.0) is True
+    assert quiet.quiet(100.0 + REFUSAL_QUIET - 0.001)
+    assert not quiet.quiet(100.0 + REFUSAL_QUIET)
+
+
+def test_renew_rejected_hands_back_none_while_refusals_are_quiet() -> None:
+    """After replay_refused(), a refusal is not answered with a renewal."""
+    clock = FakeClock()
+    source = ScriptedSource(clock, "b")
+    brain = manager(clock, source, initial=token(clock, "a"))
+    refused = brain.renew_rejected(brain.token)  # type: ignore[arg-type]
+    assert refused is not None
+    assert refused.access_token == "b"
+    brain.replay_refused(refused)
+    assert brain.renew_rejected(refused) is None
+    assert source.calls == ["refresh"]
+
+
+def test_revoke_forgets_the_token_it_revoked() -> None:
+    """The manager drops the token the revocation plan hands back; none left: False."""
+    clock = FakeClock()
+    source = ScriptedSource(clock)
+    brain = manager(clock, source, initial=token(clock, "a"))
+    assert brain.revoke() is True
+    assert brain.token is None
+    assert asyncio.run(brain.arevoke()) is False
+    assert source.calls == ["revoke"]

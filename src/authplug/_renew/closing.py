@@ -10,7 +10,7 @@ revocation) gets ``close_timeout`` seconds (:data:`CLOSE_TIMEOUT` by default). A
 revocation that has not finished by then is abandoned, with a WARNING: the token then
 stays valid at the server until it expires, as it would without ``revoke_on_close``.
 
-Imported by the first ``close()``; the default lives in :mod:`._clock`, which
+Imported by the first ``close()``; the default lives in :mod:`.._clock`, which
 ``import authplug`` loads anyway.
 """
 

@@ -1,7 +1,7 @@
 """Single flight: one token call at a time, and everyone who waits for it.
 
 A :class:`Flight` knows a token and an error, nothing else. Threads wait on an event;
-tasks on their own loop's waker (:mod:`._aio`: asyncio or trio), woken from whichever
+tasks on their own loop's waker (:mod:`.._aio`: asyncio or trio), woken from whichever
 thread settles the flight, so that waiting never blocks an event loop. Nobody waits
 forever: a waiter gives up after the limit it is given. A flight whose leader can no
 longer finish it (its event loop was closed, or it outlived the limit) is abandoned:
@@ -144,7 +144,7 @@ class Flight:
                     raise self._gave_up(limit)
         return self._outcome()
 
-    async def wait_async(self, limit: float) -> Token:
+    async def await_outcome(self, limit: float) -> Token:
         loop = _aio.current()
         wake, woken = loop.waker()
         with self._lock:

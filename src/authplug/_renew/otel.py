@@ -8,7 +8,7 @@ and metrics go is the application's choice of SDK and exporter, and with none se
 the API's no-op implementations cost next to nothing.
 
 Nothing of OpenTelemetry is imported until the first event, and nothing at all when it
-is not installed (:func:`observer` returns None, and the manager then builds no event).
+is not installed (:func:`observer` returns None, and then no event is built).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Telemetry:
         from opentelemetry.trace import SpanKind, Status, StatusCode, get_tracer
 
         self._client = SpanKind.CLIENT
-        self._failed = Status(StatusCode.ERROR)
+        self._error_status = Status(StatusCode.ERROR)
         self._tracer = get_tracer("authplug", __version__)
         meter = get_meter("authplug", __version__)
         self._renewals = meter.create_counter(
@@ -118,7 +118,7 @@ class Telemetry:
             start_time=end - int(event.duration * 1e9),
         )
         if event.outcome != "ok":
-            span.set_status(self._failed)
+            span.set_status(self._error_status)
         span.end(end_time=end)
         self._duration.record(
             event.duration, {PROVIDER: event.provider, GRANT: event.grant, OUTCOME: event.outcome}

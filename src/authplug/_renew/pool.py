@@ -14,7 +14,7 @@ cannot cut a token call halfway: the answer of a request that reached the token 
 is read and stored (with refresh-token rotation the old refresh token is spent by then).
 
 Every thread is a daemon named ``authplug-renewal`` (a renewal never keeps a process
-from exiting: see :mod:`._exit` for the one exception) and runs its work in a copy of
+from exiting: see :mod:`.at_exit` for the one exception) and runs its work in a copy of
 the submitter's context (a trace's current span is the caller's). A forked child
 starts with an empty pool: the parent's workers do not exist there.
 """

@@ -19,6 +19,11 @@ Backoff. While renewals fail and the token is still valid, attempts are spaced 1
 4, 8 seconds apart, then :data:`BACKOFF_CAP` seconds; each pause is stretched by up to
 25% at random and never shortened, so after the first failures a process tries at
 most once per :data:`BACKOFF_CAP` seconds. Refused credentials wait the cap at once.
+
+Quiet refusals. When the API refuses a token that was fetched because it refused the
+previous one, renewing again will not help: the credentials work, the permission does
+not. Refusals then go unanswered for :data:`REFUSAL_QUIET` seconds; not after a token
+adopted from the cache, which another process may have rotated away since.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKOFF_CAP",
+    "REFUSAL_QUIET",
     "SPREAD_FRACTION",
     "SPREAD_MAX",
     "Backoff",
     "Entry",
+    "QuietRefusals",
     "due_at",
     "entry_for",
     "reason_for",
@@ -109,6 +116,30 @@ class Backoff:
     def succeeded(self) -> None:
         self.failures = 0
         self.not_before = -math.inf
+
+
+#: Seconds refusals go unanswered after a freshly renewed token was refused too.
+REFUSAL_QUIET = 60.0
+
+
+@dataclass(slots=True)
+class QuietRefusals:
+    """Whether refusals go unanswered (see the module docstring: quiet refusals)."""
+
+    until: float = -math.inf
+    #: The current token when a renewal adopted it from the cache rather than fetching it.
+    adopted: Token | None = None
+
+    def quiet(self, now: float) -> bool:
+        return now < self.until
+
+    def refused_again(self, token: Token, now: float) -> bool:
+        """The API refused ``token``, fetched after a refusal: refusals go quiet from
+        ``now``, unless ``token`` was adopted (False: the next refusal renews)."""
+        if token is self.adopted:
+            return False
+        self.until = now + REFUSAL_QUIET
+        return True
 
 
 @dataclass(frozen=True, slots=True)
