@@ -406,7 +406,7 @@ def key_for(emulator: OAuth2Emulator) -> str:
 @pytest.fixture
 def redis_server(tmp_path: Any) -> Iterator[Any]:
     """A real redis-server on a free port (skipped, with the reason, when not installed)."""
-    from .redis_server import RedisServer
+    from .system.redis_server import RedisServer
 
     server = RedisServer(tmp_path).start()
     yield server

@@ -11,7 +11,7 @@ import pytest
 from authplug import CredentialsRejectedError, Token
 from authplug.testing import FakeClock, OAuth2Emulator
 
-from .conftest import Driver, password_auth
+from ..conftest import Driver, password_auth
 
 
 class TokenTypeEmulator(OAuth2Emulator):
@@ -215,7 +215,7 @@ async def test_aget_token(emulator: OAuth2Emulator) -> None:
 
 def test_one_object_serves_every_client(emulator: OAuth2Emulator) -> None:
     """The same instance works for requests, httpx and httpx async, sharing one token."""
-    from .conftest import make_driver
+    from ..conftest import make_driver
 
     auth = password_auth(emulator)
     for kind in ("requests", "httpx", "httpx_async"):

@@ -24,8 +24,8 @@ import requests
 from authplug import BaseAuth
 from authplug.testing import FakeClock, LoopbackServer, OAuth2Emulator, Request, Response, settle
 
-from .conftest import password_auth
-from .gated import GatedEmulator
+from ..conftest import password_auth
+from ..gated import GatedEmulator
 
 aiohttp = pytest.importorskip("aiohttp")
 trio = pytest.importorskip("trio")

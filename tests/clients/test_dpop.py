@@ -19,14 +19,14 @@ from authplug import ConfigurationError, FileTokenCache, OAuth2ClientCredentials
 from authplug.testing import OAuth2Emulator
 from authplug.testing._dpop import DPoPCheck
 
-from .conftest import Driver, password_auth
+from ..conftest import Driver, password_auth
 
 pytest.importorskip("joserfc")
 
 
 @pytest.fixture(scope="module")
 def oidc() -> Iterator[Any]:
-    from .servers.oidc_provider import OidcProviderServer
+    from ..servers.oidc_provider import OidcProviderServer
 
     with OidcProviderServer() as server:
         yield server
@@ -34,7 +34,7 @@ def oidc() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def oidc_nonces() -> Iterator[Any]:
-    from .servers.oidc_provider import OidcProviderServer
+    from ..servers.oidc_provider import OidcProviderServer
 
     with OidcProviderServer(extra_config={"dpop": {"require_nonce": True}}) as server:
         yield server
@@ -270,7 +270,7 @@ def test_one_key_shares_tokens_through_redis(
 ) -> None:
     """The same ``dpop_key=`` in two objects (two processes, say) on one Redis: one
     token call, the entry carries the key's thumbprint and never the key."""
-    from .test_caches import redis_cache
+    from ..system.test_caches import redis_cache
 
     jwk = pytest.importorskip("joserfc.jwk")
     key = jwk.ECKey.generate_key("P-256").as_dict(private=True)

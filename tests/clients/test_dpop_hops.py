@@ -20,7 +20,7 @@ import pytest
 
 from authplug.testing import DPoPVerifier, LoopbackServer, OAuth2Emulator, Request, Response
 
-from .conftest import Driver, password_auth
+from ..conftest import Driver, password_auth
 
 pytest.importorskip("joserfc")
 
@@ -161,7 +161,7 @@ def test_nonces_stay_with_the_server_that_gave_them(driver: Driver, strict: OAut
 
 @pytest.fixture(scope="module")
 def oidc() -> Iterator[Any]:
-    from .servers.oidc_provider import OidcProviderServer
+    from ..servers.oidc_provider import OidcProviderServer
 
     with OidcProviderServer() as server:
         yield server

@@ -44,7 +44,7 @@ from authplug.events import (
 )
 from authplug.testing import FakeClock, OAuth2Emulator, Response, settle
 
-from .conftest import Driver, password_auth
+from ..conftest import Driver, password_auth
 
 
 class Telemetry:
@@ -396,7 +396,7 @@ def test_spans_and_metrics_hold_no_secret(
 def test_a_real_server_in_the_span(telemetry: Telemetry) -> None:
     """Against Authlib's own Flask server: a grant, a refresh, a revoked token replayed,
     and a wrong secret, each read by that server."""
-    from .servers.authlib_flask import AuthlibServer
+    from ..servers.authlib_flask import AuthlibServer
 
     with AuthlibServer() as server:
         client = server.client("client_credentials", "client_secret_basic", tricky=True)

@@ -20,7 +20,7 @@ import requests
 
 from authplug.testing import OAuth2Emulator, settle
 
-from .conftest import password_auth
+from ..conftest import password_auth
 
 FILE = b"file-bytes" * 1000
 

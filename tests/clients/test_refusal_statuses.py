@@ -16,7 +16,7 @@ import pytest
 
 from authplug.testing import OAuth2Emulator, Request, Response
 
-from .conftest import Driver, password_auth
+from ..conftest import Driver, password_auth
 
 
 class ForbiddingEmulator(OAuth2Emulator):

@@ -43,8 +43,8 @@ from authplug.testing import FakeClock, OAuth2Emulator, Request, asettle, settle
 from authplug.testing import Response as EmulatorResponse
 from authplug.testing._server import _RequestHandler, _Server
 
-from .conftest import Driver
-from .gated import GatedEmulator
+from ..conftest import Driver
+from ..gated import GatedEmulator
 
 #: The longest any step may take before the test calls it stranded (a safety net).
 SAFETY = 30.0

@@ -14,7 +14,7 @@ import requests
 
 from authplug.testing import LoopbackServer, OAuth2Emulator, Request, Response
 
-from .conftest import Driver, password_auth
+from ..conftest import Driver, password_auth
 
 BODIES: dict[str, dict[str, Any]] = {
     "bytes": {"content": b"\x00\x01binary payload"},

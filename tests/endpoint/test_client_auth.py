@@ -34,7 +34,7 @@ from authplug import (
 )
 from authplug.testing import MogoplusEmulator
 
-from .conftest import CLIENTS, Driver, make_driver
+from ..conftest import CLIENTS, Driver, make_driver
 
 joserfc_jwk = pytest.importorskip("joserfc.jwk")
 SecurityWarning = pytest.importorskip("joserfc.errors").SecurityWarning
@@ -71,7 +71,7 @@ def keys() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def oidc(keys: dict[str, Any]) -> Iterator[Any]:
-    from .servers.oidc_provider import OidcProviderServer
+    from ..servers.oidc_provider import OidcProviderServer
 
     clients = [
         _client(f"pk-{name}", "private_key_jwt", jwks={"keys": [key.as_dict(private=False)]})

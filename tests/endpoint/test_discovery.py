@@ -3,7 +3,7 @@ it can be broken ending as the package's own error before any credential is sent
 
 The emulators serve their metadata at both places (OpenID Connect's and RFC 8414's);
 ``metadata_at`` and ``metadata_answer`` are the knobs. The certified server's side is in
-tests/test_client_auth.py.
+tests/endpoint/test_client_auth.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from authplug._call.discovery import well_known_urls
 from authplug.testing import FakeClock, OAuth2Emulator, SemansysEmulator
 from authplug.testing._server import Response
 
-from .conftest import password_auth
+from ..conftest import password_auth
 
 
 @pytest.fixture

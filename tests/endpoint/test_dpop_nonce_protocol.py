@@ -22,7 +22,7 @@ import pytest
 from authplug import CredentialsRejectedError, TokenEndpointError
 from authplug.testing import FakeClock, OAuth2Emulator, Request, Response
 
-from .conftest import Driver, password_auth
+from ..conftest import Driver, password_auth
 
 pytest.importorskip("joserfc")
 

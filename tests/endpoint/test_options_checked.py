@@ -19,7 +19,7 @@ from authplug import ConfigurationError, MogoplusAuth, OAuth2PasswordAuth
 from authplug._call import transport as transport_module
 from authplug.testing import MogoplusEmulator, OAuth2Emulator
 
-from .conftest import password_auth
+from ..conftest import password_auth
 
 PROXY_PASSWORD = "pr0xy-pa55"
 

@@ -18,7 +18,7 @@ from authplug import (
 from authplug.providers import PROVIDERS
 from authplug.testing import EMULATORS, FakeClock, OAuth2Emulator, settle
 
-from .conftest import CLIENTS, Driver, make_driver
+from ..conftest import CLIENTS, Driver, make_driver
 
 #: What each provider's emulator answers to a wrong password (or client secret).
 REJECTIONS = {

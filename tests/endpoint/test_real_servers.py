@@ -21,8 +21,8 @@ from authplug import (
 )
 from authplug.testing import FakeClock
 
-from .conftest import Driver
-from .servers import AUTH_METHODS, PASSWORD, USERNAME, Client, RealServer
+from ..conftest import Driver
+from ..servers import AUTH_METHODS, PASSWORD, USERNAME, Client, RealServer
 
 SERVERS = ("authlib", "django-oauth-toolkit", "oidc-provider")
 WITH_PASSWORD = ("authlib", "django-oauth-toolkit")  # oidc-provider 9 has no password grant
@@ -30,14 +30,14 @@ WITH_PASSWORD = ("authlib", "django-oauth-toolkit")  # oidc-provider 9 has no pa
 
 def _start(name: str) -> Any:
     if name == "authlib":
-        from .servers.authlib_flask import AuthlibServer
+        from ..servers.authlib_flask import AuthlibServer
 
         return AuthlibServer()
     if name == "django-oauth-toolkit":
-        from .servers.django_oauth import DjangoOAuthServer
+        from ..servers.django_oauth import DjangoOAuthServer
 
         return DjangoOAuthServer(run_migrations=False)
-    from .servers.oidc_provider import OidcProviderServer
+    from ..servers.oidc_provider import OidcProviderServer
 
     # Client-credentials tokens as short-lived as the others' (the default is 10 minutes).
     return OidcProviderServer(extra_config={"ttl": {"ClientCredentials": 120}})

@@ -1,6 +1,6 @@
 """``resource=`` (RFC 8707) and ``audience=``: on every grant and refresh, in the cache key.
 
-The binding itself is proven on oidc-provider (tests/test_real_servers.py); here the
+The binding itself is proven on oidc-provider (tests/endpoint/test_real_servers.py); here the
 wire, through the emulators: form and JSON bodies, renamed parameters, the cache key.
 """
 
@@ -17,7 +17,7 @@ from authplug import ConfigurationError, DakotaAuth, OAuth2ClientCredentialsAuth
 from authplug.cache import cache_key
 from authplug.testing import DakotaEmulator, OAuth2Emulator
 
-from .conftest import password_auth
+from ..conftest import password_auth
 
 API_A = "https://api.example.com/"
 API_B = "urn:example:billing"

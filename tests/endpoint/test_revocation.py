@@ -1,7 +1,7 @@
 """``revoke()``/``arevoke()`` (RFC 7009) against the emulator's revocation endpoint: what
 is revoked, what is forgotten (here and in every cache), and a failure that forgets
 nothing. The certified server's side (introspection says inactive) is in
-tests/test_client_auth.py."""
+tests/endpoint/test_client_auth.py."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from authplug import (
 from authplug.testing import OAuth2Emulator
 from authplug.testing._server import Response
 
-from .conftest import password_auth
-from .test_caches import redis_cache
+from ..conftest import password_auth
+from ..system.test_caches import redis_cache
 
 
 def _auth(emulator: OAuth2Emulator, **options: Any) -> BaseAuth:

@@ -33,8 +33,8 @@ from authplug.cache import FileTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
 from authplug.testing import Response as EmulatorResponse
 
-from .conftest import password_auth
-from .gated import GatedEmulator
+from ..conftest import password_auth
+from ..gated import GatedEmulator
 
 SAFETY = 30.0
 LIFETIME = 3600.0

@@ -19,7 +19,7 @@ from authplug import (
 )
 from authplug.testing import FakeClock, LoopbackServer, OAuth2Emulator, Request, Response
 
-from .conftest import password_auth
+from ..conftest import password_auth
 
 
 def fetch(auth: Any, mode: str) -> Any:

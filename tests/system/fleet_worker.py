@@ -1,6 +1,6 @@
 """One worker process of the fleet tests: N threads, one auth object, a shared cache.
 
-Run as ``python -m tests.fleet_worker CACHE TOKEN_URL API_URL THREADS``, where CACHE is
+Run as ``python -m tests.system.fleet_worker CACHE TOKEN_URL API_URL THREADS``, where CACHE is
 ``file:PATH`` or ``redis:PORT``. Prints ``ready``, waits for a line on stdin (so that
 every process starts together), sends one request per thread at the same moment, and
 prints the statuses as JSON.

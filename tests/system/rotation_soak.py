@@ -4,7 +4,7 @@ tokens, leaving and being replaced while their refreshes are in flight.
 :func:`soak` runs one cell (one server, one cache, one way of leaving) and returns its
 counts, read on the server (token answers by outcome, family revocations) and from the
 workers (the final status of every request, the exceptions). ``benchmarks/rotation.py``
-prints them as a table; ``tests/test_rotation_fleet.py`` runs a short version.
+prints them as a table; ``tests/system/test_rotation_fleet.py`` runs a short version.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker_env() -> dict[str, str]:
@@ -89,7 +89,7 @@ class Plan:
     """One cell of the soak."""
 
     cache: str  # "file:PATH" or "redis:PORT"
-    mode: str  # "exit", "sigterm", "loop", "sigkill" (see tests/rotation_worker.py)
+    mode: str  # "exit", "sigterm", "loop", "sigkill" (see tests/system/rotation_worker.py)
     client_id: str
     client_secret: str
     username: str | None = None
@@ -171,7 +171,7 @@ class _Process:
 
     def __init__(self, config: dict[str, Any], lines: queue.Queue[dict[str, Any]]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.rotation_worker"],
+            [sys.executable, "-m", "tests.system.rotation_worker"],
             cwd=REPO_ROOT,
             env=_worker_env(),
             stdin=subprocess.PIPE,

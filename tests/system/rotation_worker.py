@@ -2,7 +2,7 @@
 that shares its tokens through a FileTokenCache or a RedisTokenCache, and that may leave
 while a refresh it started is on the wire.
 
-Run as ``python -m tests.rotation_worker``; the first line on stdin is the configuration,
+Run as ``python -m tests.system.rotation_worker``; the first line on stdin is the configuration,
 one JSON object (not an argument: a process list would show the credentials):
 
 * ``cache``: ``"file:PATH"`` or ``"redis:PORT"``;

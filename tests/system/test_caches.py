@@ -26,7 +26,7 @@ from authplug import (
 )
 from authplug.testing import FakeClock, OAuth2Emulator
 
-from .conftest import key_for, password_auth
+from ..conftest import key_for, password_auth
 
 PROCESSES = 8
 THREADS = 16
@@ -52,13 +52,13 @@ def seed_expired(emulator: OAuth2Emulator, cache: TokenCache) -> None:
 
 def run_fleet(cache_spec: str, emulator: OAuth2Emulator) -> list[list[int]]:
     """8 worker processes of 16 threads each, released together."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     workers = [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "tests.fleet_worker",
+                "tests.system.fleet_worker",
                 cache_spec,
                 emulator.token_url,
                 emulator.api_url(),

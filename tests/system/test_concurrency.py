@@ -15,7 +15,7 @@ from authplug import BaseAuth, CredentialsRejectedError, TokenEndpointError
 from authplug.cache import MemoryTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator, settle
 
-from .conftest import password_auth
+from ..conftest import password_auth
 
 THREADS = 64
 TASKS = 300  # was 1,000: the same outcome, a third of the default run's 11 s

@@ -18,7 +18,7 @@ import pytest
 from authplug import OAuth2PasswordAuth
 from authplug.testing import OAuth2Emulator, asettle, settle
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "weather_sdk.py"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "weather_sdk.py"
 CLIENT_ID = "weather-sdk"
 CLIENT_SECRET = "weather-secret"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import authplug
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def test_version_matches_metadata() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from authplug import BaseAuth
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.rst").read_text(encoding="utf-8")
 DOCS = sorted((ROOT / "docs").rglob("*.rst"))
 SHARED_OPTIONS = set(inspect.signature(BaseAuth.__init__).parameters) - {"self"}

@@ -23,7 +23,7 @@ import requests
 from authplug import BaseAuth, CacheError, RedisTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator
 
-from .conftest import key_for, password_auth
+from ..conftest import key_for, password_auth
 from .redis_server import RedisClusterNodes, SentinelGroup, server_binary, wait_for
 
 pytestmark = pytest.mark.redis

@@ -18,8 +18,8 @@ from authplug._renew import pool as _pool
 from authplug.testing import FakeClock, OAuth2Emulator, Request, settle
 from authplug.testing import Response as EmulatorResponse
 
-from .conftest import password_auth
-from .gated import GatedEmulator
+from ..conftest import password_auth
+from ..gated import GatedEmulator
 
 SAFETY = 30.0
 DUE = 3600.0 - 30  # inside every object's renewal window, still valid

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.redis_server import RedisServer
-from tests.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
+from tests.system.redis_server import RedisServer
+from tests.system.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
 from tests.servers import PASSWORD, USERNAME
 
 pytestmark = pytest.mark.timeout(120)

@@ -21,7 +21,7 @@ import requests
 from authplug import MemoryTokenCache
 from authplug.testing import FakeClock, OAuth2Emulator, Request, Response
 
-from .conftest import password_auth
+from ..conftest import password_auth
 
 
 class _RotatesDuringReplay(OAuth2Emulator):
