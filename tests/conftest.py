@@ -411,3 +411,38 @@ def redis_server(tmp_path: Any) -> Iterator[Any]:
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def running_servers() -> Iterator[dict[str, Any]]:
+    """Each real server starts once, when a test first needs it, and stops at the end."""
+    import contextlib
+
+    from .servers.running import start
+
+    with contextlib.ExitStack() as stack:
+
+        class Lazy(dict[str, Any]):
+            def __missing__(self, name: str) -> Any:
+                self[name] = stack.enter_context(start(name))
+                return self[name]
+
+        yield Lazy()
+
+
+def _counted(request: pytest.FixtureRequest, running: dict[str, Any]) -> Any:
+    server = running[request.param]
+    server.reset_counts()
+    return server
+
+
+@pytest.fixture(params=("authlib", "django-oauth-toolkit", "oidc-provider"))
+def server(request: pytest.FixtureRequest, running_servers: dict[str, Any]) -> Any:
+    """Each real server in turn, its token-call counts at zero."""
+    return _counted(request, running_servers)
+
+
+@pytest.fixture(params=("authlib", "django-oauth-toolkit"))
+def password_server(request: pytest.FixtureRequest, running_servers: dict[str, Any]) -> Any:
+    """Each real server with the password grant (oidc-provider 9 has none), counts at zero."""
+    return _counted(request, running_servers)

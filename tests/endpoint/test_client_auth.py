@@ -34,7 +34,8 @@ from authplug import (
 )
 from authplug.testing import MogoplusEmulator
 
-from ..conftest import CLIENTS, Driver, make_driver
+from ..conftest import Driver, make_driver
+from .conftest import ONE_CLIENT
 
 joserfc_jwk = pytest.importorskip("joserfc.jwk")
 SecurityWarning = pytest.importorskip("joserfc.errors").SecurityWarning
@@ -107,7 +108,7 @@ def _federated_assertion(server: Any, key: Any) -> str:
 # -- private_key_jwt and client_secret_jwt -----------------------------------------------
 
 
-def test_private_key_jwt_on_every_client(oidc: Any, keys: dict[str, Any], driver: Driver) -> None:
+def test_private_key_jwt_signs_each_grant(oidc: Any, keys: dict[str, Any], driver: Driver) -> None:
     """An RSA key given as PEM text signs each grant; the API accepts the token."""
     oidc.reset_counts()
     auth = OAuth2ClientCredentialsAuth(
@@ -260,6 +261,7 @@ def test_federated_assertion_from_an_async_callable(oidc: Any, keys: dict[str, A
 
 
 def test_discovery_finds_the_endpoints(oidc: Any, keys: dict[str, Any], driver: Driver) -> None:
+    """``issuer=`` alone: the token and revocation endpoints come from the metadata."""
     auth = OAuth2ClientCredentialsAuth(
         issuer=oidc.issuer, client_id="pk-ec", private_key=keys["ec"].as_dict(private=True)
     )
@@ -351,12 +353,12 @@ def mtls() -> Iterator[MogoplusEmulator]:
         yield emulator
 
 
-@pytest.mark.parametrize("kind", CLIENTS)
-def test_tls_client_auth_the_certificate_alone(mtls: MogoplusEmulator, kind: str) -> None:
+def test_tls_client_auth_the_certificate_alone(mtls: MogoplusEmulator) -> None:
+    """tls_client_auth: the client certificate alone authenticates; no secret is sent."""
     auth = MogoplusAuth(**mtls.auth_kwargs())
     assert auth.options.client_auth == "tls_client_auth"
     assert auth.options.client_secret is None
-    driver = make_driver(kind, mtls.ca_file)
+    driver = make_driver(ONE_CLIENT, mtls.ca_file)
     try:
         assert driver.send(auth, "GET", mtls.api_url()).status == 200
     finally:

@@ -1,4 +1,4 @@
-"""Every provider, through requests, httpx and httpx async, against its emulator."""
+"""Every provider against its emulator: its token endpoint, its refusals, its wire format.
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from authplug import (
 from authplug.providers import PROVIDERS
 from authplug.testing import EMULATORS, FakeClock, OAuth2Emulator, settle
 
-from ..conftest import CLIENTS, Driver, make_driver
+from ..conftest import Driver, make_driver
+from .conftest import ONE_CLIENT
 
 #: What each provider's emulator answers to a wrong password (or client secret).
 REJECTIONS = {
@@ -36,9 +37,10 @@ def provider(request: pytest.FixtureRequest) -> Iterator[OAuth2Emulator]:
         yield emulator
 
 
-@pytest.fixture(params=CLIENTS)
-def client(request: pytest.FixtureRequest, provider: OAuth2Emulator) -> Iterator[Driver]:
-    made = make_driver(request.param, getattr(provider, "ca_file", True))
+@pytest.fixture
+def client(provider: OAuth2Emulator) -> Iterator[Driver]:
+    """One client: a provider differs from another only at its token endpoint."""
+    made = make_driver(ONE_CLIENT, getattr(provider, "ca_file", True))
     yield made
     made.close()
 

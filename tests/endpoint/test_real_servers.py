@@ -1,100 +1,24 @@
-"""The token lifecycle against three OAuth2 servers nobody here wrote.
+"""Client authentication and the token lifecycle at three OAuth2 servers nobody here wrote.
 
 Authlib's Flask server, django-oauth-toolkit 3 and node oidc-provider 9 (OpenID
-certified), each started by the tests on free loopback ports and counting token calls
-itself. Every scenario runs through requests, httpx and httpx async.
+certified), each started once on free loopback ports and counting token calls itself.
+The subject is the token endpoint, so one client sends the API requests
+(tests/endpoint/conftest.py); what each client does on a refusal is in
+tests/clients/test_real_server_replay.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from authplug import (
-    BaseAuth,
-    CredentialsRejectedError,
-    OAuth2ClientCredentialsAuth,
-    OAuth2PasswordAuth,
-)
+from authplug import CredentialsRejectedError, OAuth2ClientCredentialsAuth, OAuth2PasswordAuth
 from authplug.testing import FakeClock
 
 from ..conftest import Driver
-from ..servers import AUTH_METHODS, PASSWORD, USERNAME, Client, RealServer
-
-SERVERS = ("authlib", "django-oauth-toolkit", "oidc-provider")
-WITH_PASSWORD = ("authlib", "django-oauth-toolkit")  # oidc-provider 9 has no password grant
-
-
-def _start(name: str) -> Any:
-    if name == "authlib":
-        from ..servers.authlib_flask import AuthlibServer
-
-        return AuthlibServer()
-    if name == "django-oauth-toolkit":
-        from ..servers.django_oauth import DjangoOAuthServer
-
-        return DjangoOAuthServer(run_migrations=False)
-    from ..servers.oidc_provider import OidcProviderServer
-
-    # Client-credentials tokens as short-lived as the others' (the default is 10 minutes).
-    return OidcProviderServer(extra_config={"ttl": {"ClientCredentials": 120}})
-
-
-@pytest.fixture(scope="session")
-def running_servers() -> Iterator[dict[str, RealServer]]:
-    """Each server starts once, when a test first needs it, and stops at the end."""
-    with contextlib.ExitStack() as stack:
-
-        class Lazy(dict[str, RealServer]):
-            def __missing__(self, name: str) -> RealServer:
-                self[name] = stack.enter_context(_start(name))
-                return self[name]
-
-        yield Lazy()
-
-
-def _server(request: pytest.FixtureRequest, running: dict[str, RealServer]) -> RealServer:
-    server = running[request.param]
-    server.reset_counts()
-    return server
-
-
-@pytest.fixture(params=SERVERS)
-def server(request: pytest.FixtureRequest, running_servers: dict[str, RealServer]) -> RealServer:
-    return _server(request, running_servers)
-
-
-@pytest.fixture(params=WITH_PASSWORD)
-def password_server(
-    request: pytest.FixtureRequest, running_servers: dict[str, RealServer]
-) -> RealServer:
-    return _server(request, running_servers)
-
-
-def cc_auth(server: RealServer, client: Client, **options: Any) -> BaseAuth:
-    return OAuth2ClientCredentialsAuth(
-        token_url=server.token_url,
-        client_id=client.client_id,
-        client_secret=client.client_secret,
-        client_auth=client.auth_method,  # type: ignore[arg-type]
-        **options,
-    )
-
-
-def password_auth(server: RealServer, client: Client, **options: Any) -> BaseAuth:
-    return OAuth2PasswordAuth(
-        token_url=server.token_url,
-        username=USERNAME,
-        password=PASSWORD,
-        client_id=client.client_id,
-        client_secret=client.client_secret,
-        client_auth=client.auth_method,  # type: ignore[arg-type]
-        scope="read write",
-        **options,
-    )
+from ..servers import AUTH_METHODS, USERNAME, RealServer
+from ..servers.running import cc_auth, password_auth
 
 
 @pytest.mark.parametrize("tricky", [False, True], ids=["plain-secret", "tricky-secret"])
@@ -137,56 +61,6 @@ def test_password_grant_and_refresh_with_rotation(
     assert server.token_calls() == {"password": 1, "refresh_token": 2}
 
 
-def test_short_lifetime_is_renewed_before_it_ends(
-    server: RealServer, driver: Driver, clock: FakeClock
-) -> None:
-    """A client-credentials token is renewed inside the leeway, before the server drops it."""
-    client = server.client("client_credentials", "client_secret_basic", tricky=True)
-    auth = cc_auth(server, client, clock=clock)
-    assert driver.send(auth, "GET", server.api_url).status == 200
-    first = auth.token
-    assert first is not None
-    assert first.lifetime == 120
-    clock.advance(100)
-    assert driver.send(auth, "GET", server.api_url).status == 200
-    assert server.token_calls() == {"client_credentials": 2}
-    assert auth.token is not None
-    assert auth.token.access_token != first.access_token
-
-
-def test_revoked_client_credentials_token_is_renewed_and_replayed(
-    server: RealServer, driver: Driver
-) -> None:
-    """RFC 7009 revocation; the API's 401 renews the token and the request is replayed."""
-    client = server.client("client_credentials", "client_secret_basic", tricky=True)
-    auth = cc_auth(server, client)
-    assert driver.send(auth, "GET", server.api_url).status == 200
-    assert auth.token is not None
-    server.revoke(auth.token.access_token, client)
-    result = driver.send(auth, "GET", server.api_url)
-    assert (result.status, result.history) == (200, 1)
-    assert server.token_calls() == {"client_credentials": 2}
-
-
-def test_revoked_password_token_is_refreshed_and_replayed(
-    password_server: RealServer, driver: Driver
-) -> None:
-    """Revocation; the 401 renews the token and the request is replayed.
-
-    Both servers revoke the refresh token with its access token (RFC 7009 §2.1 allows
-    it), so the refresh is refused and the password grant renews.
-    """
-    server = password_server
-    client = server.client("password", "client_secret_basic", tricky=True)
-    auth = password_auth(server, client)
-    assert driver.send(auth, "GET", server.api_url).status == 200
-    assert auth.token is not None
-    server.revoke(auth.token.access_token, client)
-    result = driver.send(auth, "GET", server.api_url)
-    assert (result.status, result.history) == (200, 1)
-    assert server.token_calls() == {"password": 2, "refresh_token": 1}
-
-
 @pytest.mark.parametrize("method", AUTH_METHODS)
 def test_wrong_secret(server: RealServer, driver: Driver, method: str) -> None:
     """A wrong secret is a CredentialsRejectedError: 401 invalid_client, never retried."""
@@ -220,28 +94,6 @@ def test_wrong_password(password_server: RealServer, driver: Driver) -> None:
     assert info.value.status_code == 400
     assert info.value.error in ("invalid_grant", "invalid_request")
     assert server.token_calls() == {"password": 1}
-
-
-@pytest.mark.parametrize("codes", [(401,), (401, 403)], ids=["default", "with-403"])
-def test_django_default_view_needs_403(
-    running_servers: dict[str, RealServer], driver: Driver, codes: tuple[int, ...]
-) -> None:
-    """DOT's stock ProtectedResourceView refuses with 403: ``refresh_status_codes=(401, 403)``."""
-    server = running_servers["django-oauth-toolkit"]
-    server.reset_counts()
-    client = server.client("client_credentials", "client_secret_post")
-    auth = cc_auth(server, client, refresh_status_codes=codes)
-    url: str = server.default_view_url  # type: ignore[attr-defined]
-    assert driver.send(auth, "GET", url).status == 200
-    assert auth.token is not None
-    server.revoke(auth.token.access_token, client)
-    result = driver.send(auth, "GET", url)
-    if codes == (401,):
-        assert result.status == 403  # handed back: 403 is not a refresh status by default
-        assert server.token_calls() == {"client_credentials": 1}
-    else:
-        assert (result.status, result.history) == (200, 1)
-        assert server.token_calls() == {"client_credentials": 2}
 
 
 def test_resource_indicator_binds_the_token(running_servers: dict[str, RealServer]) -> None:

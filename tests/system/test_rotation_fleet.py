@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.servers import PASSWORD, USERNAME
 from tests.system.redis_server import RedisServer
 from tests.system.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
-from tests.servers import PASSWORD, USERNAME
 
 pytestmark = pytest.mark.timeout(120)
 
