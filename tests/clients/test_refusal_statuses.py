@@ -14,7 +14,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from authplug.testing import OAuth2Emulator, Request, Response
+from authplug._renew.manager import REFUSAL_QUIET
+from authplug.testing import (
+    FakeClock,
+    OAuth2Emulator,
+    Request,
+    Response,
+)
+from authplug.testing import Response as EmulatorResponse
 
 from ..conftest import Driver, password_auth
 
@@ -75,3 +82,54 @@ def test_with_403_a_permission_refusal_costs_one_renewal(
     assert driver.send(auth, "GET", denied).status == 403
     assert forbidding.token_calls == {"password": 1, "refresh_token": 1}
     assert forbidding.api_calls == 4
+
+
+class RefusingApiEmulator(OAuth2Emulator):
+    """The token endpoint works; the API refuses every token, even a fresh one."""
+
+    def _api(self, request: Request, path: str) -> EmulatorResponse:
+        return super()._api(request, "/deny")  # the emulator's own 401 + WWW-Authenticate
+
+
+def _warnings(log: pytest.LogCaptureFixture, words: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in log.records
+        if r.name == "authplug" and r.levelname == "WARNING" and words in r.getMessage()
+    ]
+
+
+def test_permanent_refusal_pauses_renewal(
+    driver: Driver, clock: FakeClock, authlog: pytest.LogCaptureFixture
+) -> None:
+    """An API that refuses even fresh tokens stops costing token calls for a while.
+
+    Password grant, no refresh tokens. The first request fetches a token, is refused,
+    renews, replays and is refused again: renewal then pauses for REFUSAL_QUIET seconds
+    (one warning saying so and for how long); refusals in that time are handed back
+    with no token call. Past the pause a refusal renews again.
+    """
+    with RefusingApiEmulator(issue_refresh_tokens=False) as emulator:
+        auth = password_auth(emulator, clock=clock)
+        url = emulator.api_url()
+        first = driver.send(auth, "GET", url)
+        assert (first.status, first.history) == (401, 1)
+        assert emulator.token_calls == {"password": 2}
+        assert emulator.api_calls == 2
+
+        for _ in range(3):
+            clock.advance(REFUSAL_QUIET / 4)
+            quiet = driver.send(auth, "GET", url)
+            assert (quiet.status, quiet.history) == (401, 0)
+        assert emulator.token_calls == {"password": 2}
+        assert emulator.api_calls == 5
+        paused = _warnings(authlog, "without renewing")
+        assert len(paused) == 1
+        assert f"for {REFUSAL_QUIET:.0f}s" in paused[0]
+
+        clock.advance(REFUSAL_QUIET / 4 + 1)
+        again = driver.send(auth, "GET", url)
+        assert (again.status, again.history) == (401, 1)
+        assert emulator.token_calls == {"password": 3}
+        assert emulator.api_calls == 7
+        assert len(_warnings(authlog, "without renewing")) == 2

@@ -161,3 +161,62 @@ def test_httpx2_clients(emulator: OAuth2Emulator) -> None:
 
     assert asyncio.run(main()) == 200
     assert emulator.token_calls == {"password": 1, "refresh_token": 1}
+
+
+class RedirectingEmulator(OAuth2Emulator):
+    """The emulator, plus ``/api/landing``, which records the Authorization it received.
+
+    ``/api/redirect?to=/api/landing`` (the emulator's own) answers 302 to a request
+    whose token is valid, 401 to any other.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.landings: list[str | None] = []
+
+    def _api(self, request: Request, path: str) -> Response:
+        if path == "/landing":
+            with self._lock:
+                self.landings.append(request.headers.get("authorization"))
+        return super()._api(request, path)
+
+
+@pytest.fixture
+def redirecting() -> Iterator[RedirectingEmulator]:
+    with RedirectingEmulator() as running:
+        yield running
+
+
+def test_redirect_of_the_replay_carries_the_renewed_token(
+    driver: Driver, redirecting: RedirectingEmulator
+) -> None:
+    """A same-origin 302 answered to the replay is followed with the NEW token.
+
+    The first request (token 1, revoked) gets 401; the replay (token 2) gets a 302 to
+    ``/api/landing``. requests builds the redirected request from the original
+    request object, not the replay: without the fix that object still carries token 1,
+    so the landing would first receive the refused token (a 401, and a second replay
+    from the hook). httpx follows redirects inside the auth flow, from the replay.
+    """
+    auth = password_auth(redirecting)
+    refused = auth.get_token()
+    redirecting.revoke_all()
+    result = driver.send(
+        auth,
+        "GET",
+        redirecting.api_url("/redirect"),
+        params={"to": "/api/landing"},
+        follow_redirects=True,
+    )
+    renewed = auth.token
+    assert renewed is not None
+    assert renewed.access_token != refused.access_token
+    assert result.status == 200
+    assert result.data["path"] == "/api/landing"
+    assert redirecting.landings == [f"Bearer {renewed.access_token}"]
+    assert [(hit.path, hit.authorization, hit.status) for hit in redirecting.api_log] == [
+        ("/api/redirect", f"Bearer {refused.access_token}", 401),
+        ("/api/redirect", f"Bearer {renewed.access_token}", 302),
+        ("/api/landing", f"Bearer {renewed.access_token}", 200),
+    ]
+    assert redirecting.token_calls == {"password": 1, "refresh_token": 1}

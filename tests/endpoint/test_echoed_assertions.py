@@ -6,10 +6,13 @@ and leaves neither the token nor the assertion in a traceback's locals."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -18,9 +21,13 @@ from authplug import (
     BaseAuth,
     CredentialsRejectedError,
     OAuth2ClientCredentialsAuth,
+    OAuth2PasswordAuth,
+    ProviderSpec,
     TokenEndpointError,
 )
 from authplug.testing import LoopbackServer, Request, Response
+
+from ..spelled import CLIENT_ID, PASSWORD, SECRET, basic_b64, spellings
 
 jwk = pytest.importorskip("joserfc.jwk")
 
@@ -138,7 +145,8 @@ def test_a_refused_revocation_leaves_no_secret_in_message_or_locals(
         == f"oauth2: HTTP 400: bad_{quoted}: revocation refused: refused: {quoted}"
     )
     rendered = _rendered(caught.value)
-    assert "_authlib.py" in rendered  # the frame that read the answer is there, locals and all
+    # the frame that read the answer is there, locals and all
+    assert os.path.join("_call", "authlib.py") in rendered
     for sent in echo.sent:
         assert sent not in rendered
         assert sent not in repr(caught.value)
@@ -192,3 +200,69 @@ def test_each_attempt_s_assertion_is_scrubbed() -> None:
     assert len(set(echo.sent)) == 3
     for sent in echo.sent:
         assert sent not in str(caught.value)
+
+
+def _form_values(request: Request) -> list[str]:
+    values = list(request.form().values()) + list(request.args().values())
+    header = request.headers.get("authorization", "")
+    if header.startswith("Basic "):
+        values += base64.b64decode(header[6:]).decode().split(":")
+    return values
+
+
+ECHOES: dict[str, tuple[str, str, Callable[[Request], str]]] = {
+    # name: (client_auth, params_in, what the endpoint echoes)
+    "form-body": ("client_secret_post", "body", lambda r: r.body.decode()),
+    "query-string": ("client_secret_post", "query", lambda r: urlencode(r.query, doseq=True)),
+    "basic-header": ("client_secret_basic", "body", lambda r: r.headers["authorization"]),
+    "basic-decoded": (
+        "client_secret_basic",
+        "body",
+        lambda r: base64.b64decode(r.headers["authorization"][6:]).decode(),
+    ),
+    "raw-values": ("client_secret_post", "body", lambda r: " ".join(_form_values(r))),
+    "percent-encoded": (
+        "client_secret_post",
+        "query",
+        lambda r: " ".join(quote(v, safe="") for v in _form_values(r)),
+    ),
+}
+
+
+@pytest.mark.parametrize("echo", list(ECHOES))
+def test_echoed_request_is_scrubbed_from_the_error(echo: str) -> None:
+    """An endpoint echoing the query, the form body or the Authorization header in
+    its error_description: the AuthError's str and repr hold no spelling of the password
+    or the client secret (raw, quote_plus, quote, Base64 Basic credentials)."""
+    client_auth, params_in, render = ECHOES[echo]
+    echoed: list[str] = []
+
+    def app(request: Request) -> Response:
+        text = render(request)
+        echoed.append(text)
+        description = f"echo: {text}"
+        return Response.json(400, {"error": "invalid_grant", "error_description": description})
+
+    with LoopbackServer(app) as server:
+        auth = OAuth2PasswordAuth(
+            token_url=server.url + "/token",
+            username="demo-user",
+            password=PASSWORD,
+            client_id=CLIENT_ID,
+            client_secret=SECRET,
+            client_auth=client_auth,
+            spec=ProviderSpec(name="oauth2", params_in=params_in),  # type: ignore[arg-type]
+        )
+        with pytest.raises(CredentialsRejectedError) as info:
+            auth.get_token()
+    (wire,) = echoed
+    forbidden = spellings(PASSWORD) | spellings(SECRET) | {basic_b64(CLIENT_ID, SECRET)}
+    assert any(s in wire for s in forbidden), wire  # the endpoint did echo a secret
+    error = info.value
+    assert error.status_code == 400
+    assert error.error == "invalid_grant"
+    assert error.description.startswith("echo: ")
+    assert "***" in error.description
+    for text in (str(error), repr(error), error.description):
+        for secret in forbidden:
+            assert secret not in text, (secret, text)

@@ -1,4 +1,4 @@
-"""Every provider against its emulator: its token endpoint, its refusals, its wire format.
+"""Every provider against its emulator: its token endpoint, its refusals, its wire format."""
 
 from __future__ import annotations
 

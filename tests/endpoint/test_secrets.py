@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import requests
 
-from authplug import AuthError, CredentialsRejectedError, OAuth2PasswordAuth
+from authplug import (
+    AuthError,
+    BaseAuth,
+    CredentialsRejectedError,
+    OAuth2PasswordAuth,
+    ProviderSpec,
+    Token,
+    TokenEndpointError,
+)
+from authplug.spec import ExtraParams
 from authplug.testing import FakeClock, LoopbackServer, OAuth2Emulator, Request, Response
+
+from ..spelled import CLIENT_ID, REFRESH, basic_b64, spellings
+from ..spelled import PASSWORD as TRICKY_PASSWORD
+from ..spelled import SECRET as TRICKY_SECRET
 
 PASSWORD = "hunter2-correct-horse"
 SECRET = "client-secret-battery-staple"
@@ -176,7 +191,104 @@ def test_keys_and_assertions_leak_nothing_from_locals() -> None:
         rendered = "".join(
             traceback.TracebackException.from_exception(error, capture_locals=True).format()
         )
-        assert "_manager.py" in rendered  # the package's frames, locals and all, are there
+        # the package's frames, locals and all, are there
+        assert os.path.join("_renew", "manager.py") in rendered
         for text in (str(error), repr(error), rendered, repr(by_key), repr(by_key.options)):
             for secret in secrets:
                 assert secret not in text
+
+
+class HookFailed(RuntimeError):
+    """What the user's extra_params hook raises."""
+
+
+def _shows(value: object) -> list[str]:
+    """The repr and str of ``value``; one that fails (a half-built object) shows nothing."""
+    texts = []
+    for show in (repr, str):
+        try:
+            texts.append(show(value))
+        except Exception:  # a half-built object may fail to show itself
+            texts.append("")
+    return texts
+
+
+def frame_locals(exc: BaseException) -> list[tuple[str, str]]:
+    """(where, str and repr) of every local of every frame of ``exc`` and its chain,
+    taken now (the test's own frame is among them and still running)."""
+    shown: list[tuple[str, str]] = []
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            for name, value in tb.tb_frame.f_locals.items():
+                where = f"{Path(code.co_filename).name}:{code.co_name}:{name}"
+                shown += [(where, text) for text in _shows(value)]
+            tb = tb.tb_next
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return shown
+
+
+def obtain(auth: BaseAuth, mode: str) -> Token:
+    """A token through the sync or the async path."""
+    return auth.get_token() if mode == "sync" else asyncio.run(auth.aget_token())
+
+
+def hooked_auth(hook: ExtraParams, client_auth: str, *, seeded: bool) -> OAuth2PasswordAuth:
+    """An auth whose spec runs ``hook``; ``seeded``: it holds an expired token with a
+    refresh token. Built here so that no frame of the test itself holds a secret."""
+    token = {"access_token": "a" * 24, "refresh_token": REFRESH, "expires_at": 0}
+    return OAuth2PasswordAuth(
+        token_url="http://127.0.0.1:9/token",  # never reached: the hook fails first
+        username="demo-user",
+        password=TRICKY_PASSWORD,
+        client_id=CLIENT_ID,
+        client_secret=TRICKY_SECRET,
+        client_auth=client_auth,
+        spec=ProviderSpec(name="oauth2", extra_params=hook),
+        token=token if seeded else None,
+    )
+
+
+@pytest.mark.parametrize("grant", ["password", "refresh_token"])
+@pytest.mark.parametrize("client_auth", ["client_secret_post", "client_secret_basic"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_failing_hook_is_wrapped_and_frames_hold_no_secret(
+    mode: str, client_auth: str, grant: str
+) -> None:
+    """A user's extra_params hook that raises: TokenEndpointError raised from the
+    hook's exception, and no local of any frame in the chain shows the password, the
+    client secret or the refresh token (str or repr, in any spelling)."""
+    raised: list[HookFailed] = []
+
+    def hook(grant_type: str) -> dict[str, str]:
+        error = HookFailed(f"hook failed for {grant_type}")
+        raised.append(error)
+        raise error
+
+    auth = hooked_auth(hook, client_auth, seeded=grant == "refresh_token")
+    with pytest.raises(TokenEndpointError) as info:
+        obtain(auth, mode)
+    error = info.value
+    shown = frame_locals(error)
+    assert len(raised) == 1
+    assert error.__cause__ is raised[0]
+    assert f"HookFailed: hook failed for {grant}" in str(error)
+    forbidden = (
+        spellings(TRICKY_PASSWORD)
+        | spellings(TRICKY_SECRET)
+        | spellings(REFRESH)
+        | {basic_b64(CLIENT_ID, TRICKY_SECRET)}
+    )
+    for where, text in shown:
+        for secret in forbidden:
+            assert secret not in text, (where, secret)
+    frames = {where.rsplit(":", 1)[0] for where, _ in shown}
+    # The hook's own frame, Authlib's preparing client and authplug's encoder were seen.
+    assert {"test_secrets.py:hook", "authlib.py:_encode"} <= frames, frames

@@ -6,15 +6,19 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
+import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import requests
 
 from authplug import (
     CacheError,
@@ -24,9 +28,12 @@ from authplug import (
     Token,
     TokenCache,
 )
-from authplug.testing import FakeClock, OAuth2Emulator
+from authplug.testing import (
+    FakeClock,
+    OAuth2Emulator,
+)
 
-from ..conftest import key_for, password_auth
+from ..conftest import Driver, key_for, password_auth
 
 PROCESSES = 8
 THREADS = 16
@@ -360,3 +367,283 @@ def test_auth_requires_a_cache_object() -> None:
             password="p",
             cache="redis",  # type: ignore[arg-type]
         )
+
+
+def authplug_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The WARNING records of the authplug logger."""
+    return [r for r in caplog.records if r.name == "authplug" and r.levelno == logging.WARNING]
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and never sends a byte."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+#: Far beyond what the requests need with bounded Redis calls (about one second); a
+#: client left waiting on the silent server would wait forever.
+HANG = 20.0
+
+
+def finish_or_fail(work: Callable[[], Any]) -> Any:
+    """``work()`` in a thread; a clean test failure if it is still stuck after HANG."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(HANG)
+    if not outcome:
+        pytest.fail("requests hang on the silent Redis: its calls are not bounded", pytrace=False)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+@pytest.mark.redis
+def test_unresponsive_redis_sync_client_loses_no_request(
+    driver: Driver,
+    emulator: OAuth2Emulator,
+    silent_redis: SilentServer,
+    authlog: pytest.LogCaptureFixture,
+) -> None:
+    """A redis.Redis built as the README shows (no socket_timeout) on a Redis that
+    never answers: every cache call gives up after ``timeout``, requests go on with the
+    process's own token (one token call, one warning), for requests, httpx and async."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=silent_redis.port)
+    cache = RedisTokenCache(client, timeout=0.5, wait_timeout=0.5, lock_timeout=5)
+    try:
+        auth = password_auth(emulator, cache=cache)
+        statuses = finish_or_fail(
+            lambda: [driver.send(auth, "GET", emulator.api_url()).status for _ in range(3)]
+        )
+        assert statuses == [200, 200, 200]
+        assert emulator.token_calls == {"password": 1}
+        assert silent_redis.accepted  # the client did reach the silent server
+        unavailable = [r for r in authplug_warnings(authlog) if "unavailable" in r.getMessage()]
+        assert len(unavailable) == 1
+    finally:
+        silent_redis.close()  # the stuck helper thread's read ends with the connection
+        client.close()
+
+
+@pytest.mark.redis
+async def test_unresponsive_redis_async_client_loses_no_request(
+    emulator: OAuth2Emulator, silent_redis: SilentServer, authlog: pytest.LogCaptureFixture
+) -> None:
+    """The same with a redis.asyncio.Redis under httpx.AsyncClient: each call is
+    cancelled after ``timeout``; the requests succeed with one token call."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis(host="127.0.0.1", port=silent_redis.port)
+    cache = RedisTokenCache(client, timeout=0.5, wait_timeout=0.5, lock_timeout=5)
+    auth = password_auth(emulator, cache=cache)
+
+    async def send() -> list[int]:
+        async with httpx.AsyncClient(auth=auth, timeout=10) as http:
+            return [(await http.get(emulator.api_url())).status_code for _ in range(3)]
+
+    try:
+        try:
+            statuses = await asyncio.wait_for(send(), HANG)
+        except asyncio.TimeoutError:
+            pytest.fail("requests hang on the silent Redis: its calls are not bounded")
+        assert statuses == [200, 200, 200]
+        assert emulator.token_calls == {"password": 1}
+        assert silent_redis.accepted
+        unavailable = [r for r in authplug_warnings(authlog) if "unavailable" in r.getMessage()]
+        assert len(unavailable) == 1
+    finally:
+        silent_redis.close()
+        await client.aclose()
+
+
+BAD_ENTRIES = {
+    "deep-nesting": b"[" * 100_000 + b"]" * 100_000,
+    "expires_at-1e400": b'{"access_token": "x", "expires_at": 1e400}',
+    "expires_at-400-digits": b'{"access_token": "x", "expires_at": ' + b"9" * 400 + b"}",
+    "400-digit-number": b"7" * 400,
+    "json-array": b'[{"access_token": "x"}]',
+    "not-json": b"\xff\xfe\x00 not json at all",
+    "no-access-token": b'{"token_type": "bearer", "expires_in": 3600}',
+}
+
+
+def check_renewed_over_bad_entry(
+    emulator: OAuth2Emulator,
+    cache: TokenCache,
+    stored: Callable[[], dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One request through ``cache`` holding a bad entry: it succeeds, one warning, and
+    the entry afterwards is the new token."""
+    auth = password_auth(emulator, cache=cache)
+    with httpx.Client(auth=auth, timeout=10) as client:
+        try:
+            response = client.get(emulator.api_url())
+        except Exception as exc:  # reported by kind: a RecursionError's trace is huge
+            pytest.fail(f"the bad entry broke the request: {exc!r:.200}", pytrace=False)
+    assert response.status_code == 200
+    assert not response.history  # the bad entry was never sent as a token
+    assert emulator.token_calls == {"password": 1}
+    assert auth.token is not None
+    assert emulator.api_log[-1].authorization == f"Bearer {auth.token.access_token}"
+    entry = stored()
+    assert entry["access_token"] == auth.token.access_token
+    assert Token.from_dict(entry).expires_at == auth.token.expires_at
+    warnings = authplug_warnings(caplog)
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "treating it as empty" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("entry", list(BAD_ENTRIES.values()), ids=list(BAD_ENTRIES))
+def test_bad_file_entry_is_empty_and_overwritten(
+    emulator: OAuth2Emulator, tmp_path: Path, authlog: pytest.LogCaptureFixture, entry: bytes
+) -> None:
+    """A token file whose entry is deep nesting, an infinite or 400-digit number, an
+    array, not JSON, or a dict without access_token reads as empty (one WARNING) and the
+    renewal overwrites it."""
+    import json
+
+    path = tmp_path / "tokens.json"
+    key = key_for(emulator)
+    path.write_bytes(b'{"' + key.encode() + b'": ' + entry + b"}")
+    path.chmod(0o600)
+    check_renewed_over_bad_entry(
+        emulator, FileTokenCache(path), lambda: json.loads(path.read_bytes())[key], authlog
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("entry", list(BAD_ENTRIES.values()), ids=list(BAD_ENTRIES))
+def test_bad_redis_entry_is_empty_and_overwritten(
+    emulator: OAuth2Emulator, redis_server: Any, authlog: pytest.LogCaptureFixture, entry: bytes
+) -> None:
+    """The same bad values stored under the Redis key read as empty (one WARNING)
+    and the renewal overwrites them."""
+    import json
+
+    import redis
+
+    name = "authplug:" + key_for(emulator)
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=5)
+
+    def stored() -> dict[str, Any]:
+        raw = client.get(name)
+        assert isinstance(raw, bytes)
+        return dict(json.loads(raw))
+
+    try:
+        client.set(name, entry)
+        check_renewed_over_bad_entry(emulator, RedisTokenCache(client), stored, authlog)
+    finally:
+        client.close()
+
+
+def plant_token_file(emulator: OAuth2Emulator, path: Path) -> Token:
+    """A real, fresh token stored in ``path`` under the key of ``password_auth``."""
+    token = password_auth(emulator).get_token()
+    FileTokenCache(path).set(key_for(emulator), token)
+    emulator.reset_counters()
+    return token
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid"),
+    [(0o664, None), (0o606, None), (0o600, 65534)],
+    ids=["group-writable", "others-writable", "other-owner"],
+)
+def test_foreign_token_file_is_refused(
+    emulator: OAuth2Emulator,
+    tmp_path: Path,
+    authlog: pytest.LogCaptureFixture,
+    mode: int,
+    uid: int | None,
+) -> None:
+    """A token file group/others may write, or owned by another user, is never read
+    (its fresh token is not adopted) and never overwritten; one WARNING, and the request
+    succeeds with the process's own token."""
+    path = tmp_path / "tokens.json"
+    planted = plant_token_file(emulator, path)
+    path.chmod(mode)
+    if uid is not None:
+        if os.geteuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        os.chown(path, uid, uid)
+    before = path.read_bytes()
+    info = path.stat()
+    auth = password_auth(emulator, cache=FileTokenCache(path))
+    with requests.Session() as session:
+        session.auth = auth
+        assert session.get(emulator.api_url(), timeout=10).status_code == 200
+        assert session.get(emulator.api_url(), timeout=10).status_code == 200
+    assert emulator.token_calls == {"password": 1}  # the planted token was not read
+    assert auth.token is not None
+    assert auth.token.access_token != planted.access_token
+    assert {hit.authorization for hit in emulator.api_log} == {f"Bearer {auth.token.access_token}"}
+    after = path.stat()
+    assert path.read_bytes() == before
+    assert (after.st_ino, after.st_uid, stat.S_IMODE(after.st_mode)) == (
+        info.st_ino,
+        info.st_uid,
+        stat.S_IMODE(info.st_mode),
+    )
+    warnings = authplug_warnings(authlog)
+    assert len(warnings) == 1
+    assert "refusing the token file" in warnings[0].getMessage()
+
+
+def test_private_token_file_is_used(
+    emulator: OAuth2Emulator, tmp_path: Path, authlog: pytest.LogCaptureFixture
+) -> None:
+    """A 0600 token file owned by this user is read: its fresh token is adopted."""
+    path = tmp_path / "tokens.json"
+    planted = plant_token_file(emulator, path)
+    info = path.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (os.geteuid(), 0o600)
+    auth = password_auth(emulator, cache=FileTokenCache(path))
+    with requests.Session() as session:
+        session.auth = auth
+        assert session.get(emulator.api_url(), timeout=10).status_code == 200
+    assert emulator.token_calls.total() == 0
+    assert emulator.api_log[-1].authorization == f"Bearer {planted.access_token}"
+    assert authplug_warnings(authlog) == []

@@ -7,11 +7,19 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
 
-from authplug.testing import MogoplusEmulator, SemansysEmulator, TelmaiEmulator
+from authplug.testing import (
+    LoopbackServer,
+    MogoplusEmulator,
+    Request,
+    Response,
+    SemansysEmulator,
+    TelmaiEmulator,
+)
 
 
 def authplug(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -259,7 +267,6 @@ def test_token_with_a_client_assertion_file(
 ) -> None:
     jwt = pytest.importorskip("joserfc.jwt")
     jwk = pytest.importorskip("joserfc.jwk")
-    import time
 
     key = jwk.RSAKey.generate_key(2048)
     with SemansysEmulator(client_secret=None) as emulator:
@@ -295,3 +302,61 @@ def test_token_with_tls_client_auth(
         code, _, err = _main(monkeypatch, capsys, {}, *no_cert)
         assert code == 2
         assert "missing --cert" in err
+
+
+DEEP = 100_000
+
+
+def _authplug(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "authplug", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [(200, "TokenResponseError"), (400, "CredentialsRejectedError")],
+)
+def test_cli_reports_a_nested_answer_without_traceback(status: int, error_class: str) -> None:
+    """``authplug token`` against an endpoint answering deeply nested JSON.
+
+    Without the fix the RecursionError escaped the token call and the command died
+    with a Python traceback; now it prints the package's error on one line and exits 1.
+    """
+    calls: list[str] = []
+
+    def app(request: Request) -> Response:
+        calls.append(request.path)
+        return Response(status, b"[" * DEEP, {"Content-Type": "application/json"})
+
+    with LoopbackServer(app) as server:
+        result = _authplug(
+            "token",
+            "semansys",
+            "--token-url",
+            server.url + "/connect/token",
+            "--client-id",
+            "cli-client",
+            "--client-secret",
+            "cli-secret",
+            "--username",
+            "cli-user",
+            "--password",
+            "cli-password",
+            "--timeout",
+            "5",
+        )
+    assert calls == ["/connect/token"]
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert "RecursionError" not in result.stderr
+    assert result.stderr.startswith(f"authplug token semansys: {error_class}: semansys: HTTP ")
+    assert result.stderr.count("\n") == 1
+    for secret in ("cli-secret", "cli-password"):
+        assert secret not in result.stderr

@@ -1,21 +1,15 @@
-"""Lifecycle hardening: closed loops, forks, bounded waits, refusals, pickling, TLS.
-
-Each test guards one fix and fails without it: a flight whose event loop was closed
-strands nobody, a forked child does not wait on its parent's flight, waiters give up
-after the wait limit, a permanent 401 stops costing token calls, auth objects refuse to
-be pickled (tokens do pickle), and auth objects share one SSL context per TLS setting.
-Counted, never timed: the only durations are generous safety nets against a hang.
+"""Nobody waits forever on a token call: a flight whose event loop was closed strands none
+of its waiters, a forked child does not wait on its parent's flight, and waiters of a flight
+that never ends give up after the wait limit. Counted, never timed: the only durations are
+generous safety nets against a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import os
-import pickle
 import signal
-import ssl
 import sys
 import threading
 import time
@@ -30,32 +24,22 @@ import requests
 from authplug import (
     AuthError,
     BaseAuth,
-    OAuth2ClientCredentialsAuth,
-    OAuth2PasswordAuth,
     Token,
     TokenEndpointError,
 )
-from authplug._call import transport as transport_module
-from authplug._renew.manager import REFUSAL_QUIET
 from authplug.cache import MemoryTokenCache
-from authplug.providers import PROVIDERS
-from authplug.testing import EMULATORS, FakeClock, MogoplusEmulator, OAuth2Emulator, Request
-from authplug.testing import Response as EmulatorResponse
+from authplug.testing import OAuth2Emulator
 
-from .conftest import Driver, make_driver, password_auth
-from .gated import GatedEmulator
+from ..conftest import make_driver, password_auth
+from ..gated import GatedEmulator
 
 T = TypeVar("T")
 
 #: The longest any step may take before the test calls it stranded (a safety net).
 SAFETY = 30.0
 
-
-class RefusingApiEmulator(OAuth2Emulator):
-    """The token endpoint works; the API refuses every token, even a fresh one."""
-
-    def _api(self, request: Request, path: str) -> EmulatorResponse:
-        return super()._api(request, "/deny")  # the emulator's own 401 + WWW-Authenticate
+#: Where Flight.wait is defined: a thread in it waits on another caller's token call.
+FLIGHT_MODULE = os.path.join("_renew", "flight.py")
 
 
 @pytest.fixture
@@ -140,7 +124,9 @@ def _thread_waits_on_flight(thread: threading.Thread) -> bool:
     frame = sys._current_frames().get(thread.ident or -1)
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "wait" and code.co_filename.endswith("_flight.py"):
+        if code.co_name == "wait" and code.co_filename.endswith(
+            os.path.join("_renew", "flight.py")
+        ):
             return True
         frame = frame.f_back
     return False
@@ -160,14 +146,11 @@ def _wait_for(condition: Callable[[], bool], what: str) -> None:
     pytest.fail(f"never happened: {what}")
 
 
-# -- B4: a closed event loop does not strand the flight ------------------------------------
-
-
 @pytest.mark.parametrize("kind", ["requests", "httpx"])
 def test_closed_loop_does_not_strand_sync_clients(
     gated: GatedEmulator, kind: str, authlog: pytest.LogCaptureFixture
 ) -> None:
-    """B4: after the loop leading a token call is closed, sync requests get a new token.
+    """After the loop leading a token call is closed, sync requests get a new token.
 
     The flight led by a task of a closed loop can never end; the next caller abandons
     it and leads a new one instead of waiting on it (for the whole wait limit, or
@@ -197,7 +180,7 @@ def test_closed_loop_does_not_strand_sync_clients(
 def test_closed_loop_does_not_strand_a_new_loop(
     gated: GatedEmulator, authlog: pytest.LogCaptureFixture
 ) -> None:
-    """B4: an async request timed out and its loop closed; a new loop's requests succeed.
+    """An async request timed out and its loop closed; a new loop's requests succeed.
 
     The first loop's async httpx request led the token call and was cut short by
     ``wait_for``; the leader task died with its loop. A new loop must not wait on that
@@ -232,7 +215,7 @@ def test_closed_loop_does_not_strand_a_new_loop(
 
 @pytest.mark.parametrize("waiter", ["thread", "task"])
 def test_waiter_notices_its_leaders_loop_closing(gated: GatedEmulator, waiter: str) -> None:
-    """B4: a caller already waiting when the leader's loop is closed leads a new call.
+    """A caller already waiting when the leader's loop is closed leads a new call.
 
     It waits on a flight led by a task of another (stopped) loop. When that loop is
     closed, the waiter notices within a poll and gets a token, instead of waiting out
@@ -273,7 +256,7 @@ def test_waiter_notices_its_leaders_loop_closing(gated: GatedEmulator, waiter: s
 
 
 def test_every_waiter_of_an_abandoned_flight_joins_the_next(gated: GatedEmulator) -> None:
-    """B4: when the leader's loop closes under four waiting threads, all four get a token.
+    """When the leader's loop closes under four waiting threads, all four get a token.
 
     The first to notice abandons the flight and leads a new one; the others must join
     that one, not receive an "abandoned" error. One new token call serves them all.
@@ -303,12 +286,9 @@ def test_every_waiter_of_an_abandoned_flight_joins_the_next(gated: GatedEmulator
     assert gated.token_calls == {"password": 2}
 
 
-# -- B5: a forked child starts clean -------------------------------------------------------
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_does_not_wait_on_the_parents_flight(gated: GatedEmulator) -> None:
-    """B5: a child forked during the parent's token call gets its own token.
+    """A child forked during the parent's token call gets its own token.
 
     A parent thread is inside a token call (held at the endpoint) when the process
     forks. That thread does not exist in the child, so the inherited flight would never
@@ -375,13 +355,10 @@ def test_forked_child_does_not_wait_on_the_parents_flight(gated: GatedEmulator) 
     assert child_header != f"Bearer {parent_tokens[0].access_token}"
 
 
-# -- B6: waiters are bounded ---------------------------------------------------------------
-
-
 def test_waiters_give_up_on_a_stuck_leader(
     gated: GatedEmulator, authlog: pytest.LogCaptureFixture
 ) -> None:
-    """B6: async and sync waiters of a flight that never ends give up with an error.
+    """Async and sync waiters of a flight that never ends give up with an error.
 
     The leader is a task of a loop that stopped running while its token call hangs at
     the endpoint: the flight outlives the wait limit (``timeout=0.5, retries=0``: the
@@ -441,192 +418,3 @@ def test_waiters_give_up_on_a_stuck_leader(
         assert len(_warnings(authlog, "abandoned (stuck)")) == 1
     finally:
         loop.close()
-
-
-# -- B8: a refusal after a refusal ---------------------------------------------------------
-
-
-def test_permanent_refusal_pauses_renewal(
-    driver: Driver, clock: FakeClock, authlog: pytest.LogCaptureFixture
-) -> None:
-    """B8: an API that refuses even fresh tokens stops costing token calls for a while.
-
-    Password grant, no refresh tokens. The first request fetches a token, is refused,
-    renews, replays and is refused again: renewal then pauses for REFUSAL_QUIET seconds
-    (one warning saying so and for how long); refusals in that time are handed back
-    with no token call. Past the pause a refusal renews again.
-    """
-    with RefusingApiEmulator(issue_refresh_tokens=False) as emulator:
-        auth = password_auth(emulator, clock=clock)
-        url = emulator.api_url()
-        first = driver.send(auth, "GET", url)
-        assert (first.status, first.history) == (401, 1)
-        assert emulator.token_calls == {"password": 2}
-        assert emulator.api_calls == 2
-
-        for _ in range(3):
-            clock.advance(REFUSAL_QUIET / 4)
-            quiet = driver.send(auth, "GET", url)
-            assert (quiet.status, quiet.history) == (401, 0)
-        assert emulator.token_calls == {"password": 2}
-        assert emulator.api_calls == 5
-        paused = _warnings(authlog, "without renewing")
-        assert len(paused) == 1
-        assert f"for {REFUSAL_QUIET:.0f}s" in paused[0]
-
-        clock.advance(REFUSAL_QUIET / 4 + 1)
-        again = driver.send(auth, "GET", url)
-        assert (again.status, again.history) == (401, 1)
-        assert emulator.token_calls == {"password": 3}
-        assert emulator.api_calls == 7
-        assert len(_warnings(authlog, "without renewing")) == 2
-
-
-# -- E18: tokens pickle, auth objects refuse to --------------------------------------------
-
-
-def _unpickled(token: Token, protocol: int) -> Token:
-    """The token through a pickle round trip (our own bytes, nothing untrusted)."""
-    twin = pickle.loads(pickle.dumps(token, protocol))  # noqa: S301
-    assert isinstance(twin, Token)
-    return twin
-
-
-def test_token_pickles_and_copies_to_an_equal_value(emulator: OAuth2Emulator) -> None:
-    """E18: a Token survives pickle, copy and deepcopy equal, and still masks secrets.
-
-    Its ``extra`` is a read-only mapping view, which cannot be pickled or deep-copied
-    as it is.
-    """
-    fetched = password_auth(emulator).get_token()
-    built = Token.from_dict(
-        {
-            "access_token": "access-0123456789abcdef-WXYZ",
-            "token_type": "Bearer",
-            "expires_in": 3600,
-            "refresh_token": "refresh-0123456789abcdef-QRST",
-            "scope": ["read", "write"],
-            "refresh_expires_at": 1_800_003_600.0,
-            "id_token": "header.payload.signature",
-            "nested": {"a": [1, 2, {"b": None}]},
-        },
-        now=1_800_000_000.0,
-    )
-    for token in (fetched, built):
-        copies = [_unpickled(token, p) for p in range(pickle.HIGHEST_PROTOCOL + 1)]
-        copies += [copy.copy(token), copy.deepcopy(token)]
-        for twin in copies:
-            assert isinstance(twin, Token)
-            assert twin == token
-            assert dict(twin.extra) == dict(token.extra)
-            shown = repr(twin)
-            assert token.access_token not in shown
-            assert token.refresh_token is None or token.refresh_token not in shown
-    assert built.refresh_token is not None
-    restored = _unpickled(built, pickle.DEFAULT_PROTOCOL)
-    assert restored.refresh_token == built.refresh_token
-    assert restored.extra["nested"] == {"a": [1, 2, {"b": None}]}
-
-
-def _every_auth_class() -> Iterator[tuple[str, BaseAuth, list[str]]]:
-    """One object of every auth class in authplug, after a token call, with its secrets."""
-    with OAuth2Emulator() as generic:
-        password = password_auth(generic)
-        credentials = OAuth2ClientCredentialsAuth(
-            token_url=generic.token_url,
-            client_id=generic.client_id or "",
-            client_secret=generic.client_secret or "",
-        )
-        for name, auth in (("password", password), ("client_credentials", credentials)):
-            token = auth.get_token()
-            secrets = [generic.password, generic.client_secret or "", token.access_token]
-            yield name, auth, secrets
-    for name, emulator_class in EMULATORS.items():
-        with emulator_class() as emulator:
-            kwargs = emulator.auth_kwargs()
-            auth = PROVIDERS[name](**kwargs)
-            token = auth.get_token()
-            secrets = [token.access_token]
-            secrets += [kwargs[k] for k in ("password", "client_secret") if kwargs.get(k)]
-            yield name, auth, secrets
-
-
-def _refusals(auth: BaseAuth) -> list[str]:
-    """The TypeError messages of pickling (every protocol), copying and deep-copying."""
-    attempts: list[tuple[Callable[..., object], tuple[object, ...]]] = [
-        (pickle.dumps, (auth, protocol)) for protocol in range(pickle.HIGHEST_PROTOCOL + 1)
-    ]
-    attempts += [(copy.copy, (auth,)), (copy.deepcopy, (auth,))]
-    messages = []
-    for function, args in attempts:
-        with pytest.raises(TypeError) as info:
-            function(*args)
-        messages.append(str(info.value))
-    return messages
-
-
-def test_auth_objects_refuse_pickling_with_advice() -> None:
-    """E18: pickling or copying any auth object is a TypeError that says what to do.
-
-    They hold credentials and live state (locks, a flight): a copy would share the
-    flight, a pickle would carry the secrets. The message names the way out (one object
-    per process, a shared token cache) and no secret.
-    """
-    seen: set[type[BaseAuth]] = set()
-    for name, auth, secrets in _every_auth_class():
-        seen.add(type(auth))
-        for message in _refusals(auth):
-            assert type(auth).__name__ in message, name
-            assert "cannot be pickled or copied" in message
-            assert "Build one in each process" in message
-            assert "FileTokenCache" in message
-            assert "RedisTokenCache" in message
-            for secret in secrets:
-                assert secret not in message, name
-    assert seen == {OAuth2PasswordAuth, OAuth2ClientCredentialsAuth, *PROVIDERS.values()}
-
-
-# -- F19: one SSL context per TLS setting --------------------------------------------------
-
-
-def test_auth_objects_share_one_ssl_context_per_setting() -> None:
-    """F19: fifty auth objects with the same TLS settings build and use one SSL context.
-
-    A context loads a CA bundle (hundreds of kilobytes) and a client certificate; one
-    per auth object would cost that fifty times. Each object makes a real mutual-TLS
-    token call with it. A different ``verify`` gets a context of its own, and a
-    caller's own SSLContext is used as it is.
-    """
-    with MogoplusEmulator() as emulator:
-        kwargs = emulator.auth_kwargs()
-        ca_file = kwargs["verify"]
-
-        def settings_for(verify: object) -> list[tuple[object, ...]]:
-            return [key for key in transport_module._contexts if key[0] == verify]
-
-        assert settings_for(ca_file) == []
-        auths = [PROVIDERS["mogoplus"](**kwargs) for _ in range(50)]
-        for auth in auths:
-            auth.get_token()
-        assert emulator.token_calls == {"client_credentials": 50}
-        assert len(settings_for(ca_file)) == 1
-        contexts = {id(auth._client._transport._context()) for auth in auths}
-        assert len(contexts) == 1
-        shared = auths[0]._client._transport._context()
-        assert transport_module.ssl_context(ca_file, emulator.client_cert) is shared
-
-        without_cert = transport_module.ssl_context(ca_file, None)
-        assert without_cert is not shared
-        assert transport_module.ssl_context(ca_file, None) is without_cert
-        assert len(settings_for(ca_file)) == 2  # one per distinct (verify, cert)
-
-        other = PROVIDERS["mogoplus"](**{**kwargs, "verify": True})
-        system = other._client._transport._context()
-        assert system is not shared
-        assert transport_module.ssl_context(True, emulator.client_cert) is system
-
-        own = emulator.client_ssl_context()
-        assert transport_module.ssl_context(own, None) is own
-        unverified = transport_module.ssl_context(False, None)
-        assert unverified.verify_mode == ssl.CERT_NONE
-        assert unverified is not transport_module.ssl_context(True, None)
