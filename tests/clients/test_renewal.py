@@ -36,8 +36,10 @@ import pytest
 import requests
 
 from authplug import BaseAuth, OAuth2PasswordAuth, TokenEndpointError
+from authplug._renew import manager as manager_module
 from authplug._renew import pool as _pool
-from authplug._renew.schedule import BACKOFF_CAP, JITTER
+from authplug._renew import schedule
+from authplug._renew.schedule import BACKOFF_CAP, JITTER, SPREAD_MAX
 from authplug.spec import GENERIC
 from authplug.testing import FakeClock, OAuth2Emulator, Request, asettle, settle
 from authplug.testing import Response as EmulatorResponse
@@ -663,67 +665,69 @@ class RenewalStarts(logging.Handler):
             self.providers.append(message.partition(":")[0])
 
 
-def test_a_fleet_spreads_its_renewals_over_the_window() -> None:
-    """600 auth objects with the same 1-hour token lifetime do not renew together.
+def test_each_object_renews_at_the_due_time_its_draw_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The manager schedules a fetched token's renewal with ``due_at`` and its lifetime.
 
-    They share one FakeClock and fetch their tokens from one emulator at the same
-    instant (each under a provider name of its own). Then the token URL is shut, so
-    that a renewal is a quick refused connection whose first failure is logged with
-    the object's name. Stepping the clock one second at a time and asking each object
-    not yet renewed for a token shows when each one started its renewal: none before
-    the window opens (3600 - 60 - 300 s), all by its end (3600 - 60 s), and no
-    one-second bucket holds more than 2% of the fleet.
+    Three objects with one-hour tokens, their draws fixed at 0, 0.5 and 0.9, start their
+    background renewals exactly at 3540, 3390 and 3270 s (``LIFETIME - LEEWAY - draw *
+    SPREAD_MAX``), none a second before. How the draws spread a fleet over the window is
+    proven on ``due_at`` itself (tests/unit/test_schedule.py). The token URL is shut once
+    the tokens are fetched, so a renewal is a quick refused connection whose first failure
+    is logged with the object's name.
     """
-    fleet = 600  # 1,000 before; 600 keep a 2% bucket far from chance (mean 2, max ~12)
+    draws = {"wire-0": 0.0, "wire-1": 0.5, "wire-2": 0.9}
+    expected = {name: int(LIFETIME - LEEWAY - d * SPREAD_MAX) for name, d in draws.items()}
+    fixed = iter(draws.values())
+
+    def entry_with_fixed_draw(token: Any, **options: Any) -> Any:
+        value = next(fixed)  # one entry per fetched token: a second call fails the test
+        return schedule.entry_for(token, **{**options, "draw": lambda: value})
+
+    monkeypatch.setattr(manager_module, "entry_for", entry_with_fixed_draw)
     clock = FakeClock()
-    window_end = int(LIFETIME - LEEWAY)
-    window_start = window_end - 300
     with OAuth2Emulator() as emulator:
         door = Doorway(emulator)
         door.open()
         try:
             auths = {
-                f"fleet-{i}": _auth(
+                name: _auth(
                     emulator,
                     token_url=door.token_url,
                     clock=clock,
                     retries=0,
-                    spec=dataclasses.replace(GENERIC, name=f"fleet-{i}"),
+                    spec=dataclasses.replace(GENERIC, name=name),
                 )
-                for i in range(fleet)
+                for name in draws
             }
             for auth in auths.values():
                 auth.get_token()
         finally:
             door.shut()
-        assert emulator.token_calls == {"password": fleet}
+        assert emulator.token_calls == {"password": len(draws)}
 
     starts = RenewalStarts()
     logger = logging.getLogger("authplug")
     logger.addHandler(starts)
+    started_at: dict[str, int] = {}
     try:
-        pending = dict(auths)
-        buckets: Counter[int] = Counter()
-        clock.advance(window_start - 1)
-        for second in range(window_start - 1, window_end + 1):
-            if second >= window_start:
+        first = min(expected.values()) - 1
+        clock.advance(first)
+        for second in range(first, max(expected.values()) + 1):
+            if second > first:
                 clock.advance(1)
-            for auth in pending.values():
-                auth.get_token()
+            for name, auth in auths.items():
+                if name not in started_at:
+                    auth.get_token()
             _drain()
             started, starts.providers = starts.providers, []
-            assert len(set(started)) == len(started)
             for name in started:
-                del pending[name]
-            buckets[second] = len(started)
+                assert name not in started_at
+                started_at[name] = second
     finally:
         logger.removeHandler(starts)
-    assert pending == {}
-    used = sorted(second for second, count in buckets.items() if count)
-    assert used[0] >= window_start
-    assert used[-1] <= window_end
-    assert max(buckets.values()) <= fleet // 50
-    assert used[-1] - used[0] >= 250  # spread over the window, not a corner of it
+    assert started_at == expected
 
 
 # -- 5. refresh_in sets the due time ---------------------------------------------------
