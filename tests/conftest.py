@@ -446,3 +446,29 @@ def server(request: pytest.FixtureRequest, running_servers: dict[str, Any]) -> A
 def password_server(request: pytest.FixtureRequest, running_servers: dict[str, Any]) -> Any:
     """Each real server with the password grant (oidc-provider 9 has none), counts at zero."""
     return _counted(request, running_servers)
+
+
+@pytest.fixture(scope="session")
+def oidc() -> Iterator[Any]:
+    """node oidc-provider 9 with its test configuration (DPoP on), started once.
+
+    Shared by the DPoP tests of tests/clients/ and tests/endpoint/; a test module that
+    needs another configuration defines its own ``oidc``.
+    """
+    from .servers.oidc_provider import OidcProviderServer
+
+    with OidcProviderServer() as server:
+        yield server
+
+
+def dpop_client_credentials(server: Any, **options: Any) -> Any:
+    """The client-credentials grant of a real server's client_secret_post client."""
+    from authplug import OAuth2ClientCredentialsAuth
+
+    client = server.client("client_credentials", "client_secret_post")
+    return OAuth2ClientCredentialsAuth(
+        token_url=server.token_url,
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        **options,
+    )

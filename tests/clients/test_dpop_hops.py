@@ -159,14 +159,6 @@ def test_nonces_stay_with_the_server_that_gave_them(driver: Driver, strict: OAut
 # -- node oidc-provider ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def oidc() -> Iterator[Any]:
-    from ..servers.oidc_provider import OidcProviderServer
-
-    with OidcProviderServer() as server:
-        yield server
-
-
 def test_a_trailing_slash_redirect_on_oidc_provider(oidc: Any, driver: Driver) -> None:
     """oidc-provider's API behind a trailing-slash redirect (``/api/me/`` → ``/api/me``)
     verifies the landing hop's proof itself: it is that hop's own."""
