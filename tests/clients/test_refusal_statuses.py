@@ -1,10 +1,12 @@
-"""An API that refuses a stale token with 403 needs ``refresh_status_codes=(401, 403)``.
+"""What an API's refusal costs: a 403 needs ``refresh_status_codes=(401, 403)``, and a
+refusal of even a fresh token pauses renewal.
 
 What docs/sdk.rst tells SDK authors, proven on every client against an emulator whose
 API answers 403 (no challenge) wherever the plain emulator answers 401: without the
 option the 403 is handed back and nothing is renewed; with it a revoked token is
 renewed and the request replayed; a 403 that is about the permission costs one
-renewal, then goes unanswered for a while.
+renewal, then goes unanswered for a while. An API that refuses every token, even one
+just fetched, stops costing token calls for REFUSAL_QUIET seconds.
 """
 
 from __future__ import annotations

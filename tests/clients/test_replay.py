@@ -1,4 +1,5 @@
-"""Replay sends the same body; one-shot streams are not resent; redirects drop the token."""
+"""Replay sends the same body; one-shot streams are not resent; redirects drop the token,
+and a redirect answered to the replay is followed with the renewed token."""
 
 from __future__ import annotations
 

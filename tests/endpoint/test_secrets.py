@@ -1,4 +1,5 @@
-"""No password, client secret or token in a repr, a log record or an exception message."""
+"""No password, client secret or token in a repr, a log record, an exception message, or
+the locals of the frames of an error (a user's failing ``extra_params`` hook included)."""
 
 from __future__ import annotations
 

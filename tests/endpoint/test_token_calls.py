@@ -1,4 +1,9 @@
-"""Token calls: retries, timeouts, and every way an answer can be unusable."""
+"""Token calls: retries, timeouts, and every way an answer can be unusable.
+
+Any answer ends as a token or an AuthError, the same from sync and async; a head that
+trickles in cannot hold a call past its timeout; an access token holding CR or LF is
+refused on arrival; an ``expires_in`` that is not positive means no lifetime.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Token caches shared by processes: a file on one host, Redis across a fleet."""
+"""Token caches shared by processes: a file on one host, Redis across a fleet.
+
+Also what a cache must survive: a Redis that accepts connections and never answers, bad
+entries (read as empty and overwritten), and token files others may write or own.
+"""
 
 from __future__ import annotations
 
