@@ -1,7 +1,8 @@
-"""An endpoint that echoes what it was sent: the assertions authplug signs itself
-(``private_key_jwt``, ``client_secret_jwt``) are scrubbed from the error as an assertion
-given by ``client_assertion=`` is, and a refused or timed-out revocation says what it was
-and leaves neither the token nor the assertion in a traceback's locals."""
+"""An endpoint that echoes what it was sent: whatever it echoes (the query, the form body,
+the Authorization header) is scrubbed from the error; the assertions authplug signs itself
+(``private_key_jwt``, ``client_secret_jwt``) are scrubbed as an assertion given by
+``client_assertion=`` is; and a refused or timed-out revocation says what it was and
+leaves neither the token nor the assertion in a traceback's locals."""
 
 from __future__ import annotations
 
