@@ -38,9 +38,9 @@ from _common import table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harnesses
 
-from tests.redis_server import RedisServer
-from tests.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
 from tests.servers import PASSWORD, USERNAME
+from tests.system.redis_server import RedisServer
+from tests.system.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
 
 HEADERS = [
     "server",

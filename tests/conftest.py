@@ -406,8 +406,69 @@ def key_for(emulator: OAuth2Emulator) -> str:
 @pytest.fixture
 def redis_server(tmp_path: Any) -> Iterator[Any]:
     """A real redis-server on a free port (skipped, with the reason, when not installed)."""
-    from .redis_server import RedisServer
+    from .system.redis_server import RedisServer
 
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def running_servers() -> Iterator[dict[str, Any]]:
+    """Each real server starts once, when a test first needs it, and stops at the end."""
+    import contextlib
+
+    from .servers.running import start
+
+    with contextlib.ExitStack() as stack:
+
+        class Lazy(dict[str, Any]):
+            def __missing__(self, name: str) -> Any:
+                self[name] = stack.enter_context(start(name))
+                return self[name]
+
+        yield Lazy()
+
+
+def _counted(request: pytest.FixtureRequest, running: dict[str, Any]) -> Any:
+    server = running[request.param]
+    server.reset_counts()
+    return server
+
+
+@pytest.fixture(params=("authlib", "django-oauth-toolkit", "oidc-provider"))
+def server(request: pytest.FixtureRequest, running_servers: dict[str, Any]) -> Any:
+    """Each real server in turn, its token-call counts at zero."""
+    return _counted(request, running_servers)
+
+
+@pytest.fixture(params=("authlib", "django-oauth-toolkit"))
+def password_server(request: pytest.FixtureRequest, running_servers: dict[str, Any]) -> Any:
+    """Each real server with the password grant (oidc-provider 9 has none), counts at zero."""
+    return _counted(request, running_servers)
+
+
+@pytest.fixture(scope="session")
+def oidc() -> Iterator[Any]:
+    """node oidc-provider 9 with its test configuration (DPoP on), started once.
+
+    Shared by the DPoP tests of tests/clients/ and tests/endpoint/; a test module that
+    needs another configuration defines its own ``oidc``.
+    """
+    from .servers.oidc_provider import OidcProviderServer
+
+    with OidcProviderServer() as server:
+        yield server
+
+
+def dpop_client_credentials(server: Any, **options: Any) -> Any:
+    """The client-credentials grant of a real server's client_secret_post client."""
+    from authplug import OAuth2ClientCredentialsAuth
+
+    client = server.client("client_credentials", "client_secret_post")
+    return OAuth2ClientCredentialsAuth(
+        token_url=server.token_url,
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        **options,
+    )

@@ -2,7 +2,7 @@
 
 Each harness starts its server (in this process or a child process), registers the
 clients and the user the tests need, counts token calls *on the server side*, and
-stops everything afterwards. The shared suite in ``tests/test_real_servers.py`` runs
+stops everything afterwards. The shared suite in ``tests/endpoint/test_real_servers.py`` runs
 the same scenarios against each of them through requests, httpx and httpx async.
 """
 
