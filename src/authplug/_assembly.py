@@ -1,4 +1,5 @@
-"""What an auth object is made of: checked options, a token client and a token manager.
+"""What an auth object is made of: checked options, a token client and a token manager
+(and the :class:`Binding` its entry points hand to the clients' drivers).
 
 Imported by the first construction of an auth object, not by ``import authplug``: a
 program that imports the package (an SDK's command line showing its help, say) pays
@@ -11,15 +12,7 @@ import functools
 import logging
 from typing import NamedTuple
 
-from ._adapters import (
-    aiohttp_middleware as _aiohttp_adapter,
-)
-from ._adapters import (
-    httpx_flow as _httpx_adapter,
-)
-from ._adapters import (
-    requests_hook as _requests_adapter,
-)
+from ._adapters.binding import Binding
 from ._call.authlib import TokenClient
 from ._call.discovery import Discovery
 from ._call.plan import aperform, perform
@@ -34,24 +27,9 @@ from ._renew.report import Reporter
 from .cache import MemoryTokenCache, cache_key
 from .spec import ProviderSpec
 
-__all__ = ["FLOWS", "Options", "Parts", "assemble"]
+__all__ = ["Binding", "Options", "Parts", "assemble"]
 
 log = logging.getLogger("authplug")
-
-
-class Flows:
-    """The adapters' entry points: what an auth object calls on each request (kept apart
-    from auth.py so that importing the classes loads no adapter)."""
-
-    __slots__ = ()
-    requests = staticmethod(_requests_adapter.apply)
-    httpx_sync = staticmethod(_httpx_adapter.sync_flow)
-    httpx_async = staticmethod(_httpx_adapter.async_flow)
-    aiohttp = staticmethod(_aiohttp_adapter.middleware)
-    Anchor = _aiohttp_adapter.Anchor
-
-
-FLOWS = Flows()
 
 
 class Parts(NamedTuple):

@@ -1,32 +1,23 @@
-"""Reading an API's ``WWW-Authenticate`` challenge (RFC 7235 §4.1, RFC 6750 §3).
+"""Reading an API's ``WWW-Authenticate`` challenge (RFC 7235 §4.1, RFC 6750 §3), once.
 
-A refusal whose Bearer (or DPoP) challenge says ``error="insufficient_scope"`` is about
-the permission, not the token, and one that asks for a DPoP nonce (``use_dpop_nonce``,
-answered by one retry with the nonce first) is about the proof: renewing would cost a
-token call and change nothing.
-``invalid_token``, no error code, or no challenge at all mean the token may be stale.
-
-The adapters of every client also say here what they did about a refusal: replayed it
-with a renewed token, or handed it back because its body cannot be sent twice.
+A refusal's header values are read into one :class:`Challenge`, which the per-request
+rule (:mod:`authplug._adapters.exchange`) hands on: to DPoP's nonce retry and to the
+renewal decision. A refusal whose Bearer (or DPoP) challenge says
+``error="insufficient_scope"`` is about the permission, not the token, and one that asks
+for a DPoP nonce (``use_dpop_nonce``, answered by one retry with the nonce first) is about
+the proof: renewing would cost a token call and change nothing. ``invalid_token``, no
+error code, or no challenge at all mean the token may be stale.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ._lazy import regex
 
-__all__ = [
-    "asks_for_nonce",
-    "bearer_params",
-    "insufficient_scope",
-    "log_not_replayed",
-    "renewal_useless",
-]
-
-log = logging.getLogger("authplug")
+__all__ = ["NO_CHALLENGE", "Challenge"]
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _SCHEME = regex(rf"\s*({_TOKEN})")
@@ -60,69 +51,56 @@ def _challenges(header: str) -> Iterable[tuple[str, dict[str, str]]]:
         position = _SEPARATORS().match(header, position).end()  # type: ignore[union-attr]
 
 
-def challenge_params(values: Iterable[str], wanted: str) -> dict[str, str] | None:
-    """The parameters of the first challenge of scheme ``wanted`` (lower case) among
-    header values, or None."""
-    for header in values:
-        if len(header) > _MAX_HEADER:
-            continue
-        for scheme, params in _challenges(header):
-            if scheme == wanted:
-                return params
-    return None
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """What the ``WWW-Authenticate`` values of one answer say, read once.
 
-
-def bearer_params(values: Iterable[str]) -> dict[str, str] | None:
-    """The parameters of the first Bearer challenge among header values, or None."""
-    return challenge_params(values, "bearer")
-
-
-def insufficient_scope(values: Iterable[str]) -> str | None:
-    """The scope the server asks for (maybe ``""``) when it refused for lack of scope
-    (in a Bearer or a DPoP challenge).
-
-    None when the challenge does not say ``insufficient_scope``: renew and replay.
+    Attributes:
+        schemes: the schemes offered, lower case, in the order given.
+        error: the ``error`` of the first Bearer challenge, or of the first DPoP one
+            when that Bearer challenge has no parameters or there is none: what the
+            refusal of the token is about.
+        scope: the ``scope`` parameter of that same challenge.
+        asks_for_nonce: the first DPoP challenge says ``error="use_dpop_nonce"``
+            (RFC 9449 §9).
     """
-    values = list(values)
-    params = bearer_params(values) or challenge_params(values, "dpop")
-    if params is None or params.get("error") != "insufficient_scope":
-        return None
-    return params.get("scope", "")
 
+    schemes: tuple[str, ...] = ()
+    error: str | None = None
+    scope: str | None = None
+    asks_for_nonce: bool = False
 
-def asks_for_nonce(values: Iterable[str]) -> bool:
-    """A DPoP challenge with ``error="use_dpop_nonce"`` (RFC 9449 §9)."""
-    params = challenge_params(values, "dpop")
-    return params is not None and params.get("error") == "use_dpop_nonce"
-
-
-def renewal_useless(values: Iterable[str], where: str) -> bool:
-    """True, with one INFO line, when a refusal is not about the token: it asks for more
-    scope, or (after the one nonce retry) for a DPoP nonce again. Do not renew."""
-    values = list(values)
-    scope = insufficient_scope(values)
-    if scope is not None:
-        log.info(
-            "%s: the API refused the request for lack of scope (it asks for %s); a new "
-            "token would not help, so none is fetched",
-            where,
-            repr(scope[:200]) if scope else "no particular scope",
+    @classmethod
+    def parse(cls, values: Iterable[str]) -> Challenge:
+        """The challenge of an answer's header values (a value over 8 KiB is not read)."""
+        schemes: list[str] = []
+        bearer: dict[str, str] | None = None
+        dpop: dict[str, str] | None = None
+        for header in values:
+            if len(header) > _MAX_HEADER:
+                continue
+            for scheme, params in _challenges(header):
+                schemes.append(scheme)
+                if scheme == "bearer" and bearer is None:
+                    bearer = params
+                elif scheme == "dpop" and dpop is None:
+                    dpop = params
+        if not schemes:
+            return NO_CHALLENGE
+        # A bare "Bearer" says nothing about the refusal: a DPoP challenge may.
+        about = bearer or dpop or {}
+        return cls(
+            schemes=tuple(schemes),
+            error=about.get("error"),
+            scope=about.get("scope"),
+            asks_for_nonce=dpop is not None and dpop.get("error") == "use_dpop_nonce",
         )
-        return True
-    if asks_for_nonce(values):
-        log.info(
-            "%s: the API asks for a DPoP nonce again after the retry with its nonce; the "
-            "refusal is handed back",
-            where,
-        )
-        return True
-    return False
+
+    @property
+    def insufficient_scope(self) -> bool:
+        """The refusal is for lack of scope (RFC 6750 §3.1): a new token would not help."""
+        return self.error == "insufficient_scope"
 
 
-def log_not_replayed(where: str, status: int) -> None:
-    log.warning(
-        "%s: the API answered %d; the token was renewed but the request was not "
-        "sent again because its body is a one-shot stream; retry it",
-        where,
-        status,
-    )
+#: An answer without a readable challenge (most answers): nothing to parse.
+NO_CHALLENGE = Challenge()

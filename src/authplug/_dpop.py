@@ -14,7 +14,8 @@ that where one host serves both, neither is shown the other's nonce.
 Proofs are made on every API request, so they are built by hand, not by a JOSE library:
 the protected header is encoded once per key, the claims are a few bytes of JSON, and
 ``cryptography`` signs (ECDSA's DER signature converted to JWS's ``r || s``). This module
-knows no HTTP client; the adapters call :func:`present` and :meth:`DPoP.retry_for_nonce`.
+knows no HTTP client; the adapters call :func:`present`, and the per-request rule
+:meth:`DPoP.retry_for_nonce` with the answer's challenge, read once.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-from ._challenge import asks_for_nonce
 from .errors import ConfigurationError
 from .token import Token, authorization
+
+if TYPE_CHECKING:
+    from ._challenge import Challenge
 
 __all__ = ["DPoP", "htu", "present", "thumbprint"]
 
@@ -186,13 +189,13 @@ class DPoP:
         return True
 
     def retry_for_nonce(
-        self, url: str, status: int, challenges: list[str], nonce: str | None
+        self, url: str, status: int, challenge: Challenge, nonce: str | None
     ) -> bool:
-        """Keep the nonce of an API's answer; True when the answer is a 401 asking for a
-        nonce it has just given (RFC 9449 §9): send the request once more, with a new
-        proof. Not a renewal: the token stays."""
+        """Keep the nonce of an API's answer; True when the answer is a 401 whose
+        challenge asks for a nonce it has just given (RFC 9449 §9): send the request once
+        more, with a new proof. Not a renewal: the token stays."""
         fresh = self.observe(url, nonce)
-        return fresh and status == 401 and asks_for_nonce(challenges)
+        return fresh and status == 401 and challenge.asks_for_nonce
 
     # -- proofs ----------------------------------------------------------------
 

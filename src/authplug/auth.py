@@ -17,6 +17,7 @@ from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
 
 if TYPE_CHECKING:  # apart from the clients below: the docs resolve these without them
+    from ._adapters.binding import Binding
     from .events import Event
     from .token import Token
 
@@ -246,11 +247,8 @@ class BaseAuth(_Base):
         self.scope = options.scope
         self.refresh_status_codes = options.refresh_status_codes
         parts = _assembly.assemble(spec, options)
-        self._warner = parts.warner
-        # The adapters' entry points, one shared object: imported by the first
-        # construction, and a plain attribute read on each request.
-        self._flows = _assembly.FLOWS
-        self._anchor = self._flows.Anchor()
+        # What the clients' drivers need, one value: a plain attribute read per request.
+        self._binding = _assembly.Binding(parts.manager, self.refresh_status_codes, parts.warner)
         self._clock: Clock = options.clock
         self._client = parts.client
         self._manager = parts.manager
@@ -386,6 +384,11 @@ class BaseAuth(_Base):
 
     # -- requests, niquests and aiohttp -------------------------------------------
 
+    def _bound(self) -> Binding:
+        """What the clients' drivers need of this object (the one way the entry points
+        reach the manager)."""
+        return self._binding
+
     @overload
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest: ...
 
@@ -415,22 +418,13 @@ class BaseAuth(_Base):
             refusal (requests, niquests); for aiohttp, an awaitable of the response.
         """
         if handler is not None:
-            return self._flows.aiohttp(
-                self._manager,
-                self.refresh_status_codes,
-                self._warner,
-                self._anchor,
-                request,
-                handler,
-            )
+            return self._bound().aiohttp(request, handler)
         if type(request).__module__.startswith("niquests."):
-            from ._adapters import niquests_hook as _niquests_adapter
+            from ._adapters import niquests_hook
 
-            if _niquests_adapter.in_async_session():
-                return _niquests_adapter.apply(
-                    self._manager, self.refresh_status_codes, self._warner, request
-                )
-        return self._flows.requests(self._manager, self.refresh_status_codes, self._warner, request)
+            if niquests_hook.in_async_session():
+                return niquests_hook.apply(self._bound(), request)
+        return self._bound().requests(request)
 
     # -- httpx -------------------------------------------------------------------
 
@@ -445,9 +439,7 @@ class BaseAuth(_Base):
             The generator the client drives: it yields requests and is sent their
             responses.
         """
-        return self._flows.httpx_sync(
-            self._manager, self.refresh_status_codes, self._warner, request
-        )
+        return self._bound().httpx_sync(request)
 
     def async_auth_flow(
         self, request: httpx.Request
@@ -461,9 +453,7 @@ class BaseAuth(_Base):
         Returns:
             The async generator the client drives.
         """
-        return self._flows.httpx_async(
-            self._manager, self.refresh_status_codes, self._warner, request
-        )
+        return self._bound().httpx_async(request)
 
 
 def _default_url(token_url: str | None, options: Mapping[str, Any], default: str) -> str | None:

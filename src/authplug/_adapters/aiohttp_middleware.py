@@ -13,23 +13,24 @@ this auth object served stands for all, as in ``DigestAuthMiddleware``.
 
 A body aiohttp cannot send again (an async iterator, a consumed stream) is not
 replayed: the refusal is handed back, with the token renewed for the caller's retry.
+
+The middleware is a driver of the per-request rule (:mod:`.exchange`): it performs the
+plan's effects with aiohttp's handler, awaited.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._challenge import log_not_replayed, renewal_useless
 from .._dpop import present
-from ..token import Token, authorization
+from .exchange import Answer, Effect, Renew, acarry_out, exchange, settled
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from .._net import PlainHttpWarner
-    from .._renew.manager import TokenManager
+    from .binding import Binding
 
     Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
 
@@ -80,68 +81,45 @@ def off_origin(anchor: Anchor, request: aiohttp.ClientRequest) -> bool:
     return False
 
 
-def _where(request: aiohttp.ClientRequest) -> str:
-    url = request.url
-    return f"{url.scheme}://{url.host}{url.path}"
+def _answer(request: aiohttp.ClientRequest, response: aiohttp.ClientResponse) -> Answer:
+    """What the per-request rule needs of ``response``."""
+    headers = response.headers
+    return Answer(
+        response.status,
+        not getattr(request.body, "consumed", False),  # a stream aiohttp has read
+        request.url,
+        request.headers,
+        lambda name: headers.getall(name, []),
+    )
 
 
 async def middleware(
-    manager: TokenManager,
-    codes: Collection[int],
-    warner: PlainHttpWarner,
-    anchor: Anchor,
-    request: aiohttp.ClientRequest,
-    handler: Handler,
+    binding: Binding, request: aiohttp.ClientRequest, handler: Handler
 ) -> aiohttp.ClientResponse:
-    if off_origin(anchor, request):
+    if off_origin(binding.anchor, request):
         return await handler(request)  # a redirect to another origin: not for our token
+    manager = binding.manager
     token = await manager.aget()
     url = request.url
     if url.scheme == "http":
-        warner.check("http", url.host or "", url.port)
+        binding.warner.check("http", url.host or "", url.port)
     present(request.headers, token, manager.dpop, request.method, url)
     response = await handler(request)
-    dpop = manager.dpop
-    if dpop is not None and dpop.retry_for_nonce(
-        str(url),
-        response.status,
-        response.headers.getall("WWW-Authenticate", []),
-        response.headers.get("DPoP-Nonce"),
-    ):
-        if getattr(request.body, "consumed", False):
-            return response
-        response.release()  # once more, the same token with a proof carrying the nonce
-        present(request.headers, token, dpop, request.method, url)
+    if settled(manager, binding.codes, response.status):
+        return response
+
+    async def act(effect: Effect) -> Any:
+        nonlocal response
+        if isinstance(effect, Renew):
+            return await manager.arenew_rejected(effect.rejected)
+        response.release()  # once more: the same request, with a new proof or token
+        present(request.headers, effect.token, manager.dpop, request.method, url)
         response = await handler(request)
-    if not _stale_token_refused(codes, request, response, token):
-        return response
+        return _answer(request, response)
+
     try:
-        fresh = await manager.arenew_rejected(token)
+        await acarry_out(exchange(manager, binding.codes, token, _answer(request, response)), act)
     except BaseException:
-        response.release()
+        response.release()  # a renewal that failed: the refusal's connection goes back
         raise
-    if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
-        return response
-    body: Any = request.body
-    if getattr(body, "consumed", False):
-        log_not_replayed(_where(request), response.status)
-        return response
-    response.release()
-    manager.replaying(_where(request), response.status)
-    present(request.headers, fresh, manager.dpop, request.method, request.url)
-    second = await handler(request)
-    if second.status in codes and request.headers.get("Authorization") == authorization(fresh):
-        manager.replay_refused(fresh)
-    return second
-
-
-def _stale_token_refused(
-    codes: Collection[int],
-    request: aiohttp.ClientRequest,
-    response: aiohttp.ClientResponse,
-    sent: Token,
-) -> bool:
-    """Our token was refused, and not for lack of scope: renewing may help."""
-    if response.status not in codes or request.headers.get("Authorization") != authorization(sent):
-        return False
-    return not renewal_useless(response.headers.getall("WWW-Authenticate", []), _where(request))
+    return response

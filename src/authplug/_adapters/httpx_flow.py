@@ -1,5 +1,9 @@
 """httpx (and httpx2): sync and async auth flows, replay by yielding the request again.
 
+Both flows are drivers of the per-request rule (:mod:`.exchange`): they send the
+request with the token, and hand any answer that is not settled by its status to the
+plan, performing its effects (a renewal; the request yielded once more).
+
 The flows override ``sync_auth_flow``/``async_auth_flow`` because getting a token does
 I/O and waits on other callers. ``requires_request_body`` stays off, so a user's
 streamed body stays a stream; such a one-shot body cannot be sent twice, so a refusal
@@ -16,19 +20,18 @@ own (the same token, no token call).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection, Generator
+from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
-from .._challenge import log_not_replayed, renewal_useless
 from .._dpop import present
-from ..token import Token, authorization
+from .exchange import Answer, Renew, exchange, next_effect, settled
 from .httpx_hops import follow_hops, traced
 
 if TYPE_CHECKING:
     import httpx
 
-    from .._net import PlainHttpWarner
-    from .._renew.manager import TokenManager
+    from ..token import Token
+    from .binding import Binding
 
 __all__ = ["async_flow", "sync_flow"]
 
@@ -66,136 +69,78 @@ class _Rewind:
             self._file.seek(self._position)
 
 
-def _our_token_refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
-    # Only a request that carried this token: after a redirect to another origin,
-    # httpx has stripped the header and the refusal is not ours to answer.
-    return response.status_code in codes and response.request.headers.get(
-        "Authorization"
-    ) == authorization(sent)
-
-
-def _stale_token_refused(codes: Collection[int], response: httpx.Response, sent: Token) -> bool:
-    """Our token was refused, and not for lack of scope: renewing may help."""
-    if not _our_token_refused(codes, response, sent):
-        return False
-    return not renewal_useless(
-        response.headers.get_list("www-authenticate"), _where(response.request)
+def _answer(request: httpx.Request, response: httpx.Response, rewind: _Rewind) -> Answer:
+    """What the per-request rule needs of ``response`` to the flow's ``request``."""
+    answered = response.request  # the last hop: httpx may have followed redirects
+    copied = answered is not request and not traced(request)
+    read = response.headers.get_list
+    return Answer(
+        response.status_code, rewind.replayable, answered.url, answered.headers, read, copied
     )
 
 
-def _where(request: httpx.Request) -> str:
-    url = request.url
-    return f"{url.scheme}://{url.host}{url.path}"
-
-
-def _prepare(
-    manager: TokenManager,
-    warner: PlainHttpWarner,
-    request: httpx.Request,
-    token: Token,
-    is_async: bool,
-) -> _Rewind:
+def _prepare(binding: Binding, request: httpx.Request, token: Token, is_async: bool) -> _Rewind:
+    """Ready ``request`` to go with ``token`` (one WARNING per origin over plain http);
+    how to send its body again, decided before it is first sent."""
     url = request.url
     if url.scheme == "http":
-        warner.check("http", url.host, url.port)
+        binding.warner.check("http", url.host, url.port)
     rewind = _Rewind(request)
-    _present(manager, request, token, is_async)
+    _present(binding, request, token, is_async)
     return rewind
 
 
-def _present(manager: TokenManager, request: httpx.Request, token: Token, is_async: bool) -> None:
-    dpop = manager.dpop
-    present(request.headers, token, dpop, request.method, request.url)
+def _present(binding: Binding, hop: httpx.Request, token: Token, is_async: bool) -> None:
+    dpop = binding.manager.dpop
+    present(hop.headers, token, dpop, hop.method, hop.url)
     if dpop is not None and token.dpop_jkt is not None:
         # httpx copies this hop's headers to its redirect hops: each gets its own proof
-        follow_hops(request, dpop, is_async=is_async).presented(token)
+        follow_hops(hop, dpop, is_async=is_async).presented(token)
 
 
-def _proof_retry(
-    manager: TokenManager,
-    codes: Collection[int],
-    request: httpx.Request,
-    response: httpx.Response,
-    rewind: _Rewind,
-    token: Token,
-) -> bool:
-    """Send the refused hop once more, with the same token and a new proof: the API
-    asked for a DPoP nonce, or refused a redirect hop that went with the first hop's
-    proof."""
-    dpop = manager.dpop
-    if dpop is None:
-        return False
-    asked = dpop.retry_for_nonce(
-        str(response.request.url),
-        response.status_code,
-        response.headers.get_list("www-authenticate"),
-        response.headers.get("dpop-nonce"),
-    )
-    stale = (  # a hop that went with the first hop's proof: no trace gave it its own
-        response.request is not request
-        and token.dpop_jkt is not None
-        and not traced(request)
-        and _our_token_refused(codes, response, token)
-    )
-    if not (asked or stale) or not rewind.replayable:
-        return False
-    rewind.rewind()
-    return True
-
-
-def sync_flow(
-    manager: TokenManager,
-    codes: Collection[int],
-    warner: PlainHttpWarner,
-    request: httpx.Request,
-) -> Generator[httpx.Request, httpx.Response]:
+def sync_flow(binding: Binding, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+    manager = binding.manager
     token = manager.get()
-    rewind = _prepare(manager, warner, request, token, False)
+    rewind = _prepare(binding, request, token, False)
     response = yield request
-    hop = response.request  # the last hop: httpx may have followed redirects
-    if _proof_retry(manager, codes, request, response, rewind, token):
-        _present(manager, hop, token, False)
-        response = yield hop
-    if not _stale_token_refused(codes, response, token):
+    if settled(manager, binding.codes, response.status_code):
         return
-    fresh = manager.renew_rejected(token)
-    if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
-        return
-    if not rewind.replayable:
-        log_not_replayed(_where(hop), response.status_code)
-        return
-    rewind.rewind()
-    manager.replaying(_where(hop), response.status_code)
-    _present(manager, hop, fresh, False)
-    response = yield hop
-    if _our_token_refused(codes, response, fresh):
-        manager.replay_refused(fresh)
+    hop = response.request  # the last hop: a retry goes to the hop that was refused
+    plan = exchange(manager, binding.codes, token, _answer(request, response, rewind))
+    try:
+        effect = next_effect(plan, None)
+        while effect is not None:
+            if isinstance(effect, Renew):
+                result: Token | Answer | None = manager.renew_rejected(effect.rejected)
+            else:
+                rewind.rewind()
+                _present(binding, hop, effect.token, False)
+                result = _answer(request, (yield hop), rewind)
+            effect = next_effect(plan, result)
+    finally:
+        plan.close()
 
 
 async def async_flow(
-    manager: TokenManager,
-    codes: Collection[int],
-    warner: PlainHttpWarner,
-    request: httpx.Request,
+    binding: Binding, request: httpx.Request
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    manager = binding.manager
     token = await manager.aget()
-    rewind = _prepare(manager, warner, request, token, True)
+    rewind = _prepare(binding, request, token, True)
     response = yield request
-    hop = response.request  # the last hop: httpx may have followed redirects
-    if _proof_retry(manager, codes, request, response, rewind, token):
-        _present(manager, hop, token, True)
-        response = yield hop
-    if not _stale_token_refused(codes, response, token):
+    if settled(manager, binding.codes, response.status_code):
         return
-    fresh = await manager.arenew_rejected(token)
-    if fresh is None:
-        return
-    if not rewind.replayable:
-        log_not_replayed(_where(hop), response.status_code)
-        return
-    rewind.rewind()
-    manager.replaying(_where(hop), response.status_code)
-    _present(manager, hop, fresh, True)
-    response = yield hop
-    if _our_token_refused(codes, response, fresh):
-        manager.replay_refused(fresh)
+    hop = response.request  # the last hop: a retry goes to the hop that was refused
+    plan = exchange(manager, binding.codes, token, _answer(request, response, rewind))
+    try:
+        effect = next_effect(plan, None)
+        while effect is not None:
+            if isinstance(effect, Renew):
+                result: Token | Answer | None = await manager.arenew_rejected(effect.rejected)
+            else:
+                rewind.rewind()
+                _present(binding, hop, effect.token, True)
+                result = _answer(request, (yield hop), rewind)
+            effect = next_effect(plan, result)
+    finally:
+        plan.close()

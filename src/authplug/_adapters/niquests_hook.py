@@ -1,5 +1,8 @@
 """niquests' AsyncSession: async hooks, so that a token call never blocks the loop.
 
+A driver of the per-request rule (:mod:`.exchange`), as :mod:`.requests_hook` is, with
+its effects awaited.
+
 niquests calls an auth object as requests does, ``auth(prepared_request)``, from its
 sync ``Session`` and its ``AsyncSession`` alike; it awaits the auth only when its
 ``__call__`` is a coroutine function, which one object serving requests cannot be. So
@@ -8,11 +11,11 @@ frames right above the call include a coroutine), the token is set by an async
 ``pre_request`` hook and a refusal is answered by an async ``response`` hook, both
 awaited by niquests (as its own ``AsyncHTTPDigestAuth`` does). Anywhere else (a sync
 ``Session`` too, even one used inside an ``AsyncSession``'s hook), the sync path of
-:mod:`._requests_adapter` serves.
+:mod:`.requests_hook` serves.
 
 niquests runs ``pre_request`` hooks for every redirect hop, after its own
 ``rebuild_auth``: a hop that kept the token gets a fresh DPoP proof there, one that
-lost it loses the proof too (:func:`._prepared.refresh_hop`).
+lost it loses the proof too (:func:`.sessions.refresh_hop`).
 
 A request an application prepares itself and hands to ``AsyncSession.send`` gets the
 sync path: it works, but a token call then runs on the loop's thread.
@@ -22,26 +25,22 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Collection
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .._challenge import log_not_replayed
-from .._redact import safe_url
+from .exchange import Effect, Renew, acarry_out, exchange, settled
 from .sessions import (
+    answer_of,
     attach,
-    nonce_replay,
     position_of,
     refresh_hop,
-    renewable,
     replay_of,
-    replayable,
+    seek_back,
 )
 
 if TYPE_CHECKING:
-    from .._net import PlainHttpWarner
-    from .._renew.manager import TokenManager
     from ..token import Token
+    from .binding import Binding
 
 __all__ = ["apply", "in_async_session"]
 
@@ -73,9 +72,8 @@ async def _release(response: Any) -> None:
         await closed
 
 
-def apply(
-    manager: TokenManager, codes: Collection[int], warner: PlainHttpWarner, request: Any
-) -> Any:
+def apply(binding: Binding, request: Any) -> Any:
+    manager = binding.manager
     position = position_of(request.body)
     sent: list[Token] = []
 
@@ -84,18 +82,18 @@ def apply(
             refresh_hop(manager.dpop, prepared)
         elif not sent:
             token = await manager.aget()
-            attach(warner, prepared, token, manager.dpop)
+            attach(binding.warner, prepared, token, manager.dpop)
             sent.append(token)
         return prepared
 
     async def handle(response: Any, **kwargs: Any) -> Any:
-        if not sent:
+        if not sent or settled(manager, binding.codes, response.status_code):
             return response
-        return await _handle(manager, codes, sent[-1], position, response, **kwargs)
+        return await _handle(binding, sent[-1], position, response, **kwargs)
 
     token = manager.ready()
     if token is not None:  # the usual case: no token call to await before sending
-        attach(warner, request, token, manager.dpop)
+        attach(binding.warner, request, token, manager.dpop)
         sent.append(token)
     if token is None or manager.dpop is not None:
         request.register_hook("pre_request", attach_later)
@@ -104,40 +102,28 @@ def apply(
 
 
 async def _handle(
-    manager: TokenManager,
-    codes: Collection[int],
-    sent: Token,
-    position: int | None,
-    response: Any,
-    **kwargs: Any,
+    binding: Binding, sent: Token, position: int | None, response: Any, **kwargs: Any
 ) -> Any:
-    again = nonce_replay(manager.dpop, response, sent, position)
-    if again is not None:
+    """The per-request rule from ``response`` (a hop's answer that is not
+    :func:`.exchange.settled`) on; the last answer."""
+    manager = binding.manager
+
+    async def act(effect: Effect) -> Any:
+        nonlocal response
+        if isinstance(effect, Renew):
+            return await manager.arenew_rejected(effect.rejected)
+        seek_back(response.request.body, position)
         await _release(response)
-        response = await _resend(response, again, **kwargs)
-    if not renewable(codes, sent, response):
-        return response
-    body: Any = response.request.body
+        replay = replay_of(response, effect.token, manager.dpop)
+        response = await _resend(response, replay, **kwargs)
+        return answer_of(response, position)
+
     try:
-        fresh = await manager.arenew_rejected(sent)
+        await acarry_out(exchange(manager, binding.codes, sent, answer_of(response, position)), act)
     except BaseException:
-        await _release(response)
+        await _release(response)  # a renewal that failed: the refusal's connection goes back
         raise
-    if fresh is None:
-        return response
-    where = safe_url(response.request.url or "")
-    if not replayable(body, position):
-        log_not_replayed(where, response.status_code)
-        return response
-    if position is not None:
-        body.seek(position)
-    await _release(response)
-    replay = replay_of(response, fresh, manager.dpop)
-    manager.replaying(where, response.status_code)
-    second = await _resend(response, replay, **kwargs)
-    if second.status_code in codes:
-        manager.replay_refused(fresh)
-    return second
+    return response
 
 
 async def _resend(response: Any, replay: Any, **kwargs: Any) -> Any:

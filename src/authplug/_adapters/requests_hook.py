@@ -1,4 +1,7 @@
-"""requests (and niquests' Session): the Bearer header, a response hook, rewind, replay once.
+"""requests (and niquests' Session): a driver of the per-request rule (:mod:`.exchange`).
+
+The token goes on the request before it leaves; each answer goes through a response
+hook, which runs the rule from there and performs its effects.
 
 Modelled on ``requests.auth.HTTPDigestAuth.handle_401``: remember where the body
 started, and on a refusal seek back, consume and close the refused response, copy the
@@ -11,57 +14,48 @@ its own package, found from the request's type.
 
 A redirect hop is a copy of the request before it, made after the hooks ran, with no
 call to the auth: so with DPoP the hook of a redirect gives the request to be copied the
-next hop's own proof (:func:`._prepared.before_redirect`). niquests runs its
+next hop's own proof (:func:`.sessions.before_redirect`). niquests runs its
 ``pre_request`` hooks for every hop: there, each hop gets its proof as it leaves
-(:func:`._prepared.refresh_hop`).
+(:func:`.sessions.refresh_hop`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from .._challenge import log_not_replayed
-from .._redact import safe_url
+from .exchange import Effect, Renew, carry_out, exchange, settled
 from .sessions import (
+    answer_of,
     attach,
     before_redirect,
-    nonce_replay,
     position_of,
     refresh_hop,
-    renewable,
     replay_of,
-    replayable,
+    seek_back,
 )
 
 if TYPE_CHECKING:
     import requests
 
-    from .._net import PlainHttpWarner
-    from .._renew.manager import TokenManager
     from ..token import Token
+    from .binding import Binding
 
 __all__ = ["apply"]
 
 
-def apply(
-    manager: TokenManager,
-    codes: Collection[int],
-    warner: PlainHttpWarner,
-    request: requests.PreparedRequest,
-) -> requests.PreparedRequest:
-    token = manager.get()
-    dpop = manager.dpop
-    attach(warner, request, token, dpop)
+def apply(binding: Binding, request: requests.PreparedRequest) -> requests.PreparedRequest:
+    token = binding.manager.get()
+    dpop = binding.manager.dpop
+    attach(binding.warner, request, token, dpop)
     position = position_of(request.body)
     per_hop = dpop is not None and "pre_request" in request.hooks  # niquests
 
     def handle(response: requests.Response, **kwargs: Any) -> requests.Response:
         sent = response.request  # the object a redirect is copied from
-        answer = _handle(manager, codes, token, position, response, **kwargs)
+        last = _handle(binding, token, position, response, **kwargs)
         if dpop is not None and not per_hop:
-            before_redirect(dpop, answer, sent)
-        return answer
+            before_redirect(dpop, last, sent)
+        return last
 
     def before_hop(prepared: Any, **kwargs: Any) -> Any:
         if prepared is not request:
@@ -75,40 +69,33 @@ def apply(
 
 
 def _handle(
-    manager: TokenManager,
-    codes: Collection[int],
+    binding: Binding,
     sent: Token,
     position: int | None,
     response: requests.Response,
     **kwargs: Any,
 ) -> requests.Response:
-    again = nonce_replay(manager.dpop, response, sent, position)
-    if again is not None:
-        _release(response)
-        response = _resend(response, again, **kwargs)
-    if not renewable(codes, sent, response):
+    """The per-request rule from ``response`` (each hop's answer) on; the last answer."""
+    manager = binding.manager
+    if settled(manager, binding.codes, response.status_code):
         return response
-    body: Any = response.request.body
+
+    def act(effect: Effect) -> Any:
+        nonlocal response
+        if isinstance(effect, Renew):
+            return manager.renew_rejected(effect.rejected)
+        seek_back(response.request.body, position)
+        _release(response)
+        replay = replay_of(response, effect.token, manager.dpop)
+        response = _resend(response, replay, **kwargs)
+        return answer_of(response, position)
+
     try:
-        fresh = manager.renew_rejected(sent)
+        carry_out(exchange(manager, binding.codes, sent, answer_of(response, position)), act)
     except BaseException:
-        _release(response)
+        _release(response)  # a renewal that failed: the refusal's connection goes back
         raise
-    if fresh is None:  # refusals go unanswered for now (a renewed token was refused too)
-        return response
-    where = safe_url(response.request.url or "")
-    if not replayable(body, position):
-        log_not_replayed(where, response.status_code)
-        return response
-    if position is not None:
-        body.seek(position)
-    _release(response)
-    replay = replay_of(response, fresh, manager.dpop)
-    manager.replaying(where, response.status_code)
-    second = _resend(response, replay, **kwargs)
-    if second.status_code in codes:
-        manager.replay_refused(fresh)
-    return second
+    return response
 
 
 def _resend(

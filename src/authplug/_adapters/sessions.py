@@ -1,35 +1,35 @@
-"""What requests and niquests share: the decisions of their hooks, without the I/O.
+"""What requests and niquests share: their objects read and written, without the I/O.
 
 Both clients hand the auth a ``PreparedRequest`` and run its response hooks; they
-differ in whether sending and reading are awaited. The adapters
-(:mod:`._requests_adapter`, :mod:`._niquests_adapter`) do the I/O; this module decides
-what to send, when to renew and how the replay looks. ``request`` and ``response`` are
-requests' or niquests' objects (typed loosely: the two packages share no types).
+differ in whether sending and reading are awaited. Their drivers
+(:mod:`.requests_hook`, :mod:`.niquests_hook`) do the I/O and the per-request rule
+(:mod:`.exchange`) decides; this module reads an answer for the rule, and says how the
+token is set, how the replay looks and what each redirect hop carries. ``request`` and
+``response`` are requests' or niquests' objects (typed loosely: the two packages share
+no types).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._challenge import renewal_useless
 from .._dpop import DPoP, present
 from .._net import PlainHttpWarner
-from .._redact import safe_url
-from ..token import Token, authorization
+from ..token import Token
+from .exchange import Answer
 
 __all__ = [
+    "answer_of",
     "attach",
     "before_redirect",
-    "nonce_replay",
     "position_of",
     "refresh_hop",
-    "renewable",
     "replay_of",
     "replayable",
+    "seek_back",
 ]
 
 # requests' rebuild_method: the statuses whose redirect turns a request into a GET.
@@ -63,42 +63,29 @@ def replayable(body: object, position: int | None) -> bool:
     return body is None or isinstance(body, (bytes, str)) or position is not None
 
 
-def renewable(codes: Collection[int], sent: Token, response: Any) -> bool:
-    """The API refused the token ``sent``, and not for lack of scope: renewing may help.
-
-    Only a request that carried this token counts (not one redirected elsewhere).
-    """
-    request = response.request
-    if response.status_code not in codes:
-        return False
-    if request.headers.get("Authorization") != authorization(sent):
-        return False
-    challenge = response.headers.get("WWW-Authenticate")
-    return not renewal_useless([challenge] if challenge else [], safe_url(request.url or ""))
-
-
-def nonce_replay(dpop: DPoP | None, response: Any, sent: Token, position: int | None) -> Any:
-    """The request to send again when the API asked for a DPoP nonce (the same token, a
-    new proof with the nonce; RFC 9449 §9), or None. Call it before the renewal check:
-    a nonce retry is not a renewal."""
-    if dpop is None:
-        return None
+def answer_of(response: Any, position: int | None) -> Answer:
+    """What the per-request rule needs of ``response`` (its request's body stood at
+    ``position`` before the first send)."""
     request = response.request
     headers = response.headers
-    challenge = headers.get("WWW-Authenticate")
-    if not dpop.retry_for_nonce(
-        request.url or "",
+
+    def header(name: str) -> list[str]:
+        value = headers.get(name)  # repeats come joined, as urllib3 reads them
+        return [value] if value else []
+
+    return Answer(
         response.status_code,
-        [challenge] if challenge else [],
-        headers.get("DPoP-Nonce"),
-    ):
-        return None
-    body = request.body
-    if not replayable(body, position):
-        return None
+        replayable(request.body, position),
+        request.url or "",
+        request.headers,
+        header,
+    )
+
+
+def seek_back(body: Any, position: int | None) -> None:
+    """Put a file body back where it stood before the first send."""
     if position is not None:
         body.seek(position)
-    return replay_of(response, sent, dpop)
 
 
 def replay_of(response: Any, fresh: Token, dpop: DPoP | None) -> Any:
