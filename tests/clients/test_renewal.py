@@ -36,8 +36,8 @@ import pytest
 import requests
 
 from authplug import BaseAuth, OAuth2PasswordAuth, TokenEndpointError
-from authplug._renew import manager as manager_module
 from authplug._renew import pool as _pool
+from authplug._renew import renewal as renewal_module
 from authplug._renew import schedule
 from authplug._renew.schedule import BACKOFF_CAP, JITTER, SPREAD_MAX
 from authplug.spec import GENERIC
@@ -668,7 +668,7 @@ class RenewalStarts(logging.Handler):
 def test_each_object_renews_at_the_due_time_its_draw_gives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The manager schedules a fetched token's renewal with ``due_at`` and its lifetime.
+    """The renewer schedules a fetched token's renewal with ``due_at`` and its lifetime.
 
     Three objects with one-hour tokens, their draws fixed at 0, 0.5 and 0.9, start their
     background renewals exactly at 3540, 3390 and 3270 s (``LIFETIME - LEEWAY - draw *
@@ -685,7 +685,7 @@ def test_each_object_renews_at_the_due_time_its_draw_gives(
         value = next(fixed)  # one entry per fetched token: a second call fails the test
         return schedule.entry_for(token, **{**options, "draw": lambda: value})
 
-    monkeypatch.setattr(manager_module, "entry_for", entry_with_fixed_draw)
+    monkeypatch.setattr(renewal_module, "entry_for", entry_with_fixed_draw)
     clock = FakeClock()
     with OAuth2Emulator() as emulator:
         door = Doorway(emulator)
