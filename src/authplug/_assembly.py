@@ -20,7 +20,7 @@ from ._adapters import (
 from ._adapters import (
     requests_hook as _requests_adapter,
 )
-from ._call.authlib import TokenClient
+from ._call.client import TokenClient
 from ._call.discovery import Discovery
 from ._call.plan import aperform, perform
 from ._call.retry import RetryPolicy

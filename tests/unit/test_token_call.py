@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authplug import AuthError, Token, TokenEndpointError
-from authplug._call.authlib import TokenClient
+from authplug._call.client import TokenClient
 from authplug._call.messages import RawResponse, TransportFailure
 from authplug._call.plan import Send, Sleep
 from authplug._call.retry import RetryPolicy
