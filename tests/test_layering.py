@@ -134,6 +134,8 @@ def test_import_adds_few_modules() -> None:
 MACHINERY_MODULES = (
     "authplug._renew.manager",
     "authplug._call.client",
+    "authplug._call.authlib",
+    "authplug._call.answer",
     "authplug._adapters.requests_hook",
     "authplug._adapters.httpx_flow",
     "authplug._adapters.aiohttp_middleware",

@@ -21,12 +21,10 @@ from ._adapters import (
     requests_hook as _requests_adapter,
 )
 from ._call.client import TokenClient
-from ._call.discovery import Discovery
 from ._call.plan import aperform, perform
-from ._call.retry import RetryPolicy
-from ._call.transport import TokenTransport
+from ._call.transport import ssl_context
 from ._net import PlainHttpWarner
-from ._options import Options, check_url
+from ._options import Options
 from ._renew import otel
 from ._renew.manager import TokenManager
 from ._renew.renewal import Performer, Renewer
@@ -64,55 +62,18 @@ class Parts(NamedTuple):
 
 def assemble(spec: ProviderSpec, options: Options) -> Parts:
     """The parts of an auth object for ``spec`` with ``options`` (already checked)."""
-    verify, cert = options.verify, options.cert
-    transport = TokenTransport(
-        timeout=options.timeout, verify=verify, cert=cert, proxy=options.proxy
-    )
-    if cert is not None:
+    if options.cert is not None:
         # A file that is not a certificate and key is a configuration mistake,
         # better found here than on the first request.
-        transport.check()
-    if verify is False:
+        ssl_context(options.verify, options.cert)
+    if options.verify is False:
         log.warning(
             "%s: verify=False: token calls do not check the server's certificate, so "
             "credentials may go to anyone on the way",
             spec.name,
         )
-    retry = RetryPolicy(retries=options.retries)
-    discovery = (
-        Discovery(
-            options.issuer,
-            retry=retry,
-            now=options.clock.time,
-            name=spec.name,
-            check_url=check_url,
-        )
-        if options.issuer is not None
-        else None
-    )
-    client = TokenClient(
-        spec=spec,
-        token_url=options.token_url,
-        refresh_url=options.refresh_url,
-        discovery=discovery,
-        revocation_url=options.revocation_url,
-        dpop=options.dpop,
-        signing_key=options.signing_key,
-        assertion_source=options.client_assertion,
-        assertion_type=options.client_assertion_type,
-        assertion_audience=options.assertion_audience,
-        client_id=options.client_id,
-        client_secret=options.client_secret,
-        username=options.username,
-        password=options.password,
-        scope=options.scope,
-        resource=options.resource,
-        audience=options.audience,
-        client_auth=options.client_auth,
-        transport=transport,
-        retry=retry,
-        clock=options.clock,
-    )
+    client = TokenClient(options)
+    transport = client.transport
     reporter = Reporter(
         spec.name, [o for o in (options.on_event, otel.observer()) if o is not None]
     )

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authplug import AuthError, Token, TokenEndpointError
+from authplug._call.answer import AnswerReader
 from authplug._call.client import TokenClient
 from authplug._call.messages import RawResponse, TransportFailure
 from authplug._call.plan import Send, Sleep
-from authplug._call.retry import RetryPolicy
-from authplug._call.transport import TokenTransport
-from authplug._redact import Secret, reveal
+from authplug._options import Options
+from authplug._redact import Scrubber, Secret, reveal
 from authplug.providers.dakota import DAKOTA
 from authplug.providers.loginform import LOGINFORM
 from authplug.providers.mogoplus import MOGOPLUS
@@ -35,19 +35,19 @@ def make_client(spec: ProviderSpec = GENERIC, **options: Any) -> TokenClient:
     kwargs: dict[str, Any] = {
         "spec": spec,
         "token_url": "https://login.example.com/token",
-        "refresh_url": None,
         "client_id": "my-app",
         "client_secret": Secret(SECRET),
         "username": "alice",
         "password": Secret(PASSWORD),
-        "scope": None,
         "client_auth": "client_secret_post",
-        "transport": TokenTransport(timeout=10, verify=True, cert=None),
-        "retry": RetryPolicy(retries=2),
+        "retries": 2,
         "clock": FakeClock(),
     }
     kwargs.update(options)
-    return TokenClient(**kwargs)
+    return TokenClient(Options.from_kwargs(**kwargs))
+
+
+SCRUB = Scrubber((Secret(SECRET), Secret(PASSWORD)))
 
 
 def answer(status: int, data: object = None, **headers: str) -> RawResponse:
@@ -178,12 +178,12 @@ bodies = (
 )
 
 
-CLIENTS = [make_client(spec) for spec in SPECS]
+READERS = [AnswerReader(spec, FakeClock()) for spec in SPECS]
 
 
-def _outcome(client: TokenClient, raw: RawResponse) -> Token | AuthError:
+def _outcome(reader: AnswerReader, raw: RawResponse) -> Token | AuthError:
     try:
-        return client.interpret(raw)
+        return reader.token(raw, SCRUB)
     except AuthError as exc:
         return exc
 
@@ -202,12 +202,12 @@ def test_any_answer_is_a_token_or_an_auth_error(
     The message stays short and holds no control character (no forged log line).
     """
     raw = RawResponse(status, {"content-type": content_type}, body)
-    for client in CLIENTS:
-        outcome = _outcome(client, raw)
+    for reader in READERS:
+        outcome = _outcome(reader, raw)
         if isinstance(outcome, Token):
             assert 200 <= status < 300
             continue
-        assert outcome.provider == client.spec.name
+        assert outcome.provider == reader.spec.name
         assert len(str(outcome)) < 450
         assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in str(outcome))
 
@@ -225,8 +225,8 @@ def test_a_parse_error_hook_that_raises_is_not_believed() -> None:
     def broken(status: int, content_type: str, body: bytes) -> Any:
         raise KeyError("oops")
 
-    client = make_client(ProviderSpec(name="acme", parse_error=broken))
+    reader = AnswerReader(ProviderSpec(name="acme", parse_error=broken), FakeClock())
     with pytest.raises(AuthError) as info:
-        client.interpret(answer(401, {"error": "x"}))
+        reader.token(answer(401, {"error": "x"}), SCRUB)
     assert info.value.status_code == 401
     assert "JSON" in info.value.description or "body" in info.value.description
