@@ -270,3 +270,18 @@ def test_providers_import_only_the_public_layer(path: Path) -> None:
     allowed |= {"collections.abc"}
     for found in _imports(path):
         assert found in allowed or found.startswith(".providers."), (path.name, found)
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "providers").glob("*.py")), ids=lambda p: p.name)
+def test_providers_import_no_private_name_from_outside(path: Path) -> None:
+    """From outside ``providers/``, a provider takes only public names (``_util`` holds
+    what providers share, such as the default token URL)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        inside = node.level == 1  # from . import x, from ._util import y
+        if inside or (node.module or "").startswith("authplug.providers"):
+            continue
+        private = [a.name for a in node.names if a.name.startswith("_")]
+        assert not private, (path.name, node.module, private)

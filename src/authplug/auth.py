@@ -466,21 +466,6 @@ class BaseAuth(_Base):
         )
 
 
-def _default_url(token_url: str | None, options: Mapping[str, Any], default: str) -> str | None:
-    """A provider's documented token URL, unless the user gave one or an issuer."""
-    if token_url is None and options.get("issuer") is None:
-        return default
-    return token_url
-
-
-def _authenticates_otherwise(options: Mapping[str, Any]) -> bool:
-    """Whether the options name a client authentication that needs no client secret
-    (or name a method, whose own needs :class:`Options` checks)."""
-    return options.get("client_auth") is not None or any(
-        options.get(name) is not None for name in ("private_key", "client_assertion")
-    )
-
-
 class OAuth2PasswordAuth(BaseAuth):
     """The resource owner password grant against any RFC 6749 token endpoint.
 
@@ -557,11 +542,15 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
 
         text("client_id", client_id, required=True)
         text("client_secret", client_secret, required=False)
-        if client_secret is None and not _authenticates_otherwise(options):
-            raise ConfigurationError(
-                "client_secret= is required, unless the client authenticates with "
-                'private_key=, client_assertion= or client_auth="tls_client_auth"'
-            )
+        if client_secret is None:
+            # The providers' rule, loaded only without a secret (it loads the providers).
+            from .providers._util import authenticates_otherwise
+
+            if not authenticates_otherwise(options):
+                raise ConfigurationError(
+                    "client_secret= is required, unless the client authenticates with "
+                    'private_key=, client_assertion= or client_auth="tls_client_auth"'
+                )
         spec = spec or ProviderSpec(name="oauth2", grant_type="client_credentials")
         if spec.grant_type != "client_credentials":
             raise ConfigurationError(
