@@ -8,7 +8,6 @@ for the class definitions only.
 from __future__ import annotations
 
 import functools
-import logging
 from typing import NamedTuple
 
 from ._adapters import (
@@ -22,7 +21,6 @@ from ._adapters import (
 )
 from ._call.client import TokenClient
 from ._call.plan import aperform, perform
-from ._call.transport import ssl_context
 from ._net import PlainHttpWarner
 from ._options import Options
 from ._renew import otel
@@ -30,11 +28,8 @@ from ._renew.manager import TokenManager
 from ._renew.renewal import Performer, Renewer
 from ._renew.report import Reporter
 from .cache import MemoryTokenCache, cache_key
-from .spec import ProviderSpec
 
-__all__ = ["FLOWS", "Options", "Parts", "assemble"]
-
-log = logging.getLogger("authplug")
+__all__ = ["FLOWS", "Parts", "assemble"]
 
 
 class Flows:
@@ -60,18 +55,9 @@ class Parts(NamedTuple):
     manager: TokenManager
 
 
-def assemble(spec: ProviderSpec, options: Options) -> Parts:
-    """The parts of an auth object for ``spec`` with ``options`` (already checked)."""
-    if options.cert is not None:
-        # A file that is not a certificate and key is a configuration mistake,
-        # better found here than on the first request.
-        ssl_context(options.verify, options.cert)
-    if options.verify is False:
-        log.warning(
-            "%s: verify=False: token calls do not check the server's certificate, so "
-            "credentials may go to anyone on the way",
-            spec.name,
-        )
+def assemble(options: Options) -> Parts:
+    """The parts of an auth object with ``options`` (already checked)."""
+    spec = options.spec
     client = TokenClient(options)
     transport = client.transport
     reporter = Reporter(

@@ -5,34 +5,74 @@
 in the defaults; :class:`~authplug.auth.BaseAuth` then only wires the value into its
 parts. Secrets arrive already wrapped in :class:`~authplug._redact.Secret` and stay so:
 the value's repr shows none of them.
+
+Every default is defined once: here (:data:`LEEWAY`, :data:`TIMEOUT`, :data:`RETRIES`,
+:data:`REFRESH_STATUS_CODES`), or beside what it belongs to (``CLOSE_TIMEOUT`` in
+:mod:`authplug._clock`, ``JWT_BEARER`` in :mod:`authplug._assertion`); both
+``BaseAuth.__init__``'s signature and :meth:`Options.from_kwargs` name the constant.
+
+``import authplug`` loads this module (the auth classes' signatures show its defaults
+and types), so it stays light: what only some options need (the TLS checks, DPoP keys,
+a handed-in token, the loopback test of a plain-http URL) is imported when such an
+option is given.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import re
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit
 
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
-from ._call.transport import CertOption, VerifyOption
 from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
-from ._connect_options import cert_option, proxy_option, verify_option
-from ._dpop import DPoP
-from ._net import is_loopback
 from ._redact import Secret
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
-from .events import Event
 from .spec import ProviderSpec
-from .token import Token
 
-__all__ = ["CLIENT_AUTH", "ClientAuthMethod", "Options", "check_url", "text"]
+if TYPE_CHECKING:
+    from ._dpop import DPoP
+    from .events import Event
+    from .token import Token
+
+# Exported beside Options: the defaults and option types (the auth classes' signatures
+# show them), the client authentication methods, and the two checkers other modules
+# reuse (check_url for discovery's endpoints, text for the generic classes' arguments);
+# the other checkers are this module's own.
+__all__ = [
+    "CLIENT_AUTH",
+    "LEEWAY",
+    "REFRESH_STATUS_CODES",
+    "RETRIES",
+    "TIMEOUT",
+    "CertOption",
+    "ClientAuthMethod",
+    "Options",
+    "VerifyOption",
+    "check_url",
+    "text",
+]
+
+#: Seconds before its expiry a token is renewed by (``leeway=``).
+LEEWAY = 60
+#: Seconds allowed to each token call (``timeout=``).
+TIMEOUT = 10.0
+#: How often a token call that met a network error, a 429 or a 5xx is tried again.
+RETRIES = 3
+#: API statuses that renew the token and replay the request (``refresh_status_codes=``).
+REFRESH_STATUS_CODES: tuple[int, ...] = (401,)
+
+#: A client certificate: a PEM file holding the certificate and key, or a
+#: ``(certfile, keyfile)`` pair.
+CertOption = str | tuple[str, str] | None
+#: TLS verification: True, False, a CA file or directory, or an ``ssl.SSLContext``.
+VerifyOption = bool | str | ssl.SSLContext
 
 CLIENT_AUTH: tuple[ClientAuthMethod, ...] = get_args(ClientAuthMethod)
 
@@ -51,9 +91,11 @@ def check_url(name: str, url: object) -> str:
         raise ConfigurationError(f"{name}= must not carry credentials in the URL")
     if parsed.scheme == "https":
         return url
-    if parsed.scheme == "http" and is_loopback(parsed.host):
-        return url
     if parsed.scheme == "http":
+        from ._net import is_loopback  # only a plain-http URL needs it
+
+        if is_loopback(parsed.host):
+            return url
         raise ConfigurationError(
             f"{name}={url!r} uses plain http: credentials would travel unencrypted. "
             "Use https (http is accepted only for localhost and loopback addresses)"
@@ -88,10 +130,21 @@ def _scope(value: object) -> str | None:
     raise ConfigurationError("scope= takes a space-separated string or a list of strings")
 
 
-def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
+def _real(value: object) -> float | None:
+    """``value`` as a float when it is a real number (a bool is not), else None."""
+    if type(value) is int or type(value) is float:  # the usual case, without numbers' ABCs
+        return float(value)
+    import numbers
+
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
+    number = _real(value)
+    if number is None:
         raise ConfigurationError(f"{name}= must be a number of seconds")
-    number = float(value)
     if not math.isfinite(number):
         # NaN passes every comparison below, and neither can time a network call.
         raise ConfigurationError(f"{name}= must be a finite number of seconds, not {number}")
@@ -218,13 +271,47 @@ def _issuer(value: object) -> str | None:
     return issuer
 
 
+def _cert(value: object) -> CertOption:
+    if value is None:
+        return None
+    from ._connect_options import cert_option
+
+    return cert_option(value)
+
+
+def _verify(value: object, cert: CertOption) -> VerifyOption:
+    if isinstance(value, (bool, ssl.SSLContext)):
+        return value
+    from ._connect_options import verify_option
+
+    return verify_option(value, cert)
+
+
+def _proxy(value: object) -> str | None:
+    if value is None:
+        return None
+    from ._connect_options import proxy_option
+
+    return proxy_option(value)
+
+
+def _token(value: Token | Mapping[str, Any] | None, clock: Clock) -> Token | None:
+    if value is None:
+        return None
+    from .token import Token
+
+    return Token.coerce(value, now=clock.time())
+
+
 def _dpop(dpop: object, dpop_key: object) -> DPoP | None:
     """``dpop=True``: a fresh ES256 key; ``dpop_key=``: the user's (and DPoP on)."""
     if not isinstance(dpop, bool):
         raise ConfigurationError("dpop= must be True or False")
-    if dpop_key is not None:
-        return DPoP.load(dpop_key)
-    return DPoP.generated() if dpop else None
+    if dpop_key is None and not dpop:
+        return None
+    from ._dpop import DPoP
+
+    return DPoP.load(dpop_key) if dpop_key is not None else DPoP.generated()
 
 
 def _signing_key(
@@ -312,8 +399,8 @@ class Options:
         scope: object = None,
         resource: object = None,
         audience: object = None,
-        leeway: object = 60,
-        timeout: object = 10.0,
+        leeway: object = LEEWAY,
+        timeout: object = TIMEOUT,
         verify: VerifyOption = True,
         cert: CertOption = None,
         proxy: object = None,
@@ -328,8 +415,8 @@ class Options:
         close_timeout: object = CLOSE_TIMEOUT,
         dpop: object = False,
         dpop_key: object = None,
-        retries: object = 3,
-        refresh_status_codes: Iterable[int] = (401,),
+        retries: object = RETRIES,
+        refresh_status_codes: Iterable[int] = REFRESH_STATUS_CODES,
         token: Token | Mapping[str, Any] | None = None,
         on_token: Callable[[Token], object] | None = None,
         on_event: Callable[[Event], object] | None = None,
@@ -347,11 +434,11 @@ class Options:
             raise ConfigurationError(
                 "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
             )
-        cert = cert_option(cert)
-        verify = verify_option(verify, cert)
+        cert = _cert(cert)
+        verify = _verify(verify, cert)
         clock = clock or SystemClock()
         holder = _dpop(dpop, dpop_key)
-        initial = Token.coerce(token, now=clock.time()) if token is not None else None
+        initial = _token(token, clock)
         bound = initial.dpop_jkt if initial is not None else None
         if bound is not None and (holder is None or holder.jkt != bound):
             raise ConfigurationError(
@@ -374,7 +461,7 @@ class Options:
                 "revoke_on_close=True needs revocation_url=, or issuer= of a server whose "
                 "metadata names its revocation endpoint"
             )
-        return cls(
+        options = cls(
             spec=spec,
             token_url=_endpoint(token_url, issuer),
             issuer=_issuer(issuer),
@@ -393,7 +480,7 @@ class Options:
             timeout=_seconds("timeout", timeout, minimum=0, strict=True),
             verify=verify,
             cert=cert,
-            proxy=proxy_option(proxy),
+            proxy=_proxy(proxy),
             client_auth=method,
             signing_key=_signing_key(method, secret, private_key, key_id, signing_alg),
             client_assertion=(
@@ -414,3 +501,8 @@ class Options:
             cache=cache if cache is not None else MemoryTokenCache(),
             clock=clock,
         )
+        if options.cert is not None or options.verify is False:
+            from ._connect_options import check_tls
+
+            check_tls(options)
+        return options

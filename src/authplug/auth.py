@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import httpx
 
 from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
-from ._call.transport import CertOption, VerifyOption
 from ._clock import CLOSE_TIMEOUT, Clock
+from ._options import (
+    LEEWAY,
+    REFRESH_STATUS_CODES,
+    RETRIES,
+    TIMEOUT,
+    CertOption,
+    Options,
+    VerifyOption,
+    text,
+)
 from ._redact import Secret, hidden
 from .cache import TokenCache
 from .errors import ConfigurationError
@@ -167,8 +176,8 @@ class BaseAuth(_Base):
         scope: str | Iterable[str] | None = None,
         resource: str | Iterable[str] | None = None,
         audience: str | None = None,
-        leeway: float = 60,
-        timeout: float = 10.0,
+        leeway: float = LEEWAY,
+        timeout: float = TIMEOUT,
         verify: VerifyOption = True,
         cert: CertOption = None,
         proxy: str | None = None,
@@ -183,8 +192,8 @@ class BaseAuth(_Base):
         close_timeout: float = CLOSE_TIMEOUT,
         dpop: bool = False,
         dpop_key: PrivateKeyOption | None = None,
-        retries: int = 3,
-        refresh_status_codes: Iterable[int] = (401,),
+        retries: int = RETRIES,
+        refresh_status_codes: Iterable[int] = REFRESH_STATUS_CODES,
         token: Token | Mapping[str, Any] | None = None,
         on_token: Callable[[Token], object] | None = None,
         on_event: Callable[[Event], object] | None = None,
@@ -197,9 +206,7 @@ class BaseAuth(_Base):
         # Key text or an assertion as Hidden('***') too, until authplug._inputs reads it.
         key, proof_key, assertion = hidden(private_key), hidden(dpop_key), hidden(client_assertion)
         del client_secret, password, private_key, dpop_key, client_assertion
-        from . import _assembly
-
-        options = _assembly.Options.from_kwargs(
+        options = Options.from_kwargs(
             spec=spec,
             token_url=token_url,
             issuer=issuer,
@@ -245,13 +252,15 @@ class BaseAuth(_Base):
         self.username = options.username
         self.scope = options.scope
         self.refresh_status_codes = options.refresh_status_codes
-        parts = _assembly.assemble(spec, options)
+        self._clock: Clock = options.clock
+        from . import _assembly
+
+        parts = _assembly.assemble(options)
         self._warner = parts.warner
         # The adapters' entry points, one shared object: imported by the first
         # construction, and a plain attribute read on each request.
         self._flows = _assembly.FLOWS
         self._anchor = self._flows.Anchor()
-        self._clock: Clock = options.clock
         self._client = parts.client
         self._manager = parts.manager
 
@@ -538,8 +547,6 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
         spec: ProviderSpec | None = None,
         **options: Any,
     ) -> None:
-        from ._options import text
-
         text("client_id", client_id, required=True)
         text("client_secret", client_secret, required=False)
         if client_secret is None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Any
 
 import pytest
 
-from authplug import ConfigurationError, MemoryTokenCache, OAuth2PasswordAuth
+from authplug import BaseAuth, ConfigurationError, MemoryTokenCache, OAuth2PasswordAuth
 from authplug._options import Options
 from authplug._redact import Secret
 from authplug.spec import GENERIC, ProviderSpec
@@ -116,3 +117,27 @@ def test_the_auth_object_keeps_its_options() -> None:
     assert auth.options.leeway == 30.0
     assert isinstance(auth.options.password, Secret)
     assert "pa55word" not in repr(auth.options)
+
+
+def test_the_auth_signature_and_the_options_share_every_default() -> None:
+    """Each option's default is one value: BaseAuth's signature shows what
+    Options.from_kwargs fills in (both name the same constant)."""
+    shown = inspect.signature(BaseAuth.__init__).parameters
+    filled = inspect.signature(Options.from_kwargs).parameters
+    assert set(shown) - {"self"} == set(filled)
+    for name, parameter in filled.items():
+        assert shown[name].default is parameter.default, name
+
+
+def test_the_documented_defaults() -> None:
+    """The API reference's defaults: renew 60 s early, 10 s per call, 3 retries, renew
+    on 401, close within 5 s, the JWT bearer assertion type."""
+    shown = inspect.signature(BaseAuth.__init__).parameters
+    assert shown["leeway"].default == 60
+    assert shown["timeout"].default == 10.0
+    assert shown["retries"].default == 3
+    assert tuple(shown["refresh_status_codes"].default) == (401,)
+    assert shown["close_timeout"].default == 5.0
+    assert shown["client_assertion_type"].default == (
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    )
