@@ -160,6 +160,45 @@ def test_construction_leaves_the_token_call_machinery_unloaded() -> None:
     assert json.loads(result.stdout) == []
 
 
+# What ``import authplug`` plus building the first auth object (a provider class named
+# from the package) may add to ``import requests, httpx``: the import's modules and the
+# providers package (7 modules). The options are checked at construction; the token
+# manager, the token client and the adapters wait for the object's first use. It was
+# 56 modules before issue 21 (the whole machinery was assembled at construction).
+FIRST_OBJECT_BUDGET = 21
+# Never loaded by building an auth object (with default options), beside HEAVY.
+ASSEMBLY = (
+    *MACHINERY_MODULES,
+    "authplug._assembly",
+    "authplug._renew",
+    "authplug._call",
+    "authplug._adapters",
+    "authplug._connect_options",
+    "authplug._dpop",
+)
+
+
+def test_import_and_first_object_add_few_modules() -> None:
+    """``import authplug`` and one auth object built, after ``import requests, httpx``, in
+    a fresh process: the modules added stay within the budget, and none of them is the
+    token-call or renewal machinery (``benchmarks/imports.py`` measures the time)."""
+    result = run(
+        """
+        import json, sys
+        sys.modules["httpx2"] = None
+        import requests, httpx
+        before = set(sys.modules)
+        from authplug import SemansysAuth
+        SemansysAuth(username="u", password="p", client_id="c", client_secret="s")
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    added = json.loads(result.stdout)
+    assert not [m for m in added if m.startswith((*HEAVY, *ASSEMBLY))], added
+    assert len(added) <= FIRST_OBJECT_BUDGET, (len(added), added)
+
+
 SRC = Path(__file__).parents[1] / "src" / "authplug"
 
 

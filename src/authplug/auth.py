@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
@@ -21,11 +23,11 @@ from ._options import (
     text,
 )
 from ._redact import Secret, hidden
-from .cache import TokenCache
+from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
 
-if TYPE_CHECKING:  # apart from the clients below: the docs resolve these without them
+if TYPE_CHECKING:  # the docs resolve these without the clients and the machinery below
     from .events import Event
     from .token import Token
 
@@ -33,6 +35,12 @@ if TYPE_CHECKING:
     import aiohttp
     import niquests
     import requests
+
+    from ._adapters.aiohttp_middleware import Anchor
+    from ._assembly import Flows
+    from ._call.client import TokenClient
+    from ._net import PlainHttpWarner
+    from ._renew.manager import TokenManager
 
     _AuthBases: tuple[type, ...] = (httpx.Auth,)
     _Base = httpx.Auth
@@ -55,6 +63,20 @@ __all__ = [
 log = logging.getLogger("authplug")
 
 _A = TypeVar("_A", bound="BaseAuth")
+
+#: The working parts of an auth object, assembled on its first use (see ``_assemble``).
+_PARTS = frozenset({"_manager", "_client", "_warner", "_flows", "_anchor"})
+# One lock for every object's assembly (a few milliseconds, once per object); a forked
+# child gets a new one, in case a thread of the parent held it.
+_assembling = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    global _assembling
+    _assembling = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class BaseAuth(_Base):
@@ -253,16 +275,51 @@ class BaseAuth(_Base):
         self.scope = options.scope
         self.refresh_status_codes = options.refresh_status_codes
         self._clock: Clock = options.clock
-        from . import _assembly
+        if not isinstance(options.cache, MemoryTokenCache):
+            # A cache that outlives the process: its manager guards SIGTERM from the main
+            # thread, where the object is built (see authplug._renew.at_exit).
+            self._assemble()
 
-        parts = _assembly.assemble(options)
-        self._warner = parts.warner
-        # The adapters' entry points, one shared object: imported by the first
-        # construction, and a plain attribute read on each request.
-        self._flows = _assembly.FLOWS
-        self._anchor = self._flows.Anchor()
-        self._client = parts.client
-        self._manager = parts.manager
+    # The working parts (token manager, token client, the adapters' entry points) are
+    # assembled on the object's first use, not when it is built: a program that builds
+    # an auth object and never sends (a CLI showing its help) loads none of the
+    # machinery. The options were checked above, so every mistake still raises here.
+    if TYPE_CHECKING:
+        _manager: TokenManager
+        _client: TokenClient
+        _warner: PlainHttpWarner
+        _flows: Flows
+        _anchor: Anchor
+    else:
+
+        def __getattr__(self, name: str) -> Any:
+            # Called only for an attribute not found: a part before the first use.
+            if name in _PARTS and "options" in self.__dict__:
+                self._assemble()
+                return self.__dict__[name]
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+            )
+
+    def _assemble(self) -> None:
+        """Build the working parts, once, whichever thread asks first."""
+        with _assembling:
+            if "_manager" in self.__dict__:
+                return
+            from . import _assembly
+
+            parts = _assembly.assemble(self.options)
+            flows = _assembly.FLOWS
+            # All at once: another thread sees every part, or none and waits above.
+            self.__dict__.update(
+                _warner=parts.warner,
+                # The adapters' entry points, one shared object: a plain attribute
+                # read on each request.
+                _flows=flows,
+                _anchor=flows.Anchor(),
+                _client=parts.client,
+                _manager=parts.manager,
+            )
 
     def __repr__(self) -> str:
         # getattr: a traceback's locals may show an object whose __init__ raised before
