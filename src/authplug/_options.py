@@ -7,36 +7,37 @@ parts. Secrets arrive already wrapped in :class:`~authplug._redact.Secret` and s
 the value's repr shows none of them.
 
 Every default is defined once: here (:data:`LEEWAY`, :data:`TIMEOUT`, :data:`RETRIES`,
-:data:`REFRESH_STATUS_CODES`), or beside what it belongs to (``CLOSE_TIMEOUT`` in
-:mod:`authplug._clock`, ``JWT_BEARER`` in :mod:`authplug._assertion`); both
-``BaseAuth.__init__``'s signature and :meth:`Options.from_kwargs` name the constant.
+:data:`REFRESH_STATUS_CODES`, :data:`JWT_BEARER`), or ``CLOSE_TIMEOUT`` in
+:mod:`authplug._clock` (the closing code reads it there); both ``BaseAuth.__init__``'s
+signature and :meth:`Options.from_kwargs` name the constant.
 
 ``import authplug`` loads this module (the auth classes' signatures show its defaults
-and types), so it stays light: what only some options need (the TLS checks, DPoP keys,
-a handed-in token, the loopback test of a plain-http URL) is imported when such an
-option is given.
+and types), so it stays light: what only some options need (the TLS checks, signing keys and
+assertions, DPoP keys, a handed-in token, the loopback test of a plain-http URL) is
+imported when such an option is given.
 """
 
 from __future__ import annotations
 
 import math
-import re
+import os
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import httpx
 
-from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
 from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
+from ._lazy import regex
 from ._redact import Secret
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
 from .spec import ProviderSpec
 
 if TYPE_CHECKING:
+    from ._assertion import AssertionSource, SigningKey
     from ._dpop import DPoP
     from .events import Event
     from .token import Token
@@ -47,13 +48,16 @@ if TYPE_CHECKING:
 # the other checkers are this module's own.
 __all__ = [
     "CLIENT_AUTH",
+    "JWT_BEARER",
     "LEEWAY",
     "REFRESH_STATUS_CODES",
     "RETRIES",
     "TIMEOUT",
+    "AssertionOption",
     "CertOption",
     "ClientAuthMethod",
     "Options",
+    "PrivateKeyOption",
     "VerifyOption",
     "check_url",
     "text",
@@ -68,6 +72,22 @@ RETRIES = 3
 #: API statuses that renew the token and replay the request (``refresh_status_codes=``).
 REFRESH_STATUS_CODES: tuple[int, ...] = (401,)
 
+#: The default ``client_assertion_type=`` (RFC 7523 §2.2).
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+#: How a client authenticates at the token endpoint (``client_auth=``).
+ClientAuthMethod = Literal[
+    "client_secret_post",
+    "client_secret_basic",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "none",
+]
+#: ``private_key=``, ``dpop_key=``: PEM text, a PEM or JWK file's path, or a JWK dict.
+PrivateKeyOption = str | bytes | os.PathLike[str] | Mapping[str, Any]
+#: ``client_assertion=``: a callable (sync, or async) returning one, or a file's path.
+AssertionOption = Callable[[], str] | Callable[[], Awaitable[str]] | str | os.PathLike[str]
 #: A client certificate: a PEM file holding the certificate and key, or a
 #: ``(certfile, keyfile)`` pair.
 CertOption = str | tuple[str, str] | None
@@ -154,7 +174,7 @@ def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) 
     return number
 
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_SCHEME = regex(r"[A-Za-z][A-Za-z0-9+.-]*:")  # compiled when a resource= is first given
 
 
 def _resources(value: object) -> tuple[str, ...]:
@@ -168,7 +188,7 @@ def _resources(value: object) -> tuple[str, ...]:
     for item in resources:
         if not isinstance(item, str) or not item:
             raise ConfigurationError("resource= takes a URI or a list of URIs")
-        scheme = urlsplit(item).scheme if _SCHEME.match(item) else ""
+        scheme = urlsplit(item).scheme if _SCHEME().match(item) else ""
         if not scheme or "#" in item or any(c.isspace() for c in item):
             raise ConfigurationError(
                 f"resource={item!r}: a resource indicator is an absolute URI without a "
@@ -328,8 +348,12 @@ def _signing_key(
             raise ConfigurationError(
                 'key_id= names a private key: it has no use with "client_secret_jwt"'
             )
+        from ._assertion import SigningKey
+
         return SigningKey.hmac(secret, signing_alg=alg)
     if private_key is not None:
+        from ._assertion import SigningKey
+
         return SigningKey.private(private_key, key_id=key_id, signing_alg=alg)
     if key_id is not None or alg is not None:
         raise ConfigurationError(
@@ -337,6 +361,14 @@ def _signing_key(
             'client_auth="client_secret_jwt"'
         )
     return None
+
+
+def _assertion(value: object) -> AssertionSource | None:
+    if value is None:
+        return None
+    from ._assertion import AssertionSource
+
+    return AssertionSource(value)
 
 
 def _codes(value: Iterable[int]) -> frozenset[int]:
@@ -483,9 +515,7 @@ class Options:
             proxy=_proxy(proxy),
             client_auth=method,
             signing_key=_signing_key(method, secret, private_key, key_id, signing_alg),
-            client_assertion=(
-                AssertionSource(client_assertion) if client_assertion is not None else None
-            ),
+            client_assertion=_assertion(client_assertion),
             client_assertion_type=str(
                 text("client_assertion_type", client_assertion_type, required=True)
             ),

@@ -10,15 +10,18 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import httpx
 
-from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
 from ._clock import CLOSE_TIMEOUT, Clock
 from ._options import (
+    JWT_BEARER,
     LEEWAY,
     REFRESH_STATUS_CODES,
     RETRIES,
     TIMEOUT,
+    AssertionOption,
     CertOption,
+    ClientAuthMethod,
     Options,
+    PrivateKeyOption,
     VerifyOption,
     text,
 )
