@@ -67,10 +67,10 @@ log = logging.getLogger("authplug")
 
 _A = TypeVar("_A", bound="BaseAuth")
 
-#: The working parts of an auth object, assembled on its first use (see ``_assemble``).
+#: The working parts of an auth object, assembled on its first use (``_assemble``).
 _PARTS = frozenset({"_manager", "_client", "_warner", "_flows", "_anchor"})
-# One lock for every object's assembly (a few milliseconds, once per object); a forked
-# child gets a new one, in case a thread of the parent held it.
+# One lock for every object's assembly (milliseconds, once per object); a forked child
+# gets a new one, in case a thread of the parent held it.
 _assembling = threading.Lock()
 
 
@@ -279,24 +279,19 @@ class BaseAuth(_Base):
         self.refresh_status_codes = options.refresh_status_codes
         self._clock: Clock = options.clock
         if not isinstance(options.cache, MemoryTokenCache):
-            # A cache that outlives the process: its manager guards SIGTERM from the main
-            # thread, where the object is built (see authplug._renew.at_exit).
-            self._assemble()
+            self._assemble()  # a lasting cache: its manager guards SIGTERM from this thread
 
-    # The working parts (token manager, token client, the adapters' entry points) are
-    # assembled on the object's first use, not when it is built: a program that builds
-    # an auth object and never sends (a CLI showing its help) loads none of the
-    # machinery. The options were checked above, so every mistake still raises here.
-    if TYPE_CHECKING:
+    # The working parts wait for the object's first use: a program that builds an auth
+    # object and never sends (a CLI showing its help) loads none of the machinery.
+    if TYPE_CHECKING:  # (not at run time: the docs would try to resolve them)
         _manager: TokenManager
         _client: TokenClient
         _warner: PlainHttpWarner
-        _flows: Flows
+        _flows: Flows  # the adapters' entry points, a plain attribute read on each request
         _anchor: Anchor
-    else:
+    else:  # hidden from mypy, which would then allow any attribute name
 
-        def __getattr__(self, name: str) -> Any:
-            # Called only for an attribute not found: a part before the first use.
+        def __getattr__(self, name: str) -> Any:  # only for a name not found
             if name in _PARTS and "options" in self.__dict__:
                 self._assemble()
                 return self.__dict__[name]
@@ -305,24 +300,20 @@ class BaseAuth(_Base):
             )
 
     def _assemble(self) -> None:
-        """Build the working parts, once, whichever thread asks first."""
+        """Build the working parts once, whichever thread asks first; publish them at once
+        (another thread sees all of them, or none and waits for the lock)."""
         with _assembling:
-            if "_manager" in self.__dict__:
-                return
-            from . import _assembly
+            if "_manager" not in self.__dict__:
+                from . import _assembly
 
-            parts = _assembly.assemble(self.options)
-            flows = _assembly.FLOWS
-            # All at once: another thread sees every part, or none and waits above.
-            self.__dict__.update(
-                _warner=parts.warner,
-                # The adapters' entry points, one shared object: a plain attribute
-                # read on each request.
-                _flows=flows,
-                _anchor=flows.Anchor(),
-                _client=parts.client,
-                _manager=parts.manager,
-            )
+                parts, flows = _assembly.assemble(self.options), _assembly.FLOWS
+                self.__dict__.update(
+                    _warner=parts.warner,
+                    _flows=flows,
+                    _anchor=flows.Anchor(),
+                    _client=parts.client,
+                    _manager=parts.manager,
+                )
 
     def __repr__(self) -> str:
         # getattr: a traceback's locals may show an object whose __init__ raised before
@@ -610,8 +601,7 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
         text("client_id", client_id, required=True)
         text("client_secret", client_secret, required=False)
         if client_secret is None:
-            # The providers' rule, loaded only without a secret (it loads the providers).
-            from .providers._util import authenticates_otherwise
+            from .providers._util import authenticates_otherwise  # the providers' rule
 
             if not authenticates_otherwise(options):
                 raise ConfigurationError(
