@@ -203,7 +203,7 @@ def _retries(value: object) -> int:
     return value
 
 
-def _endpoint(token_url: object, issuer: object) -> str | None:
+def _token_endpoint(token_url: object, issuer: object) -> str | None:
     if issuer is not None and token_url is not None:
         raise ConfigurationError(
             "give issuer= (the token endpoint is then read from the server's metadata) or "
@@ -245,7 +245,7 @@ def _verify(value: object, cert: CertOption) -> VerifyOption:
     return verify_option(value, cert)
 
 
-def _proxy(value: object) -> str | None:
+def _proxy_url(value: object) -> str | None:
     if value is None:
         return None
     from ._connect_options import proxy_option
@@ -253,7 +253,7 @@ def _proxy(value: object) -> str | None:
     return proxy_option(value)
 
 
-def _token(value: Token | Mapping[str, Any] | None, clock: Clock) -> Token | None:
+def _initial_token(value: Token | Mapping[str, Any] | None, clock: Clock) -> Token | None:
     if value is None:
         return None
     from .token import Token
@@ -371,7 +371,7 @@ class Options:
         verify = _verify(verify, cert)
         clock = clock or SystemClock()
         holder = _dpop(dpop, dpop_key)
-        initial = _token(token, clock)
+        initial = _initial_token(token, clock)
         bound = initial.dpop_jkt if initial is not None else None
         if bound is not None and (holder is None or holder.jkt != bound):
             raise ConfigurationError(
@@ -398,7 +398,7 @@ class Options:
             )
         options = cls(
             spec=spec,
-            token_url=_endpoint(token_url, issuer),
+            token_url=_token_endpoint(token_url, issuer),
             issuer=_issuer(issuer),
             refresh_url=check_url("refresh_url", refresh_url) if refresh_url else None,
             revocation_url=(
@@ -415,7 +415,7 @@ class Options:
             timeout=_seconds("timeout", timeout, minimum=0, strict=True),
             verify=verify,
             cert=cert,
-            proxy=_proxy(proxy),
+            proxy=_proxy_url(proxy),
             client_auth=method,
             signing_key=signing_key(method, secret, private_key, key_id, signing_alg),
             client_assertion=assertion_source(client_assertion),

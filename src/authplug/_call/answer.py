@@ -59,12 +59,12 @@ class AnswerReader:
 
     def token(self, raw: RawResponse, scrub: Scrubber) -> Token:
         """Turn the endpoint's answer into a Token, or raise one of the package's errors."""
-        outcome = self._read(raw, scrub)
+        outcome = self._token_or_error(raw, scrub)
         if isinstance(outcome, AuthError):
             raise outcome
         return outcome
 
-    def _read(self, raw: RawResponse, scrub: Scrubber) -> Token | AuthError:
+    def _token_or_error(self, raw: RawResponse, scrub: Scrubber) -> Token | AuthError:
         # Returns the error instead of raising it: this frame holds the answer's data
         # (a token), and a raised error would carry it in its traceback's locals.
         status = raw.status_code

@@ -216,7 +216,7 @@ class RequestPreparer:
             revocation_endpoint_auth_method=_AUTH_METHOD,
             scope=self._scope,
         )
-        encode = functools.partial(self._encode, fills, revoking)
+        encode = functools.partial(self._authenticate, fills, revoking)
         client.register_client_auth_method((_AUTH_METHOD, encode))
         return client
 
@@ -255,7 +255,7 @@ class RequestPreparer:
             purpose="revocation" if revocation else "token",
         )
 
-    def _encode(
+    def _authenticate(
         self,
         fills: Mapping[str, StandIn],
         revoking: bool,
@@ -319,13 +319,13 @@ class RequestPreparer:
             joined = "&".join(filter(None, [parts.query, urlencode(query)]))
             uri = urlunsplit(parts._replace(query=joined))
         if self.spec.body == "json" and params:
-            body = json.dumps(_json_object(params))
+            body = json.dumps(_json_body(params))
         else:
             body = urlencode(params)
         return uri, headers, body
 
 
-def _json_object(params: list[tuple[str, str]]) -> dict[str, str | list[str]]:
+def _json_body(params: list[tuple[str, str]]) -> dict[str, str | list[str]]:
     """Form parameters as a JSON object; a repeated name (several resources) is a list."""
     data: dict[str, str | list[str]] = {}
     for name, value in params:
