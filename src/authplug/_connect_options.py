@@ -21,7 +21,8 @@ from ._call.transport import check_cert_files, ssl_context
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._options import CertOption, Options, VerifyOption
+    from ._defaults import CertOption, VerifyOption
+    from ._options import Options
 
 __all__ = ["cert_option", "check_tls", "proxy_option", "shown_url", "verify_option"]
 

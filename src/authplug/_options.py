@@ -6,30 +6,38 @@ in the defaults; :class:`~authplug.auth.BaseAuth` then only wires the value into
 parts. Secrets arrive already wrapped in :class:`~authplug._redact.Secret` and stay so:
 the value's repr shows none of them.
 
-Every default is defined once: here (:data:`LEEWAY`, :data:`TIMEOUT`, :data:`RETRIES`,
-:data:`REFRESH_STATUS_CODES`, :data:`JWT_BEARER`), or ``CLOSE_TIMEOUT`` in
-:mod:`authplug._clock` (the closing code reads it there); both ``BaseAuth.__init__``'s
+Every default is defined once, in :mod:`authplug._defaults` (``CLOSE_TIMEOUT`` in
+:mod:`authplug._clock`, where the closing code reads it); both ``BaseAuth.__init__``'s
 signature and :meth:`Options.from_kwargs` name the constant.
 
-``import authplug`` loads this module (the auth classes' signatures show its defaults
-and types), so it stays light: what only some options need (the TLS checks, signing keys and
-assertions, DPoP keys, a handed-in token, the loopback test of a plain-http URL) is
-imported when such an option is given.
+The first auth object built loads this module (``import authplug`` does not: defining
+:class:`Options` costs milliseconds). What only some options need (the TLS checks,
+signing keys and assertions, DPoP keys, a handed-in token, the loopback test of a
+plain-http URL) is imported when such an option is given.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
+from ._defaults import (
+    JWT_BEARER,
+    LEEWAY,
+    REFRESH_STATUS_CODES,
+    RETRIES,
+    TIMEOUT,
+    CertOption,
+    ClientAuthMethod,
+    VerifyOption,
+)
 from ._lazy import regex
 from ._redact import Secret
 from .cache import MemoryTokenCache, TokenCache
@@ -42,59 +50,10 @@ if TYPE_CHECKING:
     from .events import Event
     from .token import Token
 
-# Exported beside Options: the defaults and option types (the auth classes' signatures
-# show them), the client authentication methods, and the two checkers other modules
-# reuse (check_url for discovery's endpoints, text for the generic classes' arguments);
-# the other checkers are this module's own.
-__all__ = [
-    "CLIENT_AUTH",
-    "JWT_BEARER",
-    "LEEWAY",
-    "REFRESH_STATUS_CODES",
-    "RETRIES",
-    "TIMEOUT",
-    "AssertionOption",
-    "CertOption",
-    "ClientAuthMethod",
-    "Options",
-    "PrivateKeyOption",
-    "VerifyOption",
-    "check_url",
-    "text",
-]
-
-#: Seconds before its expiry a token is renewed by (``leeway=``).
-LEEWAY = 60
-#: Seconds allowed to each token call (``timeout=``).
-TIMEOUT = 10.0
-#: How often a token call that met a network error, a 429 or a 5xx is tried again.
-RETRIES = 3
-#: API statuses that renew the token and replay the request (``refresh_status_codes=``).
-REFRESH_STATUS_CODES: tuple[int, ...] = (401,)
-
-#: The default ``client_assertion_type=`` (RFC 7523 §2.2).
-JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-#: How a client authenticates at the token endpoint (``client_auth=``).
-ClientAuthMethod = Literal[
-    "client_secret_post",
-    "client_secret_basic",
-    "client_secret_jwt",
-    "private_key_jwt",
-    "tls_client_auth",
-    "none",
-]
-#: ``private_key=``, ``dpop_key=``: PEM text, a PEM or JWK file's path, or a JWK dict.
-PrivateKeyOption = str | bytes | os.PathLike[str] | Mapping[str, Any]
-#: ``client_assertion=``: a callable (sync, or async) returning one, or a file's path.
-AssertionOption = Callable[[], str] | Callable[[], Awaitable[str]] | str | os.PathLike[str]
-#: A client certificate: a PEM file holding the certificate and key, or a
-#: ``(certfile, keyfile)`` pair.
-CertOption = str | tuple[str, str] | None
-#: TLS verification: True, False, a CA file or directory, or an ``ssl.SSLContext``.
-VerifyOption = bool | str | ssl.SSLContext
-
-CLIENT_AUTH: tuple[ClientAuthMethod, ...] = get_args(ClientAuthMethod)
+# Exported beside Options: the two checkers other modules reuse (check_url for
+# discovery's endpoints, text for the generic classes' arguments); the other checkers
+# are this module's own.
+__all__ = ["Options", "check_url", "text"]
 
 
 def check_url(name: str, url: object) -> str:

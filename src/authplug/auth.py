@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import httpx
 
 from ._clock import CLOSE_TIMEOUT, Clock
-from ._options import (
+from ._defaults import (
     JWT_BEARER,
     LEEWAY,
     REFRESH_STATUS_CODES,
@@ -20,10 +20,8 @@ from ._options import (
     AssertionOption,
     CertOption,
     ClientAuthMethod,
-    Options,
     PrivateKeyOption,
     VerifyOption,
-    text,
 )
 from ._redact import Secret, hidden
 from .cache import MemoryTokenCache, TokenCache
@@ -231,6 +229,8 @@ class BaseAuth(_Base):
         # Key text or an assertion as Hidden('***') too, until authplug._inputs reads it.
         key, proof_key, assertion = hidden(private_key), hidden(dpop_key), hidden(client_assertion)
         del client_secret, password, private_key, dpop_key, client_assertion
+        from ._options import Options
+
         options = Options.from_kwargs(
             spec=spec,
             token_url=token_url,
@@ -598,6 +598,8 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
         spec: ProviderSpec | None = None,
         **options: Any,
     ) -> None:
+        from ._options import text
+
         text("client_id", client_id, required=True)
         text("client_secret", client_secret, required=False)
         if client_secret is None:
