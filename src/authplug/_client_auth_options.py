@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._defaults import CLIENT_AUTH, ClientAuthMethod
+from ._option_types import CLIENT_AUTH, ClientAuthMethod
 from ._options import text
 from ._redact import Secret
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ._assertion import AssertionSource, SigningKey
-    from ._defaults import CertOption
+    from ._option_types import CertOption
 
 __all__ = ["assertion_source", "client_auth_method", "signing_key"]
 

@@ -21,7 +21,7 @@ from ._call.transport import check_cert_files, ssl_context
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._defaults import CertOption, VerifyOption
+    from ._option_types import CertOption, VerifyOption
     from ._options import Options
 
 __all__ = ["cert_option", "check_tls", "proxy_option", "shown_url", "verify_option"]

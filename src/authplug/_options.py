@@ -6,9 +6,9 @@ in the defaults; :class:`~authplug.auth.BaseAuth` then only wires the value into
 parts. Secrets arrive already wrapped in :class:`~authplug._redact.Secret` and stay so:
 the value's repr shows none of them.
 
-Every default is defined once, in :mod:`authplug._defaults` (``CLOSE_TIMEOUT`` in
-:mod:`authplug._clock`, where the closing code reads it); both ``BaseAuth.__init__``'s
-signature and :meth:`Options.from_kwargs` name the constant.
+Every default is defined once: in :class:`~authplug.BaseAuth`'s signature, the one the
+API reference shows. :meth:`Options.from_kwargs` takes every option and has no default
+of its own, so the two cannot drift apart.
 
 The first auth object built loads this module (``import authplug`` does not: defining
 :class:`Options` costs milliseconds). What only some options need (the TLS checks,
@@ -27,18 +27,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
-from ._defaults import (
-    JWT_BEARER,
-    LEEWAY,
-    REFRESH_STATUS_CODES,
-    RETRIES,
-    TIMEOUT,
-    CertOption,
-    ClientAuthMethod,
-    VerifyOption,
-)
+from ._clock import Clock, SystemClock
 from ._lazy import regex
+from ._option_types import CertOption, ClientAuthMethod, VerifyOption
 from ._redact import Secret
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
@@ -280,42 +271,45 @@ class Options:
         cls,
         *,
         spec: ProviderSpec,
-        token_url: object = None,
-        issuer: object = None,
-        refresh_url: object = None,
-        revocation_url: object = None,
-        client_id: object = None,
-        client_secret: Secret | None = None,
-        username: object = None,
-        password: Secret | None = None,
-        scope: object = None,
-        resource: object = None,
-        audience: object = None,
-        leeway: object = LEEWAY,
-        timeout: object = TIMEOUT,
-        verify: VerifyOption = True,
-        cert: CertOption = None,
-        proxy: object = None,
-        client_auth: object = None,
-        private_key: object = None,
-        key_id: object = None,
-        signing_alg: object = None,
-        client_assertion: object = None,
-        client_assertion_type: object = JWT_BEARER,
-        assertion_audience: object = None,
-        revoke_on_close: object = False,
-        close_timeout: object = CLOSE_TIMEOUT,
-        dpop: object = False,
-        dpop_key: object = None,
-        retries: object = RETRIES,
-        refresh_status_codes: Iterable[int] = REFRESH_STATUS_CODES,
-        token: Token | Mapping[str, Any] | None = None,
-        on_token: Callable[[Token], object] | None = None,
-        on_event: Callable[[Event], object] | None = None,
-        cache: object = None,
-        clock: Clock | None = None,
+        token_url: object,
+        issuer: object,
+        refresh_url: object,
+        revocation_url: object,
+        client_id: object,
+        client_secret: Secret | None,
+        username: object,
+        password: Secret | None,
+        scope: object,
+        resource: object,
+        audience: object,
+        leeway: object,
+        timeout: object,
+        verify: VerifyOption,
+        cert: CertOption,
+        proxy: object,
+        client_auth: object,
+        private_key: object,
+        key_id: object,
+        signing_alg: object,
+        client_assertion: object,
+        client_assertion_type: object,
+        assertion_audience: object,
+        revoke_on_close: object,
+        close_timeout: object,
+        dpop: object,
+        dpop_key: object,
+        retries: object,
+        refresh_status_codes: Iterable[int],
+        token: Token | Mapping[str, Any] | None,
+        on_token: Callable[[Token], object] | None,
+        on_event: Callable[[Event], object] | None,
+        cache: object,
+        clock: Clock | None,
     ) -> Options:
-        """Check each option in turn; the first mistake raises ConfigurationError."""
+        """Check each option in turn; the first mistake raises ConfigurationError.
+
+        Every option is given: the defaults are BaseAuth's (its signature shows them).
+        """
         password_grant = spec.grant_type == "password"
         secret = _secret("client_secret", client_secret, required=False)
         if on_token is not None and not callable(on_token):

@@ -11,12 +11,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import httpx
 
 from ._clock import CLOSE_TIMEOUT, Clock
-from ._defaults import (
+from ._option_types import (
     JWT_BEARER,
-    LEEWAY,
-    REFRESH_STATUS_CODES,
-    RETRIES,
-    TIMEOUT,
     AssertionOption,
     CertOption,
     ClientAuthMethod,
@@ -199,8 +195,8 @@ class BaseAuth(_Base):
         scope: str | Iterable[str] | None = None,
         resource: str | Iterable[str] | None = None,
         audience: str | None = None,
-        leeway: float = LEEWAY,
-        timeout: float = TIMEOUT,
+        leeway: float = 60,
+        timeout: float = 10.0,
         verify: VerifyOption = True,
         cert: CertOption = None,
         proxy: str | None = None,
@@ -215,8 +211,8 @@ class BaseAuth(_Base):
         close_timeout: float = CLOSE_TIMEOUT,
         dpop: bool = False,
         dpop_key: PrivateKeyOption | None = None,
-        retries: int = RETRIES,
-        refresh_status_codes: Iterable[int] = REFRESH_STATUS_CODES,
+        retries: int = 3,
+        refresh_status_codes: Iterable[int] = (401,),
         token: Token | Mapping[str, Any] | None = None,
         on_token: Callable[[Token], object] | None = None,
         on_event: Callable[[Event], object] | None = None,

@@ -9,12 +9,11 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import pytest
 
-from authplug import AuthError, ConfigurationError, Token, TokenEndpointError
+from authplug import AuthError, BaseAuth, ConfigurationError, Token, TokenEndpointError
 from authplug._call.client import TokenClient
 from authplug._call.messages import RawResponse, TransportFailure
 from authplug._call.plan import Send, Sleep
-from authplug._options import Options
-from authplug._redact import Secret, reveal
+from authplug._redact import reveal
 from authplug.providers.dakota import DAKOTA
 from authplug.providers.telmai import TELMAI
 from authplug.spec import GENERIC, ProviderSpec
@@ -25,19 +24,20 @@ PASSWORD = 'pa ss+w/o=rd%41"é'
 
 
 def make_client(spec: ProviderSpec = GENERIC, **options: Any) -> TokenClient:
+    """The token client of an auth object built with ``options`` (its first use)."""
     kwargs: dict[str, Any] = {
         "spec": spec,
         "token_url": "https://login.example.com/token",
         "client_id": "my-app",
-        "client_secret": Secret(SECRET),
+        "client_secret": SECRET,
         "username": "alice",
-        "password": Secret(PASSWORD),
+        "password": PASSWORD,
         "client_auth": "client_secret_post",
         "retries": 2,
         "clock": FakeClock(),
     }
     kwargs.update(options)
-    return TokenClient(Options.from_kwargs(**kwargs))
+    return BaseAuth(**kwargs)._client
 
 
 def answer(status: int, data: object = None, **headers: str) -> RawResponse:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .._defaults import CertOption, VerifyOption
+    from .._option_types import CertOption, VerifyOption
     from .messages import RawResponse, TokenRequest
 
 __all__ = ["TokenTransport", "check_cert_files", "ssl_context"]

@@ -1,9 +1,8 @@
-"""The options' defaults and types, as the auth classes' signatures show them.
+"""The options' types (and the one long default), as the auth classes' signatures name them.
 
-``import authplug`` loads this module (the signatures need its values), and not
+``import authplug`` loads this module (the signatures need its names), not
 :mod:`authplug._options`, whose checks and :class:`~authplug._options.Options` value wait
-for the first auth object. Every default is defined here once; ``close_timeout=``'s is
-``CLOSE_TIMEOUT`` in :mod:`authplug._clock`, where the closing code reads it.
+for the first auth object.
 """
 
 from __future__ import annotations
@@ -16,25 +15,12 @@ from typing import Any, Literal, get_args
 __all__ = [
     "CLIENT_AUTH",
     "JWT_BEARER",
-    "LEEWAY",
-    "REFRESH_STATUS_CODES",
-    "RETRIES",
-    "TIMEOUT",
     "AssertionOption",
     "CertOption",
     "ClientAuthMethod",
     "PrivateKeyOption",
     "VerifyOption",
 ]
-
-#: Seconds before its expiry a token is renewed by (``leeway=``).
-LEEWAY = 60
-#: Seconds allowed to each token call (``timeout=``).
-TIMEOUT = 10.0
-#: How often a token call that met a network error, a 429 or a 5xx is tried again.
-RETRIES = 3
-#: API statuses that renew the token and replay the request (``refresh_status_codes=``).
-REFRESH_STATUS_CODES: tuple[int, ...] = (401,)
 
 #: The default ``client_assertion_type=`` (RFC 7523 §2.2).
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
