@@ -9,8 +9,10 @@ all of them alike.
 
     python benchmarks/imports.py [--runs 15]
 
-A second table shows what the first token call brings in afterwards (Authlib, httpcore,
-and the rest), which is deliberately not paid at import.
+Building an auth object checks its options only: its machinery (the token manager, the
+token client, the adapters' entry points) is assembled on the object's first use. A
+second table shows what that first use and the first token call bring in afterwards
+(Authlib, httpcore, and the rest), which is deliberately not paid at import.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def main() -> None:
     print("\n## Deferred to the first token call\n")
     print(
         table(
-            ["modules loaded by the first token call", "Authlib among them"],
+            ["modules loaded by the first object's first token call", "Authlib among them"],
             [[first["token_call"], ", ".join(first["authlib"]) + ", ..."]],
         )
     )

@@ -82,10 +82,11 @@ def test_an_asyncio_caller_never_needs_trio() -> None:
 
 
 # What ``import authplug`` may add to ``import requests, httpx``: the package's own light
-# modules (the classes, errors, the provider description, the memory cache) and
-# dataclasses: 14 modules. It was 235 (with httpx2, trio, anyio, asyncio, httpcore, the
-# cache back ends and the providers) before issue 14.
-IMPORT_BUDGET = 15
+# modules (the classes, their options' defaults, errors, the provider description, the
+# memory cache) and dataclasses: 13 modules. It was 235 (with httpx2,
+# trio, anyio, asyncio, httpcore, the cache back ends and the providers) before issue 14,
+# 15 before issue 21.
+IMPORT_BUDGET = 13
 # Never loaded by ``import authplug`` nor by building an auth object: they wait for the
 # first token call (Authlib, httpcore and what it brings), for an async caller (asyncio),
 # or for a program that names them (the back ends, the providers, the test support).
@@ -128,12 +129,15 @@ def test_import_adds_few_modules() -> None:
     added = json.loads(result.stdout)
     assert not [m for m in added if m.startswith((*HEAVY, *MACHINERY_MODULES))], added
     assert "authplug.providers" not in added
+    assert "authplug._options" not in added  # the checks wait for the first object
     assert len(added) <= IMPORT_BUDGET, (len(added), added)
 
 
 MACHINERY_MODULES = (
     "authplug._renew.manager",
+    "authplug._call.client",
     "authplug._call.authlib",
+    "authplug._call.answer",
     "authplug._adapters.requests_hook",
     "authplug._adapters.httpx_flow",
     "authplug._adapters.aiohttp_middleware",
@@ -156,6 +160,50 @@ def test_construction_leaves_the_token_call_machinery_unloaded() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+# What ``import authplug`` plus building the first auth object (a provider class named
+# from the package) may add to ``import requests, httpx``: the import's modules, the
+# providers package with that provider's module and their helpers (3 modules), and the
+# option checks (2). The options are checked at construction; the token manager, the
+# token client and the adapters wait for the object's first use, the key and assertion
+# code for an option that needs it. It was 56 modules before issue 21
+# (the whole machinery was assembled at construction, and every provider loaded with
+# the first).
+FIRST_OBJECT_BUDGET = 18
+# Never loaded by building an auth object (with default options), beside HEAVY.
+ASSEMBLY = (
+    *MACHINERY_MODULES,
+    "authplug._assembly",
+    "authplug._renew",
+    "authplug._call",
+    "authplug._adapters",
+    "authplug._connect_options",
+    "authplug._dpop",
+    "authplug._assertion",
+    "authplug.providers.telmai",
+)
+
+
+def test_import_and_first_object_add_few_modules() -> None:
+    """``import authplug`` and one auth object built, after ``import requests, httpx``, in
+    a fresh process: the modules added stay within the budget, and none of them is the
+    token-call or renewal machinery (``benchmarks/imports.py`` measures the time)."""
+    result = run(
+        """
+        import json, sys
+        sys.modules["httpx2"] = None
+        import requests, httpx
+        before = set(sys.modules)
+        from authplug import SemansysAuth
+        SemansysAuth(username="u", password="p", client_id="c", client_secret="s")
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    added = json.loads(result.stdout)
+    assert not [m for m in added if m.startswith((*HEAVY, *ASSEMBLY))], added
+    assert len(added) <= FIRST_OBJECT_BUDGET, (len(added), added)
 
 
 SRC = Path(__file__).parents[1] / "src" / "authplug"
@@ -197,6 +245,7 @@ HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3", "aiohtt
 PLAN_VOCABULARY = {"._call.plan", "._call.messages"}
 # What sits above the three folders and wires them together.
 ABOVE = {"._assembly", ".auth", "._options", "._connect_options", ".cli", "._demo"}
+ABOVE |= {"._client_auth_options"}
 FOLDERS = {".", "._renew", "._call", "._adapters"}
 CLIENT_ADAPTERS = ("requests_hook", "niquests_hook", "httpx_flow", "aiohttp_middleware")
 
@@ -265,6 +314,22 @@ def test_the_ground_imports_none_of_the_folders(path: Path) -> None:
 def test_providers_import_only_the_public_layer(path: Path) -> None:
     """A provider is a description: it imports ``auth``, ``spec``, ``errors`` and its helpers."""
     allowed = {".auth", ".spec", ".errors", ".providers", "__future__", "typing", "uuid"}
+    allowed |= {"importlib"}  # the package loads a provider's module when it is named
     allowed |= {"collections.abc"}
     for found in _imports(path):
         assert found in allowed or found.startswith(".providers."), (path.name, found)
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "providers").glob("*.py")), ids=lambda p: p.name)
+def test_providers_import_no_private_name_from_outside(path: Path) -> None:
+    """From outside ``providers/``, a provider takes only public names (``_util`` holds
+    what providers share, such as the default token URL)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        inside = node.level == 1  # from . import x, from ._util import y
+        if inside or (node.module or "").startswith("authplug.providers"):
+            continue
+        private = [a.name for a in node.names if a.name.startswith("_")]
+        assert not private, (path.name, node.module, private)

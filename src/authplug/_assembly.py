@@ -1,5 +1,4 @@
-"""What an auth object is made of: checked options, a token client and a token manager
-(and the :class:`Binding` its entry points hand to the clients' drivers).
+"""What an auth object is made of: checked options, a token client and a token manager.
 
 Imported by the first construction of an auth object, not by ``import authplug``: a
 program that imports the package (an SDK's command line showing its help, say) pays
@@ -9,27 +8,20 @@ for the class definitions only.
 from __future__ import annotations
 
 import functools
-import logging
 from typing import NamedTuple
 
 from ._adapters.binding import Binding
-from ._call.authlib import TokenClient
-from ._call.discovery import Discovery
+from ._call.client import TokenClient
 from ._call.plan import aperform, perform
-from ._call.retry import RetryPolicy
-from ._call.transport import TokenTransport
 from ._net import PlainHttpWarner
-from ._options import Options, check_url
+from ._options import Options
 from ._renew import otel
 from ._renew.manager import TokenManager
 from ._renew.renewal import Performer, Renewer
 from ._renew.report import Reporter
 from .cache import MemoryTokenCache, cache_key
-from .spec import ProviderSpec
 
-__all__ = ["Binding", "Options", "Parts", "assemble"]
-
-log = logging.getLogger("authplug")
+__all__ = ["Binding", "Parts", "assemble"]
 
 
 class Parts(NamedTuple):
@@ -40,57 +32,11 @@ class Parts(NamedTuple):
     manager: TokenManager
 
 
-def assemble(spec: ProviderSpec, options: Options) -> Parts:
-    """The parts of an auth object for ``spec`` with ``options`` (already checked)."""
-    verify, cert = options.verify, options.cert
-    transport = TokenTransport(
-        timeout=options.timeout, verify=verify, cert=cert, proxy=options.proxy
-    )
-    if cert is not None:
-        # A file that is not a certificate and key is a configuration mistake,
-        # better found here than on the first request.
-        transport.check()
-    if verify is False:
-        log.warning(
-            "%s: verify=False: token calls do not check the server's certificate, so "
-            "credentials may go to anyone on the way",
-            spec.name,
-        )
-    retry = RetryPolicy(retries=options.retries)
-    discovery = (
-        Discovery(
-            options.issuer,
-            retry=retry,
-            now=options.clock.time,
-            name=spec.name,
-            check_url=check_url,
-        )
-        if options.issuer is not None
-        else None
-    )
-    client = TokenClient(
-        spec=spec,
-        token_url=options.token_url,
-        refresh_url=options.refresh_url,
-        discovery=discovery,
-        revocation_url=options.revocation_url,
-        dpop=options.dpop,
-        signing_key=options.signing_key,
-        assertion_source=options.client_assertion,
-        assertion_type=options.client_assertion_type,
-        assertion_audience=options.assertion_audience,
-        client_id=options.client_id,
-        client_secret=options.client_secret,
-        username=options.username,
-        password=options.password,
-        scope=options.scope,
-        resource=options.resource,
-        audience=options.audience,
-        client_auth=options.client_auth,
-        transport=transport,
-        retry=retry,
-        clock=options.clock,
-    )
+def assemble(options: Options) -> Parts:
+    """The parts of an auth object with ``options`` (already checked)."""
+    spec = options.spec
+    client = TokenClient(options)
+    transport = client.transport
     reporter = Reporter(
         spec.name, [o for o in (options.on_event, otel.observer()) if o is not None]
     )

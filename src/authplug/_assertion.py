@@ -25,9 +25,9 @@ from __future__ import annotations
 import inspect
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._lazy import regex
 from ._redact import Secret, unhidden
@@ -38,34 +38,13 @@ if TYPE_CHECKING:
 
     from ._inputs import FileProblem
 
-# authplug._inputs is imported where it is used: ``import authplug`` imports this module
-# (for its names), and nothing of _inputs is needed before an object is built.
+# authplug._inputs is imported where it is used. This module is imported when an auth
+# object is given a key or an assertion (the options' names and defaults, such as
+# ``client_auth=``'s methods and ``client_assertion_type=``'s, are authplug._options').
 
-__all__ = [
-    "ASSERTION_LIFETIME",
-    "JWT_BEARER",
-    "AssertionOption",
-    "AssertionSource",
-    "ClientAuthMethod",
-    "PrivateKeyOption",
-    "SigningKey",
-]
+__all__ = ["ASSERTION_LIFETIME", "AssertionSource", "SigningKey"]
 
-#: How a client authenticates at the token endpoint (``client_auth=``).
-ClientAuthMethod = Literal[
-    "client_secret_post",
-    "client_secret_basic",
-    "client_secret_jwt",
-    "private_key_jwt",
-    "tls_client_auth",
-    "none",
-]
-
-JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 60  # seconds (RFC 7523 §3 asks for a short one)
-
-PrivateKeyOption = str | bytes | os.PathLike[str] | Mapping[str, Any]
-AssertionOption = Callable[[], str] | Callable[[], Awaitable[str]] | str | os.PathLike[str]
 
 # What each kind of key can sign with (RFC 7518 §3.1, RFC 8037, RFC 9864).
 _RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")

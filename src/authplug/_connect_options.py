@@ -9,16 +9,24 @@ URL's credentials.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
-from ._call.transport import CertOption, VerifyOption, check_cert_files, ssl_context
+from ._call.transport import check_cert_files, ssl_context
 from .errors import ConfigurationError
 
-__all__ = ["cert_option", "proxy_option", "shown_url", "verify_option"]
+if TYPE_CHECKING:
+    from ._option_types import CertOption, VerifyOption
+    from ._options import Options
+
+__all__ = ["cert_option", "check_tls", "proxy_option", "shown_url", "verify_option"]
+
+log = logging.getLogger("authplug")
 
 _VERIFY_TAKES = (
     "True, False, the path of a PEM CA bundle or of a directory of CA certificates, or "
@@ -115,3 +123,18 @@ def verify_option(value: object, cert: CertOption) -> VerifyOption:
             "CA bundle or a directory of CA certificates"
         ) from None
     return value
+
+
+def check_tls(options: Options) -> None:
+    """What the TLS options need once all are checked: the client certificate loaded now
+    into the TLS settings token calls will use (a file that is not a certificate and key
+    is a mistake better found here than on the first request); ``verify=False`` said
+    aloud."""
+    if options.cert is not None:
+        ssl_context(options.verify, options.cert)
+    if options.verify is False:
+        log.warning(
+            "%s: verify=False: token calls do not check the server's certificate, so "
+            "credentials may go to anyone on the way",
+            options.spec.name,
+        )

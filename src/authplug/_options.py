@@ -5,36 +5,46 @@
 in the defaults; :class:`~authplug.auth.BaseAuth` then only wires the value into its
 parts. Secrets arrive already wrapped in :class:`~authplug._redact.Secret` and stay so:
 the value's repr shows none of them.
+
+Every default is defined once: in :class:`~authplug.BaseAuth`'s signature, the one the
+API reference shows. :meth:`Options.from_kwargs` takes every option and has no default
+of its own, so the two cannot drift apart.
+
+The first auth object built loads this module (``import authplug`` does not: defining
+:class:`Options` costs milliseconds). What only some options need (the TLS checks,
+signing keys and assertions, DPoP keys, a handed-in token, the loopback test of a
+plain-http URL) is imported when such an option is given.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-import re
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from ._assertion import JWT_BEARER, AssertionSource, ClientAuthMethod, SigningKey
-from ._call.transport import CertOption, VerifyOption
-from ._clock import CLOSE_TIMEOUT, Clock, SystemClock
-from ._connect_options import cert_option, proxy_option, verify_option
-from ._dpop import DPoP
-from ._net import is_loopback
+from ._clock import Clock, SystemClock
+from ._lazy import regex
+from ._option_types import CertOption, ClientAuthMethod, VerifyOption
 from ._redact import Secret
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
-from .events import Event
 from .spec import ProviderSpec
-from .token import Token
 
-__all__ = ["CLIENT_AUTH", "ClientAuthMethod", "Options", "check_url", "text"]
+if TYPE_CHECKING:
+    from ._assertion import AssertionSource, SigningKey
+    from ._dpop import DPoP
+    from .events import Event
+    from .token import Token
 
-CLIENT_AUTH: tuple[ClientAuthMethod, ...] = get_args(ClientAuthMethod)
+# Exported beside Options: the two checkers other modules reuse (check_url for
+# discovery's endpoints, text for the generic classes' arguments); the other checkers
+# are this module's own.
+__all__ = ["Options", "check_url", "text"]
 
 
 def check_url(name: str, url: object) -> str:
@@ -51,9 +61,11 @@ def check_url(name: str, url: object) -> str:
         raise ConfigurationError(f"{name}= must not carry credentials in the URL")
     if parsed.scheme == "https":
         return url
-    if parsed.scheme == "http" and is_loopback(parsed.host):
-        return url
     if parsed.scheme == "http":
+        from ._net import is_loopback  # only a plain-http URL needs it
+
+        if is_loopback(parsed.host):
+            return url
         raise ConfigurationError(
             f"{name}={url!r} uses plain http: credentials would travel unencrypted. "
             "Use https (http is accepted only for localhost and loopback addresses)"
@@ -88,10 +100,21 @@ def _scope(value: object) -> str | None:
     raise ConfigurationError("scope= takes a space-separated string or a list of strings")
 
 
-def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
+def _real(value: object) -> float | None:
+    """``value`` as a float when it is a real number (a bool is not), else None."""
+    if type(value) is int or type(value) is float:  # the usual case, without numbers' ABCs
+        return float(value)
+    import numbers
+
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) -> float:
+    number = _real(value)
+    if number is None:
         raise ConfigurationError(f"{name}= must be a number of seconds")
-    number = float(value)
     if not math.isfinite(number):
         # NaN passes every comparison below, and neither can time a network call.
         raise ConfigurationError(f"{name}= must be a finite number of seconds, not {number}")
@@ -101,7 +124,7 @@ def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) 
     return number
 
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_SCHEME = regex(r"[A-Za-z][A-Za-z0-9+.-]*:")  # compiled when a resource= is first given
 
 
 def _resources(value: object) -> tuple[str, ...]:
@@ -115,7 +138,7 @@ def _resources(value: object) -> tuple[str, ...]:
     for item in resources:
         if not isinstance(item, str) or not item:
             raise ConfigurationError("resource= takes a URI or a list of URIs")
-        scheme = urlsplit(item).scheme if _SCHEME.match(item) else ""
+        scheme = urlsplit(item).scheme if _SCHEME().match(item) else ""
         if not scheme or "#" in item or any(c.isspace() for c in item):
             raise ConfigurationError(
                 f"resource={item!r}: a resource indicator is an absolute URI without a "
@@ -130,69 +153,7 @@ def _retries(value: object) -> int:
     return value
 
 
-def _client_auth(
-    value: object,
-    *,
-    client_id: str | None,
-    secret: Secret | None,
-    private_key: object,
-    assertion: object,
-    cert: CertOption,
-) -> ClientAuthMethod:
-    """The client authentication method: the one named, else what the credentials imply.
-
-    Left unset (None), it is ``private_key_jwt`` with a key or an assertion,
-    ``client_secret_post`` with a secret, else ``none``. Named, it must have what it needs.
-    """
-    if value is not None and value not in CLIENT_AUTH:
-        raise ConfigurationError(f"client_auth= must be one of {', '.join(CLIENT_AUTH)}")
-    if private_key is not None and assertion is not None:
-        raise ConfigurationError(
-            "give private_key= (authplug signs the assertion) or client_assertion= (you "
-            "provide it), not both"
-        )
-    by_key = private_key is not None or assertion is not None
-    if value is None:
-        value = "private_key_jwt" if by_key else "client_secret_post" if secret else "none"
-    method: ClientAuthMethod = value  # type: ignore[assignment]  # checked above
-    if value in ("private_key_jwt", "client_secret_jwt", "tls_client_auth") and client_id is None:
-        raise ConfigurationError(f'client_auth="{value}" needs client_id=')
-    if value == "private_key_jwt":
-        if not by_key:
-            raise ConfigurationError(
-                'client_auth="private_key_jwt" needs private_key= (a PEM string, the path of '
-                "a PEM or JWK file, or a JWK dict) or client_assertion="
-            )
-        return method
-    if by_key:
-        given = "private_key=" if private_key is not None else "client_assertion="
-        raise ConfigurationError(
-            f"{given} authenticates the client with a signed assertion: leave client_auth= "
-            f'unset or give client_auth="private_key_jwt", not "{value}"'
-        )
-    if value == "tls_client_auth":
-        if not cert:
-            raise ConfigurationError(
-                'client_auth="tls_client_auth" needs cert=: the client certificate (a PEM '
-                "file with the key, or a (certfile, keyfile) pair) is what authenticates it"
-            )
-        if secret is not None:
-            raise ConfigurationError(
-                'client_auth="tls_client_auth" sends no secret: leave client_secret= out'
-            )
-        return method
-    if value == "client_secret_jwt" and secret is None:
-        raise ConfigurationError(
-            'client_auth="client_secret_jwt" needs client_secret= (the HMAC key of the assertion)'
-        )
-    if secret is None and value != "none":
-        if value == "client_secret_post":
-            return "none"  # the default of the generic classes, with no secret given
-        raise ConfigurationError(f'client_auth="{value}" needs client_secret=')
-    return method
-
-
-def _endpoint(token_url: object, issuer: object) -> str | None:
+def _token_endpoint(token_url: object, issuer: object) -> str | None:
     if issuer is not None and token_url is not None:
         raise ConfigurationError(
             "give issuer= (the token endpoint is then read from the server's metadata) or "
@@ -218,38 +179,47 @@ def _issuer(value: object) -> str | None:
     return issuer
 
 
+def _cert(value: object) -> CertOption:
+    if value is None:
+        return None
+    from ._connect_options import cert_option
+
+    return cert_option(value)
+
+
+def _verify(value: object, cert: CertOption) -> VerifyOption:
+    if isinstance(value, (bool, ssl.SSLContext)):
+        return value
+    from ._connect_options import verify_option
+
+    return verify_option(value, cert)
+
+
+def _proxy_url(value: object) -> str | None:
+    if value is None:
+        return None
+    from ._connect_options import proxy_option
+
+    return proxy_option(value)
+
+
+def _initial_token(value: Token | Mapping[str, Any] | None, clock: Clock) -> Token | None:
+    if value is None:
+        return None
+    from .token import Token
+
+    return Token.coerce(value, now=clock.time())
+
+
 def _dpop(dpop: object, dpop_key: object) -> DPoP | None:
     """``dpop=True``: a fresh ES256 key; ``dpop_key=``: the user's (and DPoP on)."""
     if not isinstance(dpop, bool):
         raise ConfigurationError("dpop= must be True or False")
-    if dpop_key is not None:
-        return DPoP.load(dpop_key)
-    return DPoP.generated() if dpop else None
+    if dpop_key is None and not dpop:
+        return None
+    from ._dpop import DPoP
 
-
-def _signing_key(
-    method: ClientAuthMethod,
-    secret: Secret | None,
-    private_key: object,
-    key_id: object,
-    signing_alg: object,
-) -> SigningKey | None:
-    key_id = text("key_id", key_id, required=False)
-    alg = text("signing_alg", signing_alg, required=False)
-    if method == "client_secret_jwt" and secret is not None:
-        if key_id is not None:
-            raise ConfigurationError(
-                'key_id= names a private key: it has no use with "client_secret_jwt"'
-            )
-        return SigningKey.hmac(secret, signing_alg=alg)
-    if private_key is not None:
-        return SigningKey.private(private_key, key_id=key_id, signing_alg=alg)
-    if key_id is not None or alg is not None:
-        raise ConfigurationError(
-            "key_id= and signing_alg= go with private_key= (private_key_jwt) or "
-            'client_auth="client_secret_jwt"'
-        )
-    return None
+    return DPoP.load(dpop_key) if dpop_key is not None else DPoP.generated()
 
 
 def _codes(value: Iterable[int]) -> frozenset[int]:
@@ -301,42 +271,45 @@ class Options:
         cls,
         *,
         spec: ProviderSpec,
-        token_url: object = None,
-        issuer: object = None,
-        refresh_url: object = None,
-        revocation_url: object = None,
-        client_id: object = None,
-        client_secret: Secret | None = None,
-        username: object = None,
-        password: Secret | None = None,
-        scope: object = None,
-        resource: object = None,
-        audience: object = None,
-        leeway: object = 60,
-        timeout: object = 10.0,
-        verify: VerifyOption = True,
-        cert: CertOption = None,
-        proxy: object = None,
-        client_auth: object = None,
-        private_key: object = None,
-        key_id: object = None,
-        signing_alg: object = None,
-        client_assertion: object = None,
-        client_assertion_type: object = JWT_BEARER,
-        assertion_audience: object = None,
-        revoke_on_close: object = False,
-        close_timeout: object = CLOSE_TIMEOUT,
-        dpop: object = False,
-        dpop_key: object = None,
-        retries: object = 3,
-        refresh_status_codes: Iterable[int] = (401,),
-        token: Token | Mapping[str, Any] | None = None,
-        on_token: Callable[[Token], object] | None = None,
-        on_event: Callable[[Event], object] | None = None,
-        cache: object = None,
-        clock: Clock | None = None,
+        token_url: object,
+        issuer: object,
+        refresh_url: object,
+        revocation_url: object,
+        client_id: object,
+        client_secret: Secret | None,
+        username: object,
+        password: Secret | None,
+        scope: object,
+        resource: object,
+        audience: object,
+        leeway: object,
+        timeout: object,
+        verify: VerifyOption,
+        cert: CertOption,
+        proxy: object,
+        client_auth: object,
+        private_key: object,
+        key_id: object,
+        signing_alg: object,
+        client_assertion: object,
+        client_assertion_type: object,
+        assertion_audience: object,
+        revoke_on_close: object,
+        close_timeout: object,
+        dpop: object,
+        dpop_key: object,
+        retries: object,
+        refresh_status_codes: Iterable[int],
+        token: Token | Mapping[str, Any] | None,
+        on_token: Callable[[Token], object] | None,
+        on_event: Callable[[Event], object] | None,
+        cache: object,
+        clock: Clock | None,
     ) -> Options:
-        """Check each option in turn; the first mistake raises ConfigurationError."""
+        """Check each option in turn; the first mistake raises ConfigurationError.
+
+        Every option is given: the defaults are BaseAuth's (its signature shows them).
+        """
         password_grant = spec.grant_type == "password"
         secret = _secret("client_secret", client_secret, required=False)
         if on_token is not None and not callable(on_token):
@@ -347,11 +320,11 @@ class Options:
             raise ConfigurationError(
                 "cache= takes a token cache (MemoryTokenCache, FileTokenCache, RedisTokenCache)"
             )
-        cert = cert_option(cert)
-        verify = verify_option(verify, cert)
+        cert = _cert(cert)
+        verify = _verify(verify, cert)
         clock = clock or SystemClock()
         holder = _dpop(dpop, dpop_key)
-        initial = Token.coerce(token, now=clock.time()) if token is not None else None
+        initial = _initial_token(token, clock)
         bound = initial.dpop_jkt if initial is not None else None
         if bound is not None and (holder is None or holder.jkt != bound):
             raise ConfigurationError(
@@ -359,7 +332,9 @@ class Options:
                 "give that key as dpop_key="
             )
         client_id = text("client_id", client_id, required=False)
-        method = _client_auth(
+        from ._client_auth_options import assertion_source, client_auth_method, signing_key
+
+        method = client_auth_method(
             client_auth,
             client_id=client_id,
             secret=secret,
@@ -374,9 +349,9 @@ class Options:
                 "revoke_on_close=True needs revocation_url=, or issuer= of a server whose "
                 "metadata names its revocation endpoint"
             )
-        return cls(
+        options = cls(
             spec=spec,
-            token_url=_endpoint(token_url, issuer),
+            token_url=_token_endpoint(token_url, issuer),
             issuer=_issuer(issuer),
             refresh_url=check_url("refresh_url", refresh_url) if refresh_url else None,
             revocation_url=(
@@ -393,12 +368,10 @@ class Options:
             timeout=_seconds("timeout", timeout, minimum=0, strict=True),
             verify=verify,
             cert=cert,
-            proxy=proxy_option(proxy),
+            proxy=_proxy_url(proxy),
             client_auth=method,
-            signing_key=_signing_key(method, secret, private_key, key_id, signing_alg),
-            client_assertion=(
-                AssertionSource(client_assertion) if client_assertion is not None else None
-            ),
+            signing_key=signing_key(method, secret, private_key, key_id, signing_alg),
+            client_assertion=assertion_source(client_assertion),
             client_assertion_type=str(
                 text("client_assertion_type", client_assertion_type, required=True)
             ),
@@ -414,3 +387,8 @@ class Options:
             cache=cache if cache is not None else MemoryTokenCache(),
             clock=clock,
         )
+        if options.cert is not None or options.verify is False:
+            from ._connect_options import check_tls
+
+            check_tls(options)
+        return options

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import httpx
 
-from ._assertion import JWT_BEARER, AssertionOption, ClientAuthMethod, PrivateKeyOption
-from ._call.transport import CertOption, VerifyOption
 from ._clock import CLOSE_TIMEOUT, Clock
+from ._option_types import (
+    JWT_BEARER,
+    AssertionOption,
+    CertOption,
+    ClientAuthMethod,
+    PrivateKeyOption,
+    VerifyOption,
+)
 from ._redact import Secret, hidden
-from .cache import TokenCache
+from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
 
-if TYPE_CHECKING:  # apart from the clients below: the docs resolve these without them
-    from ._adapters.binding import Binding
+if TYPE_CHECKING:  # the docs resolve these without the clients and the machinery below
     from .events import Event
     from .token import Token
 
@@ -25,6 +32,10 @@ if TYPE_CHECKING:
     import aiohttp
     import niquests
     import requests
+
+    from ._adapters.binding import Binding
+    from ._call.client import TokenClient
+    from ._renew.manager import TokenManager
 
     _AuthBases: tuple[type, ...] = (httpx.Auth,)
     _Base = httpx.Auth
@@ -47,6 +58,20 @@ __all__ = [
 log = logging.getLogger("authplug")
 
 _A = TypeVar("_A", bound="BaseAuth")
+
+#: The working parts of an auth object, assembled on its first use (``_assemble``).
+_PARTS = frozenset({"_manager", "_client", "_binding"})
+# One lock for every object's assembly (milliseconds, once per object); a forked child
+# gets a new one, in case a thread of the parent held it.
+_assembling = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    global _assembling
+    _assembling = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class BaseAuth(_Base):
@@ -198,9 +223,9 @@ class BaseAuth(_Base):
         # Key text or an assertion as Hidden('***') too, until authplug._inputs reads it.
         key, proof_key, assertion = hidden(private_key), hidden(dpop_key), hidden(client_assertion)
         del client_secret, password, private_key, dpop_key, client_assertion
-        from . import _assembly
+        from ._options import Options
 
-        options = _assembly.Options.from_kwargs(
+        options = Options.from_kwargs(
             spec=spec,
             token_url=token_url,
             issuer=issuer,
@@ -246,12 +271,42 @@ class BaseAuth(_Base):
         self.username = options.username
         self.scope = options.scope
         self.refresh_status_codes = options.refresh_status_codes
-        parts = _assembly.assemble(spec, options)
-        # What the clients' drivers need, one value: a plain attribute read per request.
-        self._binding = _assembly.Binding(parts.manager, self.refresh_status_codes, parts.warner)
         self._clock: Clock = options.clock
-        self._client = parts.client
-        self._manager = parts.manager
+        if not isinstance(options.cache, MemoryTokenCache):
+            self._assemble()  # a lasting cache: its manager guards SIGTERM from this thread
+
+    # The working parts wait for the object's first use: a program that builds an auth
+    # object and never sends (a CLI showing its help) loads none of the machinery.
+    if TYPE_CHECKING:  # (not at run time: the docs would try to resolve them)
+        _manager: TokenManager
+        _client: TokenClient
+        # What the clients' drivers need, one value: a plain attribute read per request.
+        _binding: Binding
+    else:  # hidden from mypy, which would then allow any attribute name
+
+        def __getattr__(self, name: str) -> Any:  # only for a name not found
+            if name in _PARTS and "options" in self.__dict__:
+                self._assemble()
+                return self.__dict__[name]
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+            )
+
+    def _assemble(self) -> None:
+        """Build the working parts once, whichever thread asks first; publish them at once
+        (another thread sees all of them, or none and waits for the lock)."""
+        with _assembling:
+            if "_manager" not in self.__dict__:
+                from . import _assembly
+
+                parts = _assembly.assemble(self.options)
+                self.__dict__.update(
+                    _binding=_assembly.Binding(
+                        parts.manager, self.refresh_status_codes, parts.warner
+                    ),
+                    _client=parts.client,
+                    _manager=parts.manager,
+                )
 
     def __repr__(self) -> str:
         # getattr: a traceback's locals may show an object whose __init__ raised before
@@ -456,21 +511,6 @@ class BaseAuth(_Base):
         return self._bound().httpx_async(request)
 
 
-def _default_url(token_url: str | None, options: Mapping[str, Any], default: str) -> str | None:
-    """A provider's documented token URL, unless the user gave one or an issuer."""
-    if token_url is None and options.get("issuer") is None:
-        return default
-    return token_url
-
-
-def _authenticates_otherwise(options: Mapping[str, Any]) -> bool:
-    """Whether the options name a client authentication that needs no client secret
-    (or name a method, whose own needs :class:`Options` checks)."""
-    return options.get("client_auth") is not None or any(
-        options.get(name) is not None for name in ("private_key", "client_assertion")
-    )
-
-
 class OAuth2PasswordAuth(BaseAuth):
     """The resource owner password grant against any RFC 6749 token endpoint.
 
@@ -547,11 +587,14 @@ class OAuth2ClientCredentialsAuth(BaseAuth):
 
         text("client_id", client_id, required=True)
         text("client_secret", client_secret, required=False)
-        if client_secret is None and not _authenticates_otherwise(options):
-            raise ConfigurationError(
-                "client_secret= is required, unless the client authenticates with "
-                'private_key=, client_assertion= or client_auth="tls_client_auth"'
-            )
+        if client_secret is None:
+            from .providers._util import authenticates_otherwise  # the providers' rule
+
+            if not authenticates_otherwise(options):
+                raise ConfigurationError(
+                    "client_secret= is required, unless the client authenticates with "
+                    'private_key=, client_assertion= or client_auth="tls_client_auth"'
+                )
         spec = spec or ProviderSpec(name="oauth2", grant_type="client_credentials")
         if spec.grant_type != "client_credentials":
             raise ConfigurationError(

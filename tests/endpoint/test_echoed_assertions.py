@@ -146,8 +146,8 @@ def test_a_refused_revocation_leaves_no_secret_in_message_or_locals(
         == f"oauth2: HTTP 400: bad_{quoted}: revocation refused: refused: {quoted}"
     )
     rendered = _rendered(caught.value)
-    # the frame that read the answer is there, locals and all
-    assert os.path.join("_call", "authlib.py") in rendered
+    # the frame that got the answer is there, locals and all
+    assert os.path.join("_call", "client.py") in rendered
     for sent in echo.sent:
         assert sent not in rendered
         assert sent not in repr(caught.value)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Any
 
 import pytest
 
-from authplug import ConfigurationError, MemoryTokenCache, OAuth2PasswordAuth
+from authplug import BaseAuth, ConfigurationError, MemoryTokenCache, OAuth2PasswordAuth
 from authplug._options import Options
 from authplug._redact import Secret
 from authplug.spec import GENERIC, ProviderSpec
 from authplug.testing import FakeClock
 
 CC = ProviderSpec(name="cc", grant_type="client_credentials")
+#: What BaseAuth passes for an option not given: its signature's defaults.
+DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(BaseAuth.__init__).parameters.items()
+    if parameter.default is not inspect.Parameter.empty
+}
 
 
 def _options(**overrides: Any) -> Options:
     kwargs: dict[str, Any] = {
+        **DEFAULTS,
         "spec": GENERIC,
         "token_url": "https://login.example.com/token",
         "username": "alice",
@@ -116,3 +124,26 @@ def test_the_auth_object_keeps_its_options() -> None:
     assert auth.options.leeway == 30.0
     assert isinstance(auth.options.password, Secret)
     assert "pa55word" not in repr(auth.options)
+
+
+def test_every_default_is_written_once_in_the_auth_signature() -> None:
+    """Options.from_kwargs takes every option of BaseAuth's signature and has no default
+    of its own: the two cannot drift apart."""
+    shown = inspect.signature(BaseAuth.__init__).parameters
+    taken = inspect.signature(Options.from_kwargs).parameters
+    assert set(shown) - {"self"} == set(taken)
+    assert all(p.default is inspect.Parameter.empty for p in taken.values())
+
+
+def test_the_documented_defaults() -> None:
+    """The API reference's defaults: renew 60 s early, 10 s per call, 3 retries, renew
+    on 401, close within 5 s, the JWT bearer assertion type."""
+    shown = inspect.signature(BaseAuth.__init__).parameters
+    assert shown["leeway"].default == 60
+    assert shown["timeout"].default == 10.0
+    assert shown["retries"].default == 3
+    assert tuple(shown["refresh_status_codes"].default) == (401,)
+    assert shown["close_timeout"].default == 5.0
+    assert shown["client_assertion_type"].default == (
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    )

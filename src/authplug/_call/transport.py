@@ -34,12 +34,10 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from .._option_types import CertOption, VerifyOption
     from .messages import RawResponse, TokenRequest
 
-__all__ = ["CertOption", "TokenTransport", "VerifyOption", "ssl_context"]
-
-CertOption = str | tuple[str, str] | None
-VerifyOption = bool | str | ssl.SSLContext
+__all__ = ["TokenTransport", "check_cert_files", "ssl_context"]
 
 
 # -- TLS -------------------------------------------------------------------------------

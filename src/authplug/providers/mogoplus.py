@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..auth import BaseAuth, CertOption, _authenticates_otherwise, _default_url
+from ..auth import BaseAuth, CertOption
 from ..errors import ConfigurationError
 from ..spec import ProviderSpec, rfc6749_error
+from ._util import authenticates_otherwise, default_url
 
 MOGOPLUS_TOKEN_URL = "https://auth.dev.mogoplus.ai/api/v1/oauth2/token"
 
@@ -64,14 +65,14 @@ class MogoplusAuth(BaseAuth):
                 "mogoplus: cert= is required (mutual TLS): give the client certificate "
                 "file, or a (certfile, keyfile) pair"
             )
-        if client_secret is None and not _authenticates_otherwise(options):
+        if client_secret is None and not authenticates_otherwise(options):
             raise ConfigurationError(
                 "client_secret= must be a non-empty string (or authenticate by the "
                 'certificate alone: client_auth="tls_client_auth")'
             )
         super().__init__(
             spec=MOGOPLUS,
-            token_url=_default_url(token_url, options, MOGOPLUS_TOKEN_URL),
+            token_url=default_url(token_url, options, MOGOPLUS_TOKEN_URL),
             client_id=client_id,
             client_secret=client_secret,
             cert=cert,

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..auth import BaseAuth, _authenticates_otherwise, _default_url
+from ..auth import BaseAuth
 from ..errors import ConfigurationError
 from ..spec import ProviderSpec, rfc6749_error
+from ._util import authenticates_otherwise, default_url
 
 SEMANSYS_TOKEN_URL = "https://oidc-pre.semansys.com/connect/token"
 
@@ -60,13 +61,13 @@ class SemansysAuth(BaseAuth):
         token_url: str | None = None,
         **options: Any,
     ) -> None:
-        if client_secret is None and not _authenticates_otherwise(options):
+        if client_secret is None and not authenticates_otherwise(options):
             raise ConfigurationError(
                 "semansys: client_secret= is required (or a key: private_key=, client_assertion=)"
             )
         super().__init__(
             spec=SEMANSYS,
-            token_url=_default_url(token_url, options, SEMANSYS_TOKEN_URL),
+            token_url=default_url(token_url, options, SEMANSYS_TOKEN_URL),
             client_id=client_id,
             client_secret=client_secret,
             username=username,
