@@ -151,8 +151,10 @@ def _listed_base_pythons(env_conf: EnvConfigSet) -> list[str]:
     for loader in env_conf.loaders:
         for key in ("base_python", "basepython"):
             if key in loader.found_keys():
-                raw = str(loader.load_raw(key, None, env_conf.env_name))
-                return [value.strip() for value in re.split(r"[,\n]", raw) if value.strip()]
+                raw = loader.load_raw(key, None, env_conf.env_name)
+                if isinstance(raw, list):  # tox.toml gives a list, tox.ini a string
+                    return [str(value) for value in raw]
+                return [value.strip() for value in re.split(r"[,\n]", str(raw)) if value.strip()]
     return []
 
 
