@@ -118,12 +118,20 @@ def find_pythons() -> dict[str, Path]:
 
 
 def _link(pythons: dict[str, Path], folder: Path) -> None:
-    """``folder/python3.X`` -> each interpreter found, and nothing else in ``folder``."""
+    """``folder/python3.X`` -> each interpreter found, and no other ``python3.X`` there.
+
+    Each link is replaced in one step (a new link renamed over the old one), so that
+    another tox run of this project reading the folder meanwhile never finds it empty.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.iterdir():
-        old.unlink()
     for version, python in pythons.items():
-        (folder / f"python{version}").symlink_to(python)
+        fresh = folder / f".python{version}.{os.getpid()}"
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(python)
+        fresh.replace(folder / f"python{version}")
+    for old in folder.glob("python3.*"):
+        if old.name.removeprefix("python") not in pythons:
+            old.unlink(missing_ok=True)
 
 
 @impl
