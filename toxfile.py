@@ -137,18 +137,17 @@ def _link(pythons: dict[str, Path], folder: Path) -> None:
 @impl
 def tox_add_core_config(core_conf: ConfigSet, state: State) -> None:
     """Find the supported Pythons and put them first on PATH, for tox and for uv."""
-    if RUN.where:  # once per process
-        return
-    RUN.found = find_pythons()
-    RUN.where = f"python3.X on PATH and under {_pyenv_versions()}"
-    links = Path(core_conf["work_dir"]) / ".pythons"
-    _link(RUN.found, links)
-    # The process's own PATH: virtualenv's discovery and every `uv venv` tox starts read it.
-    os.environ["PATH"] = f"{links}{os.pathsep}{os.environ.get('PATH', '')}"
-    # uv would otherwise download a Python it does not find (slowly, or not at all
-    # offline): the Pythons tested are the machine's, as the summary says. The user's
-    # own setting wins.
-    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    if not RUN.where:  # once per process
+        RUN.found = find_pythons()
+        RUN.where = f"python3.X on PATH and under {_pyenv_versions()}"
+        links = Path(core_conf["work_dir"]) / ".pythons"
+        _link(RUN.found, links)
+        # The process's own PATH: virtualenv's discovery and every `uv venv` read it.
+        os.environ["PATH"] = f"{links}{os.pathsep}{os.environ.get('PATH', '')}"
+        # uv would otherwise download a Python it does not find (slowly, or not at all
+        # offline): the Pythons tested are the machine's, as the summary says. The
+        # user's own setting wins.
+        os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     core_conf.loaders.insert(
         0, MemoryLoader(skip_missing_interpreters=_SkipOnlyIfTestedElsewhere(state))
     )
