@@ -1,7 +1,7 @@
 """Sphinx configuration of authplug's documentation site.
 
 ``tox -e docs`` builds it with warnings as errors (``-W -n``) from the installed package,
-then checks its Python examples (``tests/test_readme.py``). The build needs no network:
+then checks its Python examples (``tests/system/test_readme.py``). The build needs no network:
 there is no intersphinx, so names of other projects are plain text (see nitpick_ignore).
 """
 
