@@ -184,13 +184,16 @@ def _skip_member(
 
 
 def _public_bases(app: Sphinx, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
-    """Show httpx.Auth (and httpx2.Auth) as BaseAuth's bases, not the private class that
-    joins them when httpx2 is installed."""
-    bases[:] = [
-        joined
-        for base in bases
-        for joined in (base.__bases__ if getattr(base, "__name__", "") == "_Base" else (base,))
-    ]
+    """Show httpx.Auth (and httpx2.Auth) as BaseAuth's bases, not the private classes
+    between (``authplug._plugged``: the clients' side, and the class that joins httpx's
+    and httpx2's when httpx2 is installed)."""
+    bases[:] = [public for base in bases for public in _through_private(base)]
+
+
+def _through_private(base: type) -> list[type]:
+    if getattr(base, "__module__", "").startswith("authplug._"):
+        return [public for parent in base.__bases__ for public in _through_private(parent)]
+    return [base]
 
 
 def _protocol_signature(

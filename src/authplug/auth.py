@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
-
-import httpx
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._clock import CLOSE_TIMEOUT, Clock
 from ._option_types import (
@@ -19,6 +15,7 @@ from ._option_types import (
     PrivateKeyOption,
     VerifyOption,
 )
+from ._plugged import Plugged
 from ._redact import Secret, hidden
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError
@@ -27,25 +24,6 @@ from .spec import GENERIC, ProviderSpec
 if TYPE_CHECKING:  # the docs resolve these without the clients and the machinery below
     from .events import Event
     from .token import Token
-
-if TYPE_CHECKING:
-    import aiohttp
-    import niquests
-    import requests
-
-    from ._adapters.binding import Binding
-    from ._call.client import TokenClient
-    from ._renew.manager import TokenManager
-
-    _AuthBases: tuple[type, ...] = (httpx.Auth,)
-    _Base = httpx.Auth
-else:
-    try:  # the maintained fork: the same object serves its clients too
-        import httpx2
-
-        _Base = type("_Base", (httpx.Auth, httpx2.Auth), {})
-    except ImportError:
-        _Base = httpx.Auth
 
 __all__ = [
     "BaseAuth",
@@ -59,22 +37,8 @@ log = logging.getLogger("authplug")
 
 _A = TypeVar("_A", bound="BaseAuth")
 
-#: The working parts of an auth object, assembled on its first use (``_assemble``).
-_PARTS = frozenset({"_manager", "_client", "_binding"})
-# One lock for every object's assembly (milliseconds, once per object); a forked child
-# gets a new one, in case a thread of the parent held it.
-_assembling = threading.Lock()
 
-
-def _reset_after_fork() -> None:
-    global _assembling
-    _assembling = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-class BaseAuth(_Base):
+class BaseAuth(Plugged):
     """OAuth2 bearer authentication in one object for requests, httpx (sync, asyncio and
     trio), httpx2, aiohttp (a client middleware) and niquests (sync and async).
 
@@ -275,39 +239,6 @@ class BaseAuth(_Base):
         if not isinstance(options.cache, MemoryTokenCache):
             self._assemble()  # a lasting cache: its manager guards SIGTERM from this thread
 
-    # The working parts wait for the object's first use: a program that builds an auth
-    # object and never sends (a CLI showing its help) loads none of the machinery.
-    if TYPE_CHECKING:  # (not at run time: the docs would try to resolve them)
-        _manager: TokenManager
-        _client: TokenClient
-        # What the clients' drivers need, one value: a plain attribute read per request.
-        _binding: Binding
-    else:  # hidden from mypy, which would then allow any attribute name
-
-        def __getattr__(self, name: str) -> Any:  # only for a name not found
-            if name in _PARTS and "options" in self.__dict__:
-                self._assemble()
-                return self.__dict__[name]
-            raise AttributeError(
-                f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
-            )
-
-    def _assemble(self) -> None:
-        """Build the working parts once, whichever thread asks first; publish them at once
-        (another thread sees all of them, or none and waits for the lock)."""
-        with _assembling:
-            if "_manager" not in self.__dict__:
-                from . import _assembly
-
-                parts = _assembly.assemble(self.options)
-                self.__dict__.update(
-                    _binding=_assembly.Binding(
-                        parts.manager, self.refresh_status_codes, parts.warner
-                    ),
-                    _client=parts.client,
-                    _manager=parts.manager,
-                )
-
     def __repr__(self) -> str:
         # getattr: a traceback's locals may show an object whose __init__ raised before
         # these were set (Python 3.10 does not catch a failing repr there).
@@ -436,79 +367,6 @@ class BaseAuth(_Base):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    # -- requests, niquests and aiohttp -------------------------------------------
-
-    def _bound(self) -> Binding:
-        """What the clients' drivers need of this object (the one way the entry points
-        reach the manager)."""
-        return self._binding
-
-    @overload
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest: ...
-
-    @overload
-    def __call__(self, request: niquests.PreparedRequest) -> niquests.PreparedRequest: ...
-
-    @overload
-    def __call__(
-        self,
-        request: aiohttp.ClientRequest,
-        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
-    ) -> Awaitable[aiohttp.ClientResponse]: ...
-
-    def __call__(self, request: Any, handler: Any = None) -> Any:
-        """requests' and niquests' auth hook, and an aiohttp client middleware.
-
-        requests and niquests call ``auth(request)``; aiohttp calls its middlewares as
-        ``middleware(request, handler)`` and awaits the result.
-
-        Args:
-            request: the prepared request (requests, niquests), or aiohttp's
-                ``ClientRequest``.
-            handler: aiohttp's next handler; None for requests and niquests.
-
-        Returns:
-            The request, carrying the token and a hook that renews and replays it on a
-            refusal (requests, niquests); for aiohttp, an awaitable of the response.
-        """
-        if handler is not None:
-            return self._bound().aiohttp(request, handler)
-        if type(request).__module__.startswith("niquests."):
-            from ._adapters import niquests_hook
-
-            if niquests_hook.in_async_session():
-                return niquests_hook.apply(self._bound(), request)
-        return self._bound().requests(request)
-
-    # -- httpx -------------------------------------------------------------------
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        """httpx's and httpx2's auth flow for ``Client``: the request goes with the token;
-        on a refusal the token is renewed and the request yielded once more.
-
-        Args:
-            request: the request the client is about to send.
-
-        Returns:
-            The generator the client drives: it yields requests and is sent their
-            responses.
-        """
-        return self._bound().httpx_sync(request)
-
-    def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """:meth:`sync_auth_flow` for ``AsyncClient``, under asyncio or trio: waiting for
-        a token never blocks the event loop.
-
-        Args:
-            request: the request the client is about to send.
-
-        Returns:
-            The async generator the client drives.
-        """
-        return self._bound().httpx_async(request)
 
 
 class OAuth2PasswordAuth(BaseAuth):

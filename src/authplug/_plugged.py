@@ -1,0 +1,168 @@
+"""What an auth object is to the HTTP clients: the base class httpx asks for, the entry
+points each client calls, and the working parts those reach, built on first use.
+
+:class:`~authplug.BaseAuth` (``auth.py``) adds the options and the lifecycle; this class
+holds what every client sees of it. Building an object checks its options and stops
+there: the token manager, the token client and the adapters' :class:`Binding` wait for
+the first use (a request, ``get_token()``, ``.token``, ``revoke()``, ``close()``), so a
+program that builds an auth object and never sends (a CLI showing its help) loads none
+of the machinery.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator
+from typing import TYPE_CHECKING, Any, overload
+
+import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
+    import niquests
+    import requests
+
+    from ._adapters.binding import Binding
+    from ._call.client import TokenClient
+    from ._options import Options
+    from ._renew.manager import TokenManager
+
+    _Base = httpx.Auth
+else:
+    try:  # the maintained fork: the same object serves its clients too
+        import httpx2
+
+        _Base = type("_Base", (httpx.Auth, httpx2.Auth), {})
+    except ImportError:
+        _Base = httpx.Auth
+
+__all__ = ["Plugged"]
+
+#: The working parts of an auth object, assembled on its first use (``_assemble``).
+_PARTS = frozenset({"_manager", "_client", "_binding"})
+# One lock for every object's assembly (milliseconds, once per object); a forked child
+# gets a new one, in case a thread of the parent held it.
+_assembling = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    global _assembling
+    _assembling = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+class Plugged(_Base):
+    """The clients' side of an auth object (its options come from the subclass)."""
+
+    if TYPE_CHECKING:
+        options: Options
+        refresh_status_codes: Collection[int]
+
+    # The working parts wait for the object's first use: a program that builds an auth
+    # object and never sends (a CLI showing its help) loads none of the machinery.
+    if TYPE_CHECKING:  # (not at run time: the docs would try to resolve them)
+        _manager: TokenManager
+        _client: TokenClient
+        # What the clients' drivers need, one value: a plain attribute read per request.
+        _binding: Binding
+    else:  # hidden from mypy, which would then allow any attribute name
+
+        def __getattr__(self, name: str) -> Any:  # only for a name not found
+            if name in _PARTS and "options" in self.__dict__:
+                self._assemble()
+                return self.__dict__[name]
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+            )
+
+    def _assemble(self) -> None:
+        """Build the working parts once, whichever thread asks first; publish them at once
+        (another thread sees all of them, or none and waits for the lock)."""
+        with _assembling:
+            if "_manager" not in self.__dict__:
+                from . import _assembly
+
+                parts = _assembly.assemble(self.options)
+                self.__dict__.update(
+                    _binding=_assembly.Binding(
+                        parts.manager, self.refresh_status_codes, parts.warner
+                    ),
+                    _client=parts.client,
+                    _manager=parts.manager,
+                )
+
+    # -- requests, niquests and aiohttp -------------------------------------------
+
+    def _bound(self) -> Binding:
+        """What the clients' drivers need of this object (the one way the entry points
+        reach the manager)."""
+        return self._binding
+
+    @overload
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest: ...
+
+    @overload
+    def __call__(self, request: niquests.PreparedRequest) -> niquests.PreparedRequest: ...
+
+    @overload
+    def __call__(
+        self,
+        request: aiohttp.ClientRequest,
+        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+    ) -> Awaitable[aiohttp.ClientResponse]: ...
+
+    def __call__(self, request: Any, handler: Any = None) -> Any:
+        """requests' and niquests' auth hook, and an aiohttp client middleware.
+
+        requests and niquests call ``auth(request)``; aiohttp calls its middlewares as
+        ``middleware(request, handler)`` and awaits the result.
+
+        Args:
+            request: the prepared request (requests, niquests), or aiohttp's
+                ``ClientRequest``.
+            handler: aiohttp's next handler; None for requests and niquests.
+
+        Returns:
+            The request, carrying the token and a hook that renews and replays it on a
+            refusal (requests, niquests); for aiohttp, an awaitable of the response.
+        """
+        if handler is not None:
+            return self._bound().aiohttp(request, handler)
+        if type(request).__module__.startswith("niquests."):
+            from ._adapters import niquests_hook
+
+            if niquests_hook.in_async_session():
+                return niquests_hook.apply(self._bound(), request)
+        return self._bound().requests(request)
+
+    # -- httpx -------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        """httpx's and httpx2's auth flow for ``Client``: the request goes with the token;
+        on a refusal the token is renewed and the request yielded once more.
+
+        Args:
+            request: the request the client is about to send.
+
+        Returns:
+            The generator the client drives: it yields requests and is sent their
+            responses.
+        """
+        return self._bound().httpx_sync(request)
+
+    def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """:meth:`sync_auth_flow` for ``AsyncClient``, under asyncio or trio: waiting for
+        a token never blocks the event loop.
+
+        Args:
+            request: the request the client is about to send.
+
+        Returns:
+            The async generator the client drives.
+        """
+        return self._bound().httpx_async(request)
