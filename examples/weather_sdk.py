@@ -11,7 +11,7 @@ Copy it into your own SDK and rename. What it shows:
 - ``auth_headers()`` gives the token to connections httpx does not make: a websocket
   handshake, gRPC call metadata.
 
-Tested against authplug's emulator by ``tests/test_example_sdk.py``.
+Tested against authplug's emulator by ``tests/system/test_example_sdk.py``.
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ def test_import_and_first_object_add_few_modules() -> None:
     assert len(added) <= FIRST_OBJECT_BUDGET, (len(added), added)
 
 
-SRC = Path(__file__).parents[1] / "src" / "authplug"
+SRC = Path(__file__).parents[2] / "src" / "authplug"
 
 
 def _imports(path: Path) -> set[str]:

@@ -27,7 +27,7 @@ from .answer import AnswerReader
 from .authlib import RequestPreparer
 from .discovery import Discovery
 from .messages import RawResponse, TokenRequest, TransportFailure
-from .plan import Call, Effect, Plan, aperform, perform
+from .plan import Call, Plan
 from .retry import RetryPolicy, attempts
 from .transport import TokenTransport
 
@@ -91,16 +91,6 @@ class TokenClient:
         timeout = self._transport.timeout
         assertion = timeout if self._assertion_source is not None else 0.0
         return calls * self._retry.worst_case(timeout) + assertion
-
-    # -- running -----------------------------------------------------------------
-
-    def step(self, effect: Effect) -> RawResponse | Secret | None:
-        """Perform one effect of a plan of this client (for drivers of larger plans)."""
-        return perform(effect, self._transport, self._clock)
-
-    async def astep(self, effect: Effect) -> RawResponse | Secret | None:
-        """:meth:`step` without blocking the event loop."""
-        return await aperform(effect, self._transport, self._clock)
 
     # -- the calls ---------------------------------------------------------------
 

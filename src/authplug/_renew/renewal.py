@@ -106,7 +106,7 @@ RenewalPlan = Generator[RenewalEffect, Any, T]
 
 
 class TokenSource(Protocol):
-    """Where tokens come from (implemented by :class:`authplug._call.authlib.TokenClient`)."""
+    """Where tokens come from (implemented by :class:`authplug._call.client.TokenClient`)."""
 
     @property
     def wait_limit(self) -> float: ...
