@@ -20,18 +20,18 @@ from ._lazy import regex
 __all__ = ["NO_CHALLENGE", "Challenge"]
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_SCHEME = regex(rf"\s*({_TOKEN})")
+_AUTH_SCHEME = regex(rf"\s*({_TOKEN})")
 _PARAM = regex(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*(?:,|$)')
 _TOKEN68 = regex(r"\s*[A-Za-z0-9\-._~+/]+=*\s*(?:,|$)")
-_SEPARATORS = regex(r"[\s,]*")
+_LIST_SEPARATORS = regex(r"[\s,]*")
 _MAX_HEADER = 8192  # a challenge longer than this is not read
 
 
 def _challenges(header: str) -> Iterable[tuple[str, dict[str, str]]]:
     """``(scheme, params)`` for each challenge of one header value."""
-    position = _SEPARATORS().match(header, 0).end()  # type: ignore[union-attr]
+    position = _LIST_SEPARATORS().match(header, 0).end()  # type: ignore[union-attr]
     while position < len(header):
-        scheme = _SCHEME().match(header, position)
+        scheme = _AUTH_SCHEME().match(header, position)
         if scheme is None:
             return  # not RFC 7235: stop reading rather than guess
         position = scheme.end()
@@ -48,7 +48,7 @@ def _challenges(header: str) -> Iterable[tuple[str, dict[str, str]]]:
                 position = param.end()
                 param = _PARAM().match(header, position)
         yield scheme.group(1).lower(), params
-        position = _SEPARATORS().match(header, position).end()  # type: ignore[union-attr]
+        position = _LIST_SEPARATORS().match(header, position).end()  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,7 @@ _SEGMENT = regex(r"[A-Za-z0-9_-]*")
 _ARMOUR = regex(r"-{3,}|\bBEGIN\b|\bEND\b|PRIVATE KEY")
 # A run of base64 this long is key material or a token, not a file or directory name.
 _TOKEN_RUN = regex(r"[A-Za-z0-9+=_-]{40,}")
-_SEPARATORS = regex(r"[\\/]")
+_PATH_SEPARATORS = regex(r"[\\/]")
 _EXTENSION = regex(r"\.[A-Za-z0-9]{1,8}$")
 
 
@@ -133,11 +133,13 @@ def plausible_path(text: str) -> bool:
     """
     if not text or len(text) > 1024 or not text.isprintable():
         return False
-    if any(len(part) > 255 for part in _SEPARATORS().split(text)):
+    if any(len(part) > 255 for part in _PATH_SEPARATORS().split(text)):
         return False
     if _TOKEN_RUN().search(text):
         return False
-    return bool(_SEPARATORS().search(text) or text.startswith("~") or _EXTENSION().search(text))
+    return bool(
+        _PATH_SEPARATORS().search(text) or text.startswith("~") or _EXTENSION().search(text)
+    )
 
 
 class FileProblem:

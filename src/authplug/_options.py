@@ -124,7 +124,7 @@ def _seconds(name: str, value: object, *, minimum: float, strict: bool = False) 
     return number
 
 
-_SCHEME = regex(r"[A-Za-z][A-Za-z0-9+.-]*:")  # compiled when a resource= is first given
+_URI_SCHEME = regex(r"[A-Za-z][A-Za-z0-9+.-]*:")  # compiled when a resource= is first given
 
 
 def _resources(value: object) -> tuple[str, ...]:
@@ -138,7 +138,7 @@ def _resources(value: object) -> tuple[str, ...]:
     for item in resources:
         if not isinstance(item, str) or not item:
             raise ConfigurationError("resource= takes a URI or a list of URIs")
-        scheme = urlsplit(item).scheme if _SCHEME().match(item) else ""
+        scheme = urlsplit(item).scheme if _URI_SCHEME().match(item) else ""
         if not scheme or "#" in item or any(c.isspace() for c in item):
             raise ConfigurationError(
                 f"resource={item!r}: a resource indicator is an absolute URI without a "

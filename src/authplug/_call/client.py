@@ -151,7 +151,7 @@ class TokenClient:
             raw = yield from self._send(prepare, scrub, "token")
             self._dpop.observe(url, raw.headers.get("dpop-nonce"), server=True)
         self._nonce_unsettled(raw, scrub)
-        return self._bound(self._answers.token(raw, scrub), self._dpop)
+        return self._bind_to_key(self._answers.token(raw, scrub), self._dpop)
 
     def _nonce_unsettled(self, raw: RawResponse, scrub: Scrubber) -> None:
         """A final answer that still asks for a DPoP nonce is a TokenEndpointError.
@@ -178,7 +178,7 @@ class TokenClient:
             scrub,
         )
 
-    def _bound(self, token: Token, dpop: DPoP) -> Token:
+    def _bind_to_key(self, token: Token, dpop: DPoP) -> Token:
         """A token issued for our proof: bound to our key, or (the server chose) Bearer."""
         if (token.token_type or "").lower() == "dpop":
             return dataclasses.replace(token, dpop_jkt=dpop.jkt)

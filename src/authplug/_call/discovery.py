@@ -125,10 +125,10 @@ class Discovery:
                 raise self._error(f"no answer from {safe_url(url)}: {outcome.description}")
             if outcome.status_code == 404 and url != urls[-1]:
                 continue
-            return self._read(url, outcome, now)
+            return self._read_metadata(url, outcome, now)
         raise AssertionError("unreachable")  # pragma: no cover - the last URL returns or raises
 
-    def _read(self, url: str, raw: RawResponse, now: float) -> Metadata:
+    def _read_metadata(self, url: str, raw: RawResponse, now: float) -> Metadata:
         where = safe_url(url)
         if not 200 <= raw.status_code < 300:
             what = describe_body(raw.status_code, raw.content_type, raw.content)

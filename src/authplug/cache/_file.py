@@ -94,7 +94,7 @@ class FileTokenCache:
         self._renewing = threading.Lock()
         self._writing = threading.Lock()
 
-    def _read(self, *, quiet: bool = False) -> dict[str, Any]:
+    def _read_file(self, *, quiet: bool = False) -> dict[str, Any]:
         try:
             with open(self.path, "rb") as handle:
                 self._check_owner(os.fstat(handle.fileno()))
@@ -137,7 +137,7 @@ class FileTokenCache:
             CacheError: the file cannot be read, or is refused (another user's, or
                 writable by group or others).
         """
-        return token_from_entry(self._read().get(key), f"{self.path} (key {key[:8]}…)")
+        return token_from_entry(self._read_file().get(key), f"{self.path} (key {key[:8]}…)")
 
     def set(self, key: str, token: Token) -> None:
         """Store ``token`` under ``key``: the file is rewritten atomically, mode 0600.
@@ -149,7 +149,7 @@ class FileTokenCache:
             CacheError: the file cannot be locked, read or written, or is refused.
         """
         with self._locked(), self._written():
-            data = self._read(quiet=True)  # a bad file was reported when read; now replaced
+            data = self._read_file(quiet=True)  # a bad file was reported when read; now replaced
             if _issued_later(data.get(key), token):
                 log.info(
                     "the token file %s holds a token issued after the one being stored; "
@@ -163,7 +163,7 @@ class FileTokenCache:
     def delete(self, key: str) -> None:
         """Remove the entry of ``key`` (after a revocation); nothing if there is none."""
         with self._locked(), self._written():
-            data = self._read(quiet=True)
+            data = self._read_file(quiet=True)
             if data.pop(key, None) is not None:
                 self._write(json.dumps(data).encode("utf-8"))
 

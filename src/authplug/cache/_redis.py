@@ -349,7 +349,9 @@ class RedisTokenCache:
         """
         deadline = time.monotonic() + self._wait_timeout
         while True:
-            if self._bounded("lock", lambda: lock.acquire(blocking=False), undo=_release(lock)):
+            if self._bounded(
+                "lock", lambda: lock.acquire(blocking=False), undo=_undo_lock_try(lock)
+            ):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -429,7 +431,7 @@ class RedisTokenCache:
                 log.debug("releasing the Redis renewal lock failed: %s", type(exc).__name__)
 
 
-def _release(lock: Any) -> Callable[[bool], None]:
+def _undo_lock_try(lock: Any) -> Callable[[bool], None]:
     """What undoes one try of ``lock``: a release when it was granted."""
 
     def undo(acquired: bool) -> None:
