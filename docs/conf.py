@@ -217,6 +217,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", _no_inline_type, priority=400)
     app.connect("autodoc-process-docstring", _require_docstring)
     app.connect("autodoc-skip-member", _skip_member)
-    app.connect("autodoc-process-bases", _public_bases)
+    # Before the extensions that turn the bases into text (priority 500).
+    app.connect("autodoc-process-bases", _public_bases, priority=100)
     app.connect("autodoc-process-signature", _protocol_signature)
     return {"parallel_read_safe": True}
