@@ -106,6 +106,7 @@ def run_fleet(cache_spec: str, emulator: OAuth2Emulator) -> list[list[int]]:
 # -- the file cache ---------------------------------------------------------------------
 
 
+@pytest.mark.fleet
 def test_file_fleet_single_flight(slow_emulator: OAuth2Emulator, tmp_path: Path) -> None:
     """Processes and their threads find the shared token expired: one token call in all."""
     path = tmp_path / "tokens.json"
@@ -223,6 +224,7 @@ def _close_redis_clients() -> Iterator[None]:
 
 
 @pytest.mark.redis
+@pytest.mark.fleet
 def test_redis_fleet_single_flight(slow_emulator: OAuth2Emulator, redis_server: Any) -> None:
     """Processes and their threads on one Redis find the token expired: one token call."""
     seed_expired(slow_emulator, redis_cache(redis_server))

@@ -26,7 +26,7 @@ from authplug.testing import FakeClock, OAuth2Emulator
 from ..conftest import key_for, password_auth
 from .redis_server import RedisClusterNodes, SentinelGroup, server_binary, wait_for
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.fleet]
 
 LIFETIME = 3600  # the emulator's token lifetime: advancing the clock by it is one expiry
 PROCESSES = 4

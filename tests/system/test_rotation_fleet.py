@@ -20,7 +20,7 @@ from tests.servers import PASSWORD, USERNAME
 from tests.system.redis_server import RedisServer
 from tests.system.rotation_soak import LEEWAY, Plan, Result, rotating_server, soak
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.fleet]
 
 REFRESH_DELAY = 0.3  # the servers hold each refresh answer after rotating
 
