@@ -219,7 +219,10 @@ def _start(
 
     context = contextvars.copy_context()
     thread = threading.Thread(target=context.run, args=(run,), name=name, daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # the interpreter is exiting (3.12 starts no thread then)
+        context.run(run)  # here, then: a renewal that exit waits for still ends
     return outcome
 
 

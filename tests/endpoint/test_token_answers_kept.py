@@ -257,15 +257,19 @@ def test_objects_sharing_a_file_cache_in_one_process_refresh_once(
 CHILD = """
 import signal, sys
 from authplug import OAuth2PasswordAuth
-from authplug.cache import FileTokenCache
+from authplug.cache import FileTokenCache, RedisTokenCache
 from authplug.testing import FakeClock
 
 token_url, username, password, client_id, client_secret, path, due = sys.argv[1:8]
+if path.startswith("redis:"):
+    import redis
+    cache = RedisTokenCache(redis.Redis(host="127.0.0.1", port=int(path[6:])))
+else:
+    cache = FileTokenCache(path) if path != "-" else None
 clock = FakeClock()
 auth = OAuth2PasswordAuth(
     token_url=token_url, username=username, password=password, client_id=client_id,
-    client_secret=client_secret, clock=clock, retries=0, timeout=20,
-    cache=FileTokenCache(path) if path != "-" else None,
+    client_secret=client_secret, clock=clock, retries=0, timeout=20, cache=cache,
 )
 print("sigterm", "guarded" if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
       else "default", flush=True)
@@ -331,18 +335,26 @@ def _cached(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("how", ["exit", "sigterm"])
-def test_a_process_ending_finishes_its_refresh_for_a_file_cache(
-    rotating: RotatingEmulator, tmp_path: Path, how: str
+@pytest.mark.parametrize("cache", ["file", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_process_ending_finishes_its_refresh_for_a_persistent_cache(
+    rotating: RotatingEmulator, tmp_path: Path, how: str, cache: str, request: Any
 ) -> None:
-    """A process that exits, or gets SIGTERM, while its refresh for a file cache is held
-    stores that refresh's answer first.
+    """A process that exits, or gets SIGTERM, while its refresh for a file or Redis cache
+    is held stores that refresh's answer first.
 
     The child's token is due; its renewal is held at the endpoint; then its script
     returns (or it is sent SIGTERM). Released, the refresh is answered, and the child
-    exits (of SIGTERM, when it got one) with the new token in the cache file.
+    exits (of SIGTERM, when it got one) with the new token in the cache. The Redis cache
+    bounds each call with a helper thread, which Python 3.12 refuses to start once the
+    interpreter is exiting: the call then runs in the renewal's own thread.
     """
     path = tmp_path / "tokens.json"
-    process = _child(rotating, str(path), DUE)
+    if cache == "redis":
+        server = request.getfixturevalue("redis_server")
+        spec = f"redis:{server.port}"
+    else:
+        spec = str(path)
+    process = _child(rotating, spec, DUE)
     try:
         assert _read(process).startswith("sigterm")
         assert _read(process) == "fetched"
@@ -359,8 +371,22 @@ def test_a_process_ending_finishes_its_refresh_for_a_file_cache(
         code, stderr = _finish(process)
     assert code == (0 if how == "exit" else -signal.SIGTERM), stderr
     (_, new) = _issued(rotating)
-    assert _cached(path) == {new}
+    if cache == "redis":
+        assert _redis_cached(server.port) == {new}, stderr
+    else:
+        assert _cached(path) == {new}
     assert rotating.token_calls == {"password": 1, "refresh_token": 1}
+
+
+def _redis_cached(port: int) -> set[str]:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:  # the token entries (beside them, a lock may be left to expire)
+        entries = [client.get(key) or b"" for key in client.scan_iter()]
+    finally:
+        client.close()
+    return {json.loads(entry)["access_token"] for entry in entries if entry.startswith(b"{")}
 
 
 @pytest.mark.parametrize("how", ["exit", "sigterm"])

@@ -157,7 +157,13 @@ class RedisTokenCache:
             with self._guard:
                 self._stuck -= 1
 
-        threading.Thread(target=target, name="authplug-redis", daemon=True).start()
+        try:
+            threading.Thread(target=target, name="authplug-redis", daemon=True).start()
+        except RuntimeError:
+            # The interpreter is exiting (Python 3.12 starts no thread then) while the exit
+            # handler waits for a renewal to reach the cache: the call runs in this thread,
+            # bounded by the client's socket timeout and by how long exit waits.
+            return call()
         if not done.wait(limit):
             with self._guard:
                 if not done.is_set():
