@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ._server import Request, Response
 
 if TYPE_CHECKING:
-    from ._dpop import DPoPCheck, DPoPVerifier
+    from ._dpop import DPoPVerifier
 
 __all__ = ["ApiHit", "JournalEntry", "ResourceServer"]
 
@@ -82,10 +82,6 @@ class ResourceServer:
         @property
         def server_url(self) -> str: ...
 
-        def _dpop_refusal(
-            self, status: int, check: DPoPCheck, nonce: str | None, *, token_endpoint: bool
-        ) -> Response: ...
-
     def bound_key(self, access: str) -> str | None:
         """The thumbprint of the DPoP key ``access`` is bound to, or None."""
         with self._lock:
@@ -111,7 +107,7 @@ class ResourceServer:
                 request.headers.get("dpop"), request.method, self.server_url + request.path, access
             )
             if check.error is not None or check.jkt != bound:
-                refusal = self._dpop_refusal(401, check, verifier.nonce, token_endpoint=False)
+                refusal = check.refusal(401, verifier.nonce, token_endpoint=False)
                 return self._log_api(request, header, refusal)
             ok = True
         if path == "/deny":

@@ -28,7 +28,7 @@ from collections import Counter
 from typing import Any
 
 from ._api import ApiHit, JournalEntry, ResourceServer, _Issued
-from ._dpop import DPoPCheck, DPoPVerifier
+from ._dpop import DPoPVerifier
 from ._faults import FaultInjection
 from ._lifecycle import ServerLifecycle
 from ._server import LoopbackServer, Request, Response
@@ -403,22 +403,9 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
                 request.headers["dpop"], "POST", self.server_url + request.path
             )
             if check.error is not None:
-                return self._dpop_refusal(400, check, self.dpop_verifier.nonce, token_endpoint=True)
+                return check.refusal(400, self.dpop_verifier.nonce, token_endpoint=True)
             jkt = check.jkt
         return self.issue(grant, jkt)
-
-    def _dpop_refusal(
-        self, status: int, check: DPoPCheck, nonce: str | None, *, token_endpoint: bool
-    ) -> Response:
-        headers = {"Content-Type": "application/json"}
-        error = check.error or "invalid_dpop_proof"
-        reason = check.reason or "another key"
-        if error == "use_dpop_nonce" and nonce is not None:
-            headers["DPoP-Nonce"] = nonce
-        if not token_endpoint:
-            headers["WWW-Authenticate"] = f'DPoP error="{error}", algs="ES256 RS256 EdDSA"'
-        body = {"error": error, "error_description": reason}
-        return Response(status, json.dumps(body).encode(), headers)
 
     def refresh_lifetime(self) -> float | None:
         """Seconds a refresh token lives (None: until revoked)."""
