@@ -28,6 +28,7 @@ from collections import Counter
 from typing import Any
 
 from ._api import ApiHit, JournalEntry, ResourceServer, _Issued
+from ._assertion import AssertionVerifier
 from ._dpop import DPoPVerifier
 from ._faults import FaultInjection
 from ._lifecycle import ServerLifecycle
@@ -139,7 +140,7 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         self.api_dpop_verifier: DPoPVerifier | None = None
         #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
         self.client_key: dict[str, Any] | None = None
-        self._assertion_ids: set[str] = set()
+        self._assertion_verifier = AssertionVerifier()
 
     #: The revocation endpoint's path under the base URL.
     revocation_path = "/revoke"
@@ -306,41 +307,18 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         :attr:`client_key`, or HMAC with the client secret), ``iss`` = ``sub`` = the
         client id, ``aud`` (this token, revocation or issuer URL), ``exp`` in the future
         and at most 10 minutes away, and a ``jti`` never seen before. Needs joserfc."""
-        from joserfc import jws, jwt
-        from joserfc.jwk import OctKey, import_key
-
         assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         if params.get("client_assertion_type") != assertion_type:
             return self.error(400, "invalid_request", "unknown client_assertion_type")
-        assertion = params["client_assertion"]
-        try:
-            alg = str(jws.extract_compact(assertion.encode()).headers().get("alg", ""))
-            if alg.startswith("HS"):
-                key: Any = OctKey.import_key(self.client_secret or "")
-            else:
-                key = import_key(self.client_key or {})
-            claims = jwt.decode(assertion, key, algorithms=[alg]).claims
-        except Exception:  # a bad signature, a bad key, not a JWT: all the same answer
-            return self.reject_client()
-        now = time.time()
-        audiences = {self.token_url, self.revocation_url, self.issuer}
-        aud = claims.get("aud")
-        named = (
-            set(aud) if isinstance(aud, list) and all(isinstance(a, str) for a in aud) else {aud}
+        valid = self._assertion_verifier.check(
+            params["client_assertion"],
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            client_key=self.client_key,
+            audiences={self.token_url, self.revocation_url, self.issuer},
         )
-        with self._lock:
-            seen = claims.get("jti") in self._assertion_ids
-            if isinstance(claims.get("jti"), str):
-                self._assertion_ids.add(claims["jti"])
-        valid = (
-            claims.get("iss") == claims.get("sub") == self.client_id is not None
-            and params.get("client_id", self.client_id) == self.client_id
-            and bool(audiences & named)
-            and isinstance(claims.get("exp"), int)
-            and now < claims["exp"] <= now + 600
-            and isinstance(claims.get("jti"), str)
-            and not seen
-        )
+        # checked after the verifier, which spends the jti of any validly signed assertion
+        valid = valid and params.get("client_id", self.client_id) == self.client_id
         return None if valid else self.reject_client()
 
     def grants(self) -> tuple[str, ...]:
