@@ -15,6 +15,11 @@ errors read. Every knob a test needs is a method or attribute:
 
 The API answers ``/api/deny`` with 401 whatever the token, and ``/api/redirect?to=URL``
 with a redirect.
+
+This module is the authorization server (token, metadata and revocation endpoints, the
+wire format subclasses change); :class:`OAuth2Emulator` combines it with the roles kept
+apart: the server lifecycle (``_lifecycle``), fault injection (``_faults``), the
+resource server (``_api``), and the kit's verifiers (``_dpop``, ``_assertion``).
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
     refresh_path: str | None = None
     #: The API's path under the base URL.
     api_prefix = "/api"
+    #: The revocation endpoint's path under the base URL.
+    revocation_path = "/revoke"
 
     def __init__(
         self,
@@ -141,9 +148,6 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
         self.client_key: dict[str, Any] | None = None
         self._assertion_verifier = AssertionVerifier()
-
-    #: The revocation endpoint's path under the base URL.
-    revocation_path = "/revoke"
 
     def metadata(self) -> dict[str, Any]:
         """The authorization server metadata (RFC 8414) of this emulator."""
