@@ -79,7 +79,7 @@ nitpick_ignore_regex = [
 nitpick_ignore = [
     # The type of OAuth2Emulator.journal's entries: authplug.testing does not export it,
     # so the reference describes its fields with the attribute instead.
-    ("py:class", "authplug.testing._emulator.JournalEntry"),
+    ("py:class", "authplug.testing._api.JournalEntry"),
 ]
 
 # -- every public name is documented ----------------------------------------------------

@@ -10,11 +10,13 @@ when the emulator asks for nonces. Needs joserfc (``authplug[testing]``).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
 
 from .._dpop import access_token_hash, thumbprint
+from ._server import Response
 
 __all__ = ["DPoPCheck", "DPoPVerifier"]
 
@@ -29,6 +31,28 @@ class DPoPCheck:
     jkt: str | None
     error: str | None = None  # "invalid_dpop_proof" or "use_dpop_nonce"
     reason: str = ""
+
+    def refusal(self, status: int, nonce: str | None, *, token_endpoint: bool) -> Response:
+        """The answer to a request whose proof failed this check (RFC 9449 §5, §7.1).
+
+        Args:
+            status: 400 at the token endpoint, 401 at the API.
+            nonce: the nonce to hand out with a ``use_dpop_nonce`` error, if any.
+            token_endpoint: the token endpoint answers without ``WWW-Authenticate``.
+
+        Returns:
+            The JSON error answer; a check that passed but named another key than the
+            token's reads as ``invalid_dpop_proof``, "another key".
+        """
+        headers = {"Content-Type": "application/json"}
+        error = self.error or "invalid_dpop_proof"
+        reason = self.reason or "another key"
+        if error == "use_dpop_nonce" and nonce is not None:
+            headers["DPoP-Nonce"] = nonce
+        if not token_endpoint:
+            headers["WWW-Authenticate"] = f'DPoP error="{error}", algs="ES256 RS256 EdDSA"'
+        body = {"error": error, "error_description": reason}
+        return Response(status, json.dumps(body).encode(), headers)
 
 
 class DPoPVerifier:

@@ -15,74 +15,34 @@ errors read. Every knob a test needs is a method or attribute:
 
 The API answers ``/api/deny`` with 401 whatever the token, and ``/api/redirect?to=URL``
 with a redirect.
+
+This module is the authorization server (token, metadata and revocation endpoints, the
+wire format subclasses change); :class:`OAuth2Emulator` combines it with the roles kept
+apart: the server lifecycle (``_lifecycle``), fault injection (``_faults``), the
+resource server (``_api``), and the kit's verifiers (``_dpop``, ``_assertion``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from ._dpop import DPoPCheck, DPoPVerifier
+from ._api import ApiHit, JournalEntry, ResourceServer, _Issued
+from ._assertion import AssertionVerifier
+from ._dpop import DPoPVerifier
+from ._faults import FaultInjection
+from ._lifecycle import ServerLifecycle
 from ._server import LoopbackServer, Request, Response
 
 __all__ = ["ApiHit", "JournalEntry", "OAuth2Emulator"]
 
-_E = TypeVar("_E", bound="OAuth2Emulator")
 
-
-@dataclass(frozen=True, slots=True)
-class ApiHit:
-    """One request the protected resource received.
-
-    Attributes:
-        method: the HTTP method.
-        path: the path, as received.
-        authorization: the ``Authorization`` header, or None.
-        body_sha256: the SHA-256 of the body, in hex.
-        status: the status the API answered.
-        cookie: the ``Cookie`` header, or None.
-    """
-
-    method: str
-    path: str
-    authorization: str | None
-    body_sha256: str
-    status: int
-    cookie: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One request the emulator answered, token endpoint or API, in arrival order.
-
-    Attributes:
-        kind: ``"token"`` or ``"api"``.
-        request: what the emulator received.
-        status: the status it answered.
-        issued: the access token a token call issued, or None.
-    """
-
-    kind: str  # "token" or "api"
-    request: Request
-    status: int
-    issued: str | None = None  # the access token a token call issued
-
-
-@dataclass(slots=True)
-class _Issued:
-    expires: float | None  # server monotonic time
-    revoked: bool = False
-    jkt: str | None = None  # the DPoP key it is bound to
-
-
-class OAuth2Emulator:
+class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
     """An RFC 6749 token endpoint (password, client credentials, refresh) and an API.
 
     A context manager: entering starts it on a free loopback port, leaving stops it.
@@ -130,6 +90,8 @@ class OAuth2Emulator:
     refresh_path: str | None = None
     #: The API's path under the base URL.
     api_prefix = "/api"
+    #: The revocation endpoint's path under the base URL.
+    revocation_path = "/revoke"
 
     def __init__(
         self,
@@ -185,143 +147,7 @@ class OAuth2Emulator:
         self.api_dpop_verifier: DPoPVerifier | None = None
         #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
         self.client_key: dict[str, Any] | None = None
-        self._assertion_ids: set[str] = set()
-
-    # -- knobs -------------------------------------------------------------------
-
-    def revoke_all(self) -> None:
-        """Every access token issued so far is refused from now on."""
-        with self._lock:
-            for issued in self._access.values():
-                issued.revoked = True
-
-    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
-        """The next ``count`` token calls answer ``status`` with an HTML error page.
-
-        Args:
-            count: how many token calls fail.
-            status: the status they answer.
-            retry_after: a ``Retry-After`` header to send with them, if any.
-        """
-        headers = {"Content-Type": "text/html"}
-        if retry_after is not None:
-            headers["Retry-After"] = retry_after
-        page = f"<html><head><title>{status} Service Unavailable</title></head></html>"
-        with self._lock:
-            self._failures.extend([Response(status, page.encode(), headers)] * count)
-
-    def malformed_next(
-        self,
-        count: int = 1,
-        body: bytes = b'{"access_token": "trunc',
-        status: int = 200,
-        content_type: str = "application/json",
-    ) -> None:
-        """The next ``count`` token calls answer with this (broken) body.
-
-        Args:
-            count: how many token calls get it.
-            body: the body (default: truncated JSON).
-            status: the status they answer.
-            content_type: the ``Content-Type`` they carry.
-        """
-        with self._lock:
-            self._failures.extend([Response(status, body, {"Content-Type": content_type})] * count)
-
-    def reset_counters(self) -> None:
-        """Empty :attr:`token_calls`, :attr:`token_requests`, :attr:`api_log` and
-        :attr:`journal`, and set :attr:`api_calls` to 0."""
-        with self._lock:
-            self.token_calls.clear()
-            self.token_requests.clear()
-            self.api_calls = 0
-            self.api_log.clear()
-            self.journal.clear()
-
-    # -- server ------------------------------------------------------------------
-
-    def start(self: _E) -> _E:
-        """Serve on a free loopback port (nothing more when already serving).
-
-        Returns:
-            The emulator itself.
-        """
-        if self._server is None:
-            self._server = LoopbackServer(self.handle, ssl_context=self.server_ssl_context())
-            self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; :meth:`start` may serve again, on another port."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self: _E) -> _E:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def server_ssl_context(self) -> Any:
-        """None: plain http. The Mogoplus emulator serves TLS."""
-        return None
-
-    @property
-    def server_url(self) -> str:
-        """``scheme://127.0.0.1:port``; a RuntimeError before :meth:`start`."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return self._server.url
-
-    @property
-    def base_url(self) -> str:
-        """What the provider's documentation calls the base URL."""
-        return self.server_url + self.base_path
-
-    @property
-    def token_url(self) -> str:
-        """The token endpoint's URL."""
-        return self.base_url + self.token_path
-
-    def api_url(self, path: str = "/resource") -> str:
-        """The URL of ``path`` on the protected API.
-
-        Args:
-            path: any path; ``"/deny"`` refuses every token and ``"/redirect?to=URL"``
-                redirects. ``""`` gives the API's base URL.
-
-        Returns:
-            The URL.
-        """
-        return self.base_url + self.api_prefix + path
-
-    def endpoint_kwargs(self) -> dict[str, Any]:
-        """How the matching auth class is told where the token endpoint is."""
-        return {"token_url": self.token_url}
-
-    def auth_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the matching auth class, pointed at this emulator."""
-        kwargs: dict[str, Any] = self.endpoint_kwargs()
-        kwargs.update(username=self.username, password=self.password)
-        if self.client_id is not None:
-            kwargs["client_id"] = self.client_id
-        if self.client_secret is not None:
-            kwargs["client_secret"] = self.client_secret
-        return kwargs
-
-    @property
-    def issuer(self) -> str:
-        """The issuer identifier its metadata names (``issuer=`` of the auth classes)."""
-        return self.base_url
-
-    #: The revocation endpoint's path under the base URL.
-    revocation_path = "/revoke"
-
-    @property
-    def revocation_url(self) -> str:
-        """The revocation endpoint's URL (RFC 7009)."""
-        return self.base_url + self.revocation_path
+        self._assertion_verifier = AssertionVerifier()
 
     def metadata(self) -> dict[str, Any]:
         """The authorization server metadata (RFC 8414) of this emulator."""
@@ -485,41 +311,18 @@ class OAuth2Emulator:
         :attr:`client_key`, or HMAC with the client secret), ``iss`` = ``sub`` = the
         client id, ``aud`` (this token, revocation or issuer URL), ``exp`` in the future
         and at most 10 minutes away, and a ``jti`` never seen before. Needs joserfc."""
-        from joserfc import jws, jwt
-        from joserfc.jwk import OctKey, import_key
-
         assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         if params.get("client_assertion_type") != assertion_type:
             return self.error(400, "invalid_request", "unknown client_assertion_type")
-        assertion = params["client_assertion"]
-        try:
-            alg = str(jws.extract_compact(assertion.encode()).headers().get("alg", ""))
-            if alg.startswith("HS"):
-                key: Any = OctKey.import_key(self.client_secret or "")
-            else:
-                key = import_key(self.client_key or {})
-            claims = jwt.decode(assertion, key, algorithms=[alg]).claims
-        except Exception:  # a bad signature, a bad key, not a JWT: all the same answer
-            return self.reject_client()
-        now = time.time()
-        audiences = {self.token_url, self.revocation_url, self.issuer}
-        aud = claims.get("aud")
-        named = (
-            set(aud) if isinstance(aud, list) and all(isinstance(a, str) for a in aud) else {aud}
+        valid = self._assertion_verifier.check(
+            params["client_assertion"],
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            client_key=self.client_key,
+            audiences={self.token_url, self.revocation_url, self.issuer},
         )
-        with self._lock:
-            seen = claims.get("jti") in self._assertion_ids
-            if isinstance(claims.get("jti"), str):
-                self._assertion_ids.add(claims["jti"])
-        valid = (
-            claims.get("iss") == claims.get("sub") == self.client_id is not None
-            and params.get("client_id", self.client_id) == self.client_id
-            and bool(audiences & named)
-            and isinstance(claims.get("exp"), int)
-            and now < claims["exp"] <= now + 600
-            and isinstance(claims.get("jti"), str)
-            and not seen
-        )
+        # checked after the verifier, which spends the jti of any validly signed assertion
+        valid = valid and params.get("client_id", self.client_id) == self.client_id
         return None if valid else self.reject_client()
 
     def grants(self) -> tuple[str, ...]:
@@ -582,22 +385,9 @@ class OAuth2Emulator:
                 request.headers["dpop"], "POST", self.server_url + request.path
             )
             if check.error is not None:
-                return self._dpop_refusal(400, check, self.dpop_verifier.nonce, token_endpoint=True)
+                return check.refusal(400, self.dpop_verifier.nonce, token_endpoint=True)
             jkt = check.jkt
         return self.issue(grant, jkt)
-
-    def _dpop_refusal(
-        self, status: int, check: DPoPCheck, nonce: str | None, *, token_endpoint: bool
-    ) -> Response:
-        headers = {"Content-Type": "application/json"}
-        error = check.error or "invalid_dpop_proof"
-        reason = check.reason or "another key"
-        if error == "use_dpop_nonce" and nonce is not None:
-            headers["DPoP-Nonce"] = nonce
-        if not token_endpoint:
-            headers["WWW-Authenticate"] = f'DPoP error="{error}", algs="ES256 RS256 EdDSA"'
-        body = {"error": error, "error_description": reason}
-        return Response(status, json.dumps(body).encode(), headers)
 
     def refresh_lifetime(self) -> float | None:
         """Seconds a refresh token lives (None: until revoked)."""
@@ -636,79 +426,6 @@ class OAuth2Emulator:
             body["token_type"] = "DPoP"
         return self.token_response(body)
 
-    def bound_key(self, access: str) -> str | None:
-        """The thumbprint of the DPoP key ``access`` is bound to, or None."""
-        with self._lock:
-            issued = self._access.get(access)
-        return issued.jkt if issued is not None else None
-
     def token_response(self, body: dict[str, Any]) -> Response:
         """The response carrying a successful answer's fields (JSON here)."""
         return Response.json(200, body)
-
-    # -- protected resource ------------------------------------------------------
-
-    def token_valid(self, access: str) -> bool:
-        """Whether the API accepts ``access``: issued here, not revoked, not expired."""
-        with self._lock:
-            issued = self._access.get(access)
-        if issued is None or issued.revoked:
-            return False
-        return issued.expires is None or time.monotonic() < issued.expires
-
-    def _api(self, request: Request, path: str) -> Response:
-        header = request.headers.get("authorization")
-        scheme, _, access = (header or "").partition(" ")
-        bound = self.bound_key(access)
-        ok = scheme == "Bearer" and self.token_valid(access) and bound is None
-        if scheme == "DPoP" and self.token_valid(access) and bound is not None:
-            verifier = self.api_dpop_verifier or self.dpop_verifier
-            check = verifier.check(
-                request.headers.get("dpop"), request.method, self.server_url + request.path, access
-            )
-            if check.error is not None or check.jkt != bound:
-                refusal = self._dpop_refusal(401, check, verifier.nonce, token_endpoint=False)
-                return self._log_api(request, header, refusal)
-            ok = True
-        if path == "/deny":
-            ok = False  # refuses every token: a replay that fails again
-        if path == "/redirect" and ok:
-            target = request.args().get("to", "/")
-            response = Response(302, b"", {"Location": target})
-        elif ok:
-            response = Response.json(
-                200,
-                {
-                    "ok": True,
-                    "path": request.path,
-                    "body_sha256": hashlib.sha256(request.body).hexdigest(),
-                    "body_length": len(request.body),
-                },
-            )
-        else:
-            response = Response(
-                401,
-                json.dumps({"error": "invalid_token"}).encode(),
-                {
-                    "WWW-Authenticate": 'Bearer error="invalid_token"',
-                    "Content-Type": "application/json",
-                    "Set-Cookie": "seen401=yes; Path=/",
-                },
-            )
-        return self._log_api(request, header, response)
-
-    def _log_api(self, request: Request, header: str | None, response: Response) -> Response:
-        with self._lock:
-            self.api_calls += 1
-            self.journal.append(JournalEntry("api", request, response.status))
-            self.api_log.append(
-                ApiHit(
-                    request.method,
-                    request.path,
-                    header,
-                    hashlib.sha256(request.body).hexdigest(),
-                    response.status,
-                    request.headers.get("cookie"),
-                )
-            )
-        return response
