@@ -229,7 +229,9 @@ def _codes(value: Iterable[int]) -> frozenset[int]:
     return frozenset(codes)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# eq=False: one object's settings, compared by identity (nothing compares two), and a
+# quarter of the class's definition cost, paid by the first auth object (cold start).
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Options:
     """Every option of an auth object, checked (see :class:`~authplug.BaseAuth`)."""
 
