@@ -39,8 +39,8 @@ ALL_CLIENTS = (
 
 
 def _clients(chosen: str | None) -> tuple[str, ...]:
-    """``AUTHPLUG_TEST_CLIENTS`` (comma-separated) runs the suite for those clients only;
-    tox's py310 runs requests and httpx (sync and async), py313 every client."""
+    """``AUTHPLUG_TEST_CLIENTS`` (comma-separated) runs the suite for those clients only
+    (tox.ini spreads the clients over the Pythons; py313 runs every client)."""
     if not chosen:
         return ALL_CLIENTS
     names = [name.strip() for name in chosen.split(",") if name.strip()]
