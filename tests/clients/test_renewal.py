@@ -18,7 +18,6 @@ import itertools
 import logging
 import math
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -46,6 +45,7 @@ from authplug.testing import Response as EmulatorResponse
 from authplug.testing._server import _RequestHandler, _Server
 
 from ..conftest import Driver
+from ..forked import wait_for_child
 from ..gated import GatedEmulator
 
 #: The longest any step may take before the test calls it stranded (a safety net).
@@ -1080,16 +1080,7 @@ def test_a_forked_child_renews_on_its_own(
             os._exit(code)
 
     try:
-        deadline = time.monotonic() + SAFETY
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail("the forked child never finished; killed it")
-            time.sleep(0.02)
+        status = wait_for_child(pid, SAFETY, "the forked child never finished; killed it")
         held_at_exit = gated.holding
         calls_at_exit = gated.token_calls.copy()
         issued_at_exit = _issued(gated)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import signal
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from authplug.cache import MemoryTokenCache
 from authplug.testing import OAuth2Emulator
 
 from ..conftest import make_driver, password_auth
+from ..forked import wait_for_child
 from ..gated import GatedEmulator
 
 T = TypeVar("T")
@@ -330,16 +330,9 @@ def test_forked_child_does_not_wait_on_the_parents_flight(gated: GatedEmulator) 
 
     os.close(write_end)
     try:
-        deadline = time.monotonic() + SAFETY
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail("the child waited on the flight it inherited; killed it")
-            time.sleep(0.02)
+        status = wait_for_child(
+            pid, SAFETY, "the child waited on the flight it inherited; killed it"
+        )
         with os.fdopen(read_end, "rb") as pipe:
             child_header = pipe.read().decode()
     finally:
