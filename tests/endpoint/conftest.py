@@ -8,6 +8,7 @@ transport), so which client sends the API request changes nothing these tests pr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,14 @@ from ..conftest import Driver, make_driver
 
 #: The client that sends the API requests of the endpoint tests.
 ONE_CLIENT = "requests"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark this folder's tests ``endpoint``: tox runs them on the oldest and newest Python."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.endpoint)
 
 
 @pytest.fixture
