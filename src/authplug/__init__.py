@@ -25,6 +25,7 @@ from .errors import (
     CredentialsRejectedError,
     DiscoveryError,
     IssuerMismatchError,
+    LoginRequiredError,
     TokenEndpointError,
     TokenResponseError,
 )
@@ -39,8 +40,9 @@ from .spec import (
 
 if TYPE_CHECKING:
     from .cache import FileTokenCache, RedisTokenCache
+    from .login import OAuth2AuthorizationCodeAuth, OAuth2DeviceCodeAuth
     from .providers import DakotaAuth, LoginFormAuth, MogoplusAuth, SemansysAuth, TelmaiAuth
-    from .token import Token, TokenState
+    from .token import DeviceCode, Token, TokenState
 
 __all__ = [
     "AuthError",
@@ -49,14 +51,18 @@ __all__ = [
     "ConfigurationError",
     "CredentialsRejectedError",
     "DakotaAuth",
+    "DeviceCode",
     "DiscoveryError",
     "ErrorDetails",
     "FileTokenCache",
     "IssuerMismatchError",
     "LoginFormAuth",
+    "LoginRequiredError",
     "MemoryTokenCache",
     "MogoplusAuth",
+    "OAuth2AuthorizationCodeAuth",
     "OAuth2ClientCredentialsAuth",
+    "OAuth2DeviceCodeAuth",
     "OAuth2PasswordAuth",
     "ProviderSpec",
     "RedisTokenCache",
@@ -87,6 +93,9 @@ __getattr__, __dir__ = exports(
         "FileTokenCache": ".cache",
         "RedisTokenCache": ".cache",
         "Token": ".token",
+        "DeviceCode": ".token",
+        "OAuth2AuthorizationCodeAuth": ".login",
+        "OAuth2DeviceCodeAuth": ".login",
         "TokenState": ".token",
     },
     __all__,

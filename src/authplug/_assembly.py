@@ -57,7 +57,9 @@ def assemble(options: Options) -> Parts:
         reporter=reporter,
         cache=options.cache,
         key=cache_key(
-            provider=spec.name,
+            # A person's login is the same login whichever flow made it (and never a
+            # client credentials token of the same client): one name for both.
+            provider="login" if options.login is not None else spec.name,
             # With discovery, the issuer names the server (its endpoint is not known yet).
             token_url=options.token_url or f"issuer:{options.issuer}",
             client_id=options.client_id,

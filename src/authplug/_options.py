@@ -37,6 +37,7 @@ from .spec import ProviderSpec
 
 if TYPE_CHECKING:
     from ._assertion import AssertionSource, SigningKey
+    from ._call.login import LoginSettings
     from ._dpop import DPoP
     from .events import Event
     from .token import Token
@@ -267,6 +268,8 @@ class Options:
     on_event: Callable[[Event], object] | None
     cache: TokenCache
     clock: Clock
+    #: How a person logs in: set by the login classes (not a BaseAuth option); else None.
+    login: LoginSettings | None = None
 
     @classmethod
     def from_kwargs(

@@ -22,6 +22,7 @@ from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
 
 if TYPE_CHECKING:  # the docs resolve these without the clients and the machinery below
+    from ._call.login import LoginSettings
     from .events import Event
     from .token import Token
 
@@ -226,6 +227,11 @@ class BaseAuth(Plugged):
             cache=cache,
             clock=clock,
         )
+        login = self._login_settings()
+        if login is not None:  # a person's login (authplug.login): not a BaseAuth option
+            import dataclasses
+
+            options = dataclasses.replace(options, login=login)
         self.options = options
         self.spec = spec
         self.provider = spec.name
@@ -238,6 +244,10 @@ class BaseAuth(Plugged):
         self._clock: Clock = options.clock
         if not isinstance(options.cache, MemoryTokenCache):
             self._assemble()  # a lasting cache: its manager guards SIGTERM from this thread
+
+    def _login_settings(self) -> LoginSettings | None:
+        """How a person logs in: None here; the login classes (:mod:`authplug.login`) say."""
+        return None
 
     def __repr__(self) -> str:
         # getattr: a traceback's locals may show an object whose __init__ raised before

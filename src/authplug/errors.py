@@ -7,6 +7,9 @@ The tree, named after what the caller does next::
     │   │                             status_code, error and description
     │   ├── CredentialsRejectedError  the token endpoint refused the credentials
     │   │                             (400, 401, 403, 422): fix them, do not retry
+    │   ├── LoginRequiredError        a person must log in, and none can be asked here
+    │   │                             (no terminal, no on_authorize/on_user_code, a
+    │   │                             background renewal): log in, then try again
     │   ├── TokenEndpointError        no usable answer (unreachable, TLS, timeout,
     │   │   │                         404, 5xx or 429 after the retries, a DPoP
     │   │   │                         nonce asked for twice): try later
@@ -33,6 +36,7 @@ __all__ = [
     "CredentialsRejectedError",
     "DiscoveryError",
     "IssuerMismatchError",
+    "LoginRequiredError",
     "TokenEndpointError",
     "TokenResponseError",
 ]
@@ -143,6 +147,16 @@ def _rebuild(
 
 class CredentialsRejectedError(AuthError):
     """The token endpoint refused the credentials (HTTP 400, 401, 403 or 422)."""
+
+
+class LoginRequiredError(AuthError):
+    """A person must log in (there is no login, or its refresh token was refused) and
+    nobody can be asked here: no terminal, no ``on_authorize``/``on_user_code``,
+    ``interactive=False``, or a renewal in the background, which never asks anyone.
+
+    The message says how to log in: ``auth.login()``, or the ``authplug login`` command
+    with the same issuer, client and cache.
+    """
 
 
 class TokenEndpointError(AuthError):

@@ -275,7 +275,9 @@ class ProviderSpec:
 
     Attributes:
         name: lower-case provider name, carried by errors and log lines.
-        grant_type: the full grant, ``"password"`` or ``"client_credentials"``.
+        grant_type: the full grant, ``"password"`` or ``"client_credentials"``; the
+            login classes use ``"authorization_code"`` and the device grant's
+            ``"urn:ietf:params:oauth:grant-type:device_code"``.
         body: ``"form"`` (application/x-www-form-urlencoded) or ``"json"``.
         grant_type_in: ``"body"``, or ``"query"`` for a grant type in the URL.
         params_in: ``"body"``, or ``"query"`` to send every parameter in the URL
@@ -291,7 +293,12 @@ class ProviderSpec:
     """
 
     name: str
-    grant_type: Literal["password", "client_credentials"] = "password"
+    grant_type: Literal[
+        "password",
+        "client_credentials",
+        "authorization_code",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ] = "password"
     body: Literal["form", "json"] = "form"
     grant_type_in: Literal["body", "query"] = "body"
     params_in: Literal["body", "query"] = "body"

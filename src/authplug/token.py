@@ -18,7 +18,7 @@ from ._lazy import regex
 from ._redact import mask
 from .errors import ConfigurationError
 
-__all__ = ["Token", "TokenState", "authorization", "parse_number"]
+__all__ = ["DeviceCode", "Token", "TokenState", "authorization", "parse_number"]
 
 # What an access token may hold to travel in a header: visible ASCII, no space. CR or LF
 # would split the header (h11 and urllib3 refuse them at request time, quoting the
@@ -66,6 +66,28 @@ def parse_number(value: object) -> float | None:
     except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCode:
+    """What a person needs to log in a device (RFC 8628 §3.2), as ``on_user_code`` gets it.
+
+    The device code itself (the device's secret for polling) is not part of it.
+
+    Attributes:
+        verification_uri: the page where the person enters the code.
+        verification_uri_complete: the same page with the code in it (to open, or to
+            show as a QR code), when the server gives one.
+        user_code: the code the person types (short, case-insensitive at most servers).
+        expires_in: seconds the code stays valid.
+        interval: seconds between two polls of the token endpoint.
+    """
+
+    verification_uri: str
+    verification_uri_complete: str | None
+    user_code: str
+    expires_in: float
+    interval: float
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -193,7 +193,8 @@ def test_keys_and_assertions_leak_nothing_from_locals() -> None:
             traceback.TracebackException.from_exception(error, capture_locals=True).format()
         )
         # the package's frames, locals and all, are there
-        assert os.path.join("_renew", "manager.py") in rendered
+        # (the token brain's: manager.py for a token, explicit.py for a revocation)
+        assert os.path.join("authplug", "_renew", "") in rendered
         for text in (str(error), repr(error), rendered, repr(by_key), repr(by_key.options)):
             for secret in secrets:
                 assert secret not in text

@@ -18,6 +18,7 @@ SAME_MEANING = {
     "_resend": "requests' and niquests' send-again of a request (twin drivers)",
     "_release": "requests' and niquests' consume-and-close of a refused response",
     "_answer": "httpx's and aiohttp's reading of a response into the exchange's Answer",
+    "_login_settings": "an auth class's login settings: BaseAuth's None, the login classes'",
 }
 
 
@@ -39,18 +40,20 @@ def _definitions() -> dict[str, set[str]]:
                 found[name].add(module)
             if isinstance(node, ast.ClassDef):
                 for member in node.body:
-                    for name in _names(member):
+                    for name in _names(member, in_class=True):
                         found[name].add(f"{module}:{node.name}")
     return {name: where for name, where in found.items() if _private(name)}
 
 
-def _names(node: ast.stmt) -> list[str]:
+def _names(node: ast.stmt, *, in_class: bool = False) -> list[str]:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [node.name]
     if isinstance(node, ast.Assign):
         return [t.id for t in node.targets if isinstance(t, ast.Name)]
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-        return [node.target.id]
+        # A bare annotation defines nothing: a part of a class (a mixin) declaring what
+        # its host class has.
+        return [node.target.id] if node.value is not None or not in_class else []
     return []
 
 

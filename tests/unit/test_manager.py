@@ -28,6 +28,7 @@ class ScriptedSource:
     an AuthError to raise."""
 
     wait_limit = 5.0
+    needs_person = False
 
     def __init__(self, clock: FakeClock, *answers: str | Token | AuthError) -> None:
         self.clock = clock
@@ -42,7 +43,7 @@ class ScriptedSource:
         yield from ()  # a plan: a generator, though this one needs no I/O
         return token(self.clock, answer) if isinstance(answer, str) else answer
 
-    def grant(self) -> Generator[Any, Any, Token]:
+    def grant(self, ask: bool | None = None) -> Generator[Any, Any, Token]:
         return self._answer("grant")
 
     def refresh(self, token: Token) -> Generator[Any, Any, Token]:

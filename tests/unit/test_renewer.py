@@ -28,6 +28,7 @@ class Source:
     sends one request first (so that the attempts can be counted)."""
 
     wait_limit = 5.0
+    needs_person = False
 
     def __init__(self, *answers: Token | AuthError) -> None:
         self.answers = list(answers)
@@ -41,7 +42,7 @@ class Source:
             raise answer
         return answer
 
-    def grant(self) -> Generator[Any, Any, Token]:
+    def grant(self, ask: bool | None = None) -> Generator[Any, Any, Token]:
         return self._call("grant")
 
     def refresh(self, token: Token) -> Generator[Any, Any, Token]:

@@ -57,17 +57,19 @@ class _ResponseView:
         """Non-2xx answers never reach Authlib: they are read by the spec's error parser."""
 
 
+def _unsent(
+    method: str, url: str, headers: Mapping[str, str], body: str | bytes, auth: Any
+) -> TokenRequest:
+    """The request as Authlib's client-auth method ``auth`` leaves it, unsent."""
+    url, headers, body = auth.prepare(method, url, dict(headers), body)
+    data = body if isinstance(body, bytes) else body.encode("utf-8")
+    return TokenRequest(method, url, dict(headers), data)
+
+
 @functools.cache
 def _preparing_client_class() -> type[Any]:
     """An Authlib ``OAuth2Client`` that returns the prepared request instead of sending it."""
     from authlib.oauth2.client import OAuth2Client
-
-    def prepared(
-        method: str, url: str, headers: Mapping[str, str], body: str | bytes, auth: Any
-    ) -> Any:
-        url, headers, body = auth.prepare(method, url, dict(headers), body)
-        data = body if isinstance(body, bytes) else body.encode("utf-8")
-        return TokenRequest(method, url, dict(headers), data)
 
     class PreparingClient(OAuth2Client):  # type: ignore[misc]
         def _fetch_token(
@@ -79,7 +81,7 @@ def _preparing_client_class() -> type[Any]:
             method: str = "POST",
             **kwargs: Any,
         ) -> TokenRequest:
-            return prepared(method, url, headers or {}, body, auth)  # type: ignore[no-any-return]
+            return _unsent(method, url, headers or {}, body, auth)
 
         def _refresh_token(
             self,
@@ -90,7 +92,7 @@ def _preparing_client_class() -> type[Any]:
             auth: Any = None,
             **kwargs: Any,
         ) -> TokenRequest:
-            return prepared("POST", url, headers or {}, body, auth)  # type: ignore[no-any-return]
+            return _unsent("POST", url, headers or {}, body, auth)
 
         def _http_post(  # the revocation request (RFC 7009)
             self,
@@ -100,7 +102,7 @@ def _preparing_client_class() -> type[Any]:
             headers: Mapping[str, str] | None = None,
             **kwargs: Any,
         ) -> TokenRequest:
-            return prepared("POST", url, headers or {}, body or "", auth)  # type: ignore[no-any-return]
+            return _unsent("POST", url, headers or {}, body or "", auth)
 
     return PreparingClient
 
@@ -162,6 +164,62 @@ class RequestPreparer:
         )
         return self._sealed(request, fills, scrub)
 
+    def login_grant(
+        self,
+        url: str,
+        grant_type: str,
+        secrets: Mapping[str, Secret],
+        plain: Mapping[str, str],
+        external: Secret | None,
+        scrub: Scrubber,
+    ) -> TokenRequest:
+        """A login's token request: the code with its verifier (RFC 7636 §4.5), or the
+        device code (RFC 8628 §3.4); ``secrets`` travel as stand-ins."""
+        fills = self._stand_ins(url, external=external, more=secrets)
+        kwargs = {name: fills[name].text for name in secrets}
+        request = self._authlib_client(fills).fetch_token(
+            url, grant_type=grant_type, headers=self._headers(url), **kwargs, **plain
+        )
+        return self._sealed(request, fills, scrub)
+
+    def device_request(self, url: str, external: Secret | None, scrub: Scrubber) -> TokenRequest:
+        """The device authorization request (RFC 8628 §3.1): the client (authenticated as
+        at the token endpoint), the scope, the resource indicators and audience."""
+        fills = self._stand_ins(url, external=external)
+        client = self._authlib_client(fills)
+        body = urlencode([("scope", self._scope)] if self._scope else [])
+        headers = self._headers(url)
+        headers.pop("DPoP", None)  # not a token request: RFC 9449 asks for no proof here
+        request = _unsent("POST", url, headers, body, client.client_auth(_AUTH_METHOD))
+        return dataclasses.replace(
+            request,
+            body_kind="form",
+            stand_ins=tuple(fills.values()),
+            scrub=scrub,
+            purpose="device",
+        )
+
+    def authorization_url(
+        self, endpoint: str, redirect_uri: str, state: str, verifier: Secret
+    ) -> str:
+        """The authorization request (RFC 6749 §4.1.1) with PKCE S256 (RFC 7636 §4.3),
+        made by Authlib; the resource indicators and audience added (RFC 8707 §2.1)."""
+        from authlib.oauth2.client import OAuth2Client
+
+        client = OAuth2Client(
+            session=None,
+            client_id=self._client_id,
+            scope=self._scope,
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+        )
+        url, _ = client.create_authorization_url(
+            endpoint, state=state, code_verifier=verifier.reveal()
+        )
+        if self._targets:
+            url += "&" + urlencode(self._targets)
+        return str(url)
+
     def refresh(
         self, url: str, refresh: Secret, external: Secret | None, scrub: Scrubber
     ) -> TokenRequest:
@@ -189,6 +247,7 @@ class RequestPreparer:
         refresh: Secret | None = None,
         external: Secret | None = None,
         token: Secret | None = None,
+        more: Mapping[str, Secret] | None = None,
     ) -> dict[str, StandIn]:
         assertion = external
         if self._signing_key is not None and self._client_id is not None:
@@ -203,6 +262,7 @@ class RequestPreparer:
             "refresh_token": refresh,
             "client_assertion": assertion,
             "token": token,
+            **(more or {}),
         }
         return {role: stand_in(secret) for role, secret in secrets.items() if secret is not None}
 

@@ -32,8 +32,11 @@ from .retry import RetryPolicy, attempts
 from .transport import TokenTransport
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .._dpop import DPoP
     from .._options import Options
+    from .login import LoginSettings
 
 __all__ = ["TokenClient"]
 
@@ -70,6 +73,8 @@ class TokenClient:
         self._preparer = RequestPreparer(options)
         self._scrub = self._preparer.scrub
         self._answers = AnswerReader(spec, options.clock)
+        #: How a person logs in, for the login classes (their "full grant"); else None.
+        self.login: LoginSettings | None = options.login
 
     def __repr__(self) -> str:
         where = f"token_url={self.token_url!r}"
@@ -90,12 +95,24 @@ class TokenClient:
         calls = 3 if self.discovery is not None else 1
         timeout = self._transport.timeout
         assertion = timeout if self._assertion_source is not None else 0.0
+        if self.login is not None:  # the person's time, then the exchange
+            calls += 2
+            assertion += self.login.login_timeout
         return calls * self._retry.worst_case(timeout) + assertion
+
+    @property
+    def needs_person(self) -> bool:
+        """Whether the full grant is a person's login (never run in the background)."""
+        return self.login is not None
 
     # -- the calls ---------------------------------------------------------------
 
-    def grant(self) -> Plan[Token]:
-        """The full grant (password or client credentials)."""
+    def grant(self, ask: bool | None = None) -> Plan[Token]:
+        """The full grant (password or client credentials), or a person's login: one that
+        may ask (``ask``: True for an explicit login, False in the background, None as
+        ``interactive=`` says; see :func:`authplug._call.login.may_ask`)."""
+        if self.login is not None:
+            return (yield from self._login(self.login, ask))
         token_url, _ = yield from self._endpoints()
         external = yield from self._external_assertion()
         scrub = self._scrub.with_secrets((external,))
@@ -133,6 +150,80 @@ class TokenClient:
             # words unscrubbed (they may echo the token), this one only the error.
             raise self._answers.refused(outcome, scrub, "revocation refused: ")
         return hint
+
+    # -- a person's login (:mod:`.login`) -------------------------------------------
+
+    def _login(self, settings: LoginSettings, ask: bool | None) -> Plan[Token]:
+        from . import login
+
+        name = self.spec.name
+        if not login.may_ask(settings, ask):
+            raise login.login_required(settings, name, background=ask is False)
+        token_url, _ = yield from self._endpoints()
+        if settings.flow == "code":
+            endpoint = yield from self._login_endpoint("authorization_endpoint")
+            return (yield from login.code_login(settings, self, token_url, endpoint, name))
+        endpoint = yield from self._login_endpoint("device_authorization_endpoint")
+        scrub = self._scrub.with_secrets(())
+        now = self._clock.monotonic
+        return (
+            yield from login.device_login(settings, self, token_url, endpoint, name, scrub, now)
+        )
+
+    def _login_endpoint(self, field: str) -> Plan[str]:
+        """The authorization (or device authorization) endpoint: given, or discovered."""
+        assert self.login is not None  # noqa: S101 - only logins ask
+        given = (
+            self.login.authorization_url
+            if field == "authorization_endpoint"
+            else self.login.device_authorization_url
+        )
+        if given is not None:
+            return given
+        found = None
+        if self.discovery is not None:
+            metadata = yield from self.discovery.metadata()
+            found = getattr(metadata, field)
+        if found is None:
+            option = (
+                "authorization_url" if field == "authorization_endpoint" else field[:-8] + "url"
+            )
+            raise ConfigurationError(
+                f"{self.spec.name}: no {field.replace('_', ' ')}: give {option}=, or issuer= "
+                f"of a server whose metadata names its {field}"
+            )
+        return str(found)
+
+    def exchange(
+        self,
+        token_url: str,
+        grant_type: str,
+        secrets: Mapping[str, Secret],
+        plain: Mapping[str, str],
+    ) -> Plan[Token]:
+        """A login's token call: the code (or device code) for a token."""
+        external = yield from self._external_assertion()
+        scrub = self._scrub.with_secrets((*secrets.values(), external))
+        prepare = functools.partial(
+            self._preparer.login_grant, token_url, grant_type, secrets, plain, external, scrub
+        )
+        return (yield from self._call(prepare, scrub, token_url))
+
+    def device_authorization(self, url: str, scrub: Scrubber) -> Plan[RawResponse]:
+        """The device authorization request (RFC 8628 §3.1): its 2xx answer."""
+        external = yield from self._external_assertion()
+        scrub.learn((external,))
+        prepare = functools.partial(self._preparer.device_request, url, external, scrub)
+        raw = yield from self._send(prepare, scrub, "device authorization")
+        if not 200 <= raw.status_code < 300:
+            raise self._answers.refused(raw, scrub, "device authorization refused: ")
+        return raw
+
+    def authorization_url(
+        self, endpoint: str, redirect_uri: str, state: str, verifier: Secret
+    ) -> str:
+        """Where the person logs in (through Authlib: PKCE S256)."""
+        return self._preparer.authorization_url(endpoint, redirect_uri, state, verifier)
 
     def prepare_grant(self) -> TokenRequest:
         """The full grant's request as the first attempt would send it (for tests and

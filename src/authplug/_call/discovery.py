@@ -43,6 +43,10 @@ class Metadata:
     token_endpoint: str
     revocation_endpoint: str | None
     fetched_at: float  # the clock's time
+    #: Where a person logs in (the authorization code flow), when the server says.
+    authorization_endpoint: str | None = None
+    #: Where a device asks for a user code (RFC 8628), when the server says.
+    device_authorization_endpoint: str | None = None
 
 
 def well_known_urls(issuer: str) -> tuple[str, ...]:
@@ -155,6 +159,12 @@ class Discovery:
             token_endpoint=self._endpoint(data, "token_endpoint", where, required=True) or "",
             revocation_endpoint=self._endpoint(data, "revocation_endpoint", where, required=False),
             fetched_at=now,
+            authorization_endpoint=self._endpoint(
+                data, "authorization_endpoint", where, required=False
+            ),
+            device_authorization_endpoint=self._endpoint(
+                data, "device_authorization_endpoint", where, required=False
+            ),
         )
 
     def _endpoint(

@@ -211,6 +211,7 @@ _CALLED = {
     "token": "the token call",
     "revocation": "the revocation",
     "metadata": "the metadata read",
+    "device": "the device authorization",
 }
 
 

@@ -29,9 +29,9 @@ class TokenRequest:
     body_kind: Literal["form", "json"] = "form"
     stand_ins: tuple[StandIn, ...] = ()
     scrub: Scrubber = field(default_factory=lambda: Scrubber(()))
-    #: A token call, a revocation, or the read of the issuer's metadata (only a token
-    #: call's requests are counted as its attempts).
-    purpose: Literal["token", "revocation", "metadata"] = "token"
+    #: A token call, a revocation, the read of the issuer's metadata, or a device
+    #: authorization (only a token call's requests are counted as its attempts).
+    purpose: Literal["token", "revocation", "metadata", "device"] = "token"
 
     def __repr__(self) -> str:
         return f"TokenRequest({self.method} {safe_url(self.url)})"

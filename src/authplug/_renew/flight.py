@@ -51,6 +51,7 @@ class Flight:
         "error",
         "kind",
         "leading",
+        "login",
         "loop",
         "reason",
         "started",
@@ -69,6 +70,7 @@ class Flight:
         self.error: AuthError | None = None
         self.abandoned = False  # its waiters join a new flight
         self.background = False  # led off the request path, for a token still valid
+        self.login = False  # an explicit login: the person is asked, whatever is cached
         self.claimed = False  # someone runs it (a background flight may wait in a queue)
         self.leading = True  # its leader is still at work (for the manager's settle)
 

@@ -42,10 +42,11 @@ from typing import TYPE_CHECKING
 from .. import _aio
 from .._fork import reset_after_fork
 from .._redact import mask
-from ..errors import AuthError, CredentialsRejectedError
+from ..errors import AuthError, CredentialsRejectedError, LoginRequiredError
 from ..events import Reason
 from ..token import Token, TokenState
 from . import at_exit, pool, report
+from .explicit import ExplicitActions
 from .flight import Abandoned, Fail, Flight, Follow, Lead, Outcome, Use, error_of
 from .leaders import DetachedLeaders, Leaders, aborted
 from .renewal import RenewalPlan, arun_renewal, run_renewal
@@ -74,7 +75,13 @@ FAILURE_MEMORY = 1.0
 _REFUSED = "the API refused the token"  # the reason of a renewal after a 401
 
 
-class TokenManager:
+def _asks_person(flight: Flight, error: BaseException) -> bool:
+    """A background renewal that needed a person: not a failure to remember (the next
+    request on the request path may ask)."""
+    return flight.background and isinstance(error, LoginRequiredError)
+
+
+class TokenManager(ExplicitActions):
     """Holds one token and decides when to renew it, and who renews."""
 
     def __init__(
@@ -306,6 +313,8 @@ class TokenManager:
             except Abandoned:
                 continue  # its leader's loop is gone: the next join leads anew
             except AuthError as exc:
+                if isinstance(outcome, Follow) and _asks_person(outcome.flight, exc):
+                    continue  # a background renewal could not ask: this caller may
                 return self._use_stale(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
@@ -387,6 +396,8 @@ class TokenManager:
             except Abandoned:
                 continue
             except AuthError as exc:
+                if isinstance(outcome, Follow) and _asks_person(outcome.flight, exc):
+                    continue  # a background renewal could not ask: this caller may
                 return self._use_stale(outcome, rejected, exc)
             raise AssertionError(outcome)  # not reachable: the four outcomes are above
 
@@ -411,7 +422,9 @@ class TokenManager:
     # -- a leader's outcome, once for sync and async --------------------------------
 
     def _plan_for(self, flight: Flight, entry: Entry | None) -> RenewalPlan[tuple[Entry, bool]]:
-        return self._renewer.renewal(flight.reason, entry, flight.kind, flight.background)
+        return self._renewer.renewal(
+            flight.reason, entry, flight.kind, flight.background, flight.login
+        )
 
     def _settle_renewed(self, flight: Flight, entry: Entry, fetched: bool) -> None:
         """The renewal gave ``entry`` (``fetched`` by a token call, or adopted from the
@@ -442,7 +455,7 @@ class TokenManager:
                 return ours
             refused = isinstance(error, CredentialsRejectedError)
             pause = self._backoff.failed(now, refused=refused) if counted else 0.0
-            if ours:
+            if ours and not _asks_person(flight, error):
                 self._failure = (error, now)
                 if flight.reason == _REFUSED:
                     self._entry = None  # do not keep sending a refused token
@@ -471,28 +484,3 @@ class TokenManager:
             self._on_token(token)
         except Exception as exc:  # a user's callback must not break requests
             self._report(report.CallbackRaised(type(exc).__name__))
-
-    # -- revocation ----------------------------------------------------------------
-
-    def revoke(self) -> bool:
-        """Revoke the token at the server (RFC 7009), then forget it here and in the
-        cache. False when there was no token; a failure raises and forgets nothing."""
-        plan = self._renewer.revocation(lambda: self._entry)
-        return self._drop_revoked(run_renewal(plan, self._cache, self._key, self._performer))
-
-    async def arevoke(self) -> bool:
-        """Async :meth:`revoke`."""
-        plan = self._renewer.revocation(lambda: self._entry)
-        return self._drop_revoked(await arun_renewal(plan, self._cache, self._key, self._performer))
-
-    def _drop_revoked(self, revoked: tuple[Token, str] | None) -> bool:
-        """Forget the token a revocation revoked (if it is still ours)."""
-        if revoked is None:
-            return False
-        token, which = revoked
-        with self._lock:
-            if self._entry is not None and self._entry.token.access_token == token.access_token:
-                self._entry = None
-            self._failure = None
-        self._report(report.Revoked(which))
-        return True

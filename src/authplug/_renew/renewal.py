@@ -35,7 +35,7 @@ from .._call.messages import RawResponse, TransportFailure
 from .._call.plan import Effect, Plan, Send, watched
 from .._redact import mask
 from ..cache import CacheError
-from ..errors import AuthError, CredentialsRejectedError
+from ..errors import AuthError, ConfigurationError, CredentialsRejectedError, LoginRequiredError
 from ..events import CacheLookup, Reason, Renewal, TokenCall, error_code
 from ..token import Token, TokenState
 from .report import (
@@ -43,7 +43,9 @@ from .report import (
     CacheReached,
     CallStarting,
     ForeignKey,
+    LoggedOut,
     NothingToRevoke,
+    NotRevoked,
     RefreshExpired,
     RefreshRefused,
     Reporter,
@@ -77,7 +79,13 @@ log = logging.getLogger("authplug")
 
 @dataclass(frozen=True, slots=True)
 class CacheLock:
-    """Take the cache's renewal lock, held until the plan ends; None comes back."""
+    """Take the cache's renewal lock, held until the plan ends; None comes back.
+
+    ``hold``: the seconds the holder may need it (a person logging in), for a cache
+    that takes it (``takes_hold``): the others wait as long, and a lease lasts as long.
+    """
+
+    hold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +118,9 @@ class TokenSource(Protocol):
 
     @property
     def wait_limit(self) -> float: ...
-    def grant(self) -> Plan[Token]: ...
+    @property
+    def needs_person(self) -> bool: ...
+    def grant(self, ask: bool | None = None) -> Plan[Token]: ...
     def refresh(self, token: Token) -> Plan[Token]: ...
     def revoke(self, token: Token) -> Plan[str]: ...
 
@@ -142,6 +152,8 @@ def run_renewal(plan: RenewalPlan[T], cache: TokenCache, key: str, performer: Pe
 
         def act(effect: RenewalEffect) -> Any:
             if isinstance(effect, CacheLock):
+                if effect.hold is not None and getattr(cache, "takes_hold", False):
+                    return held.enter_context(cache.lock(key, hold=effect.hold))  # type: ignore[call-arg]
                 return held.enter_context(cache.lock(key))
             if isinstance(effect, CacheGet):
                 return cache.get(key)
@@ -163,6 +175,9 @@ async def arun_renewal(
 
         async def act(effect: RenewalEffect) -> Any:
             if isinstance(effect, CacheLock):
+                if effect.hold is not None and getattr(cache, "takes_hold", False):
+                    locked = cache.alock(key, hold=effect.hold)  # type: ignore[call-arg]
+                    return await held.enter_async_context(locked)
                 return await held.enter_async_context(cache.alock(key))
             if isinstance(effect, CacheGet):
                 return await cache.aget(key)
@@ -210,28 +225,43 @@ class Renewer:
         )
 
     def renewal(
-        self, reason: str, entry: Entry | None, kind: Reason, background: bool = False
+        self,
+        reason: str,
+        entry: Entry | None,
+        kind: Reason,
+        background: bool = False,
+        login: bool = False,
     ) -> RenewalPlan[tuple[Entry, bool]]:
         """Renew under the cache's lock: ``(the new entry, whether a call fetched it)``.
 
         ``reason`` is for the log, ``kind`` for the events; ``background``: a renewal
-        started ahead of expiry, off the request path.
+        started ahead of expiry, off the request path (it never asks a person);
+        ``login``: an explicit login, which asks the person whatever is cached.
         """
         report, provider = self._report, self._report.provider
         if report.listening:
             report(Renewal(provider, kind, time_left(entry, self._clock.monotonic()), background))
         cached, read = yield from self._lock_and_read_cache()
+        if login:
+            token = yield from self._reported(self._source.grant(ask=True), self._grant_type, kind)
+            self._lost_refresh = None
+            yield from self._stored(token)
+            return self.entry_for(token), True
         adopted, entry = self._weigh_cached(cached, entry)
         if report.listening:
             report(CacheLookup(provider, "outage" if not read else "hit" if adopted else "miss"))
         if adopted and entry is not None:
             return entry, False
-        token = yield from self._obtain(reason, entry, kind)
+        token = yield from self._obtain(reason, entry, kind, background)
+        yield from self._stored(token)
+        return self.entry_for(token), True
+
+    def _stored(self, token: Token) -> RenewalPlan[None]:
+        """Store ``token`` for the others; a cache that fails is reported."""
         try:
             yield CacheSet(token)
         except CacheError as exc:
             self._report(CacheFailed(exc))
-        return self.entry_for(token), True
 
     def revocation(
         self, current: Callable[[], Entry | None]
@@ -248,17 +278,46 @@ class Renewer:
             return None
         which = yield from self._source.revoke(token)
         if cached is not None and cached.access_token == token.access_token:
-            try:
-                yield CacheDelete()
-            except CacheError as exc:
-                self._report(CacheFailed(exc))
+            yield from self._deleted()
         return token, which
+
+    def logout(self, current: Callable[[], Entry | None]) -> RenewalPlan[Token | None]:
+        """Under the cache's lock: revoke the login where the server can (a server
+        without a revocation endpoint, or one that fails, is reported, not raised: the
+        person asked to be logged out) and drop it from the cache whatever happened.
+        Returns the token forgotten, or None when there was none."""
+        cached, _ = yield from self._lock_and_read_cache()
+        entry = current()
+        token = entry.token if entry is not None else cached
+        revoked = False
+        if token is not None:
+            try:
+                yield from self._source.revoke(token)
+                revoked = True
+            except ConfigurationError:
+                self._report(NotRevoked("the server has no revocation endpoint"))
+            except AuthError as exc:
+                self._report(NotRevoked(str(exc)))
+        yield from self._deleted()
+        self._report(LoggedOut(revoked))
+        return token
+
+    def _deleted(self) -> RenewalPlan[None]:
+        """Drop the shared entry; a cache that fails is reported."""
+        try:
+            yield CacheDelete()
+        except CacheError as exc:
+            self._report(CacheFailed(exc))
 
     def _lock_and_read_cache(self) -> RenewalPlan[tuple[Token | None, bool]]:
         """Take the cache's lock (held until the plan ends) and read the shared token:
-        ``(the token or None, whether the read worked)``; a failure is reported."""
+        ``(the token or None, whether the read worked)``; a failure is reported.
+
+        A person's login may hold the lock for as long as the person takes: a cache
+        that can is asked to let the others wait that long (``hold``)."""
+        source = self._source
         try:
-            yield CacheLock()
+            yield CacheLock(source.wait_limit if source.needs_person else None)
         except CacheError as exc:
             self._report(CacheFailed(exc))
         try:
@@ -292,8 +351,11 @@ class Renewer:
             return True, candidate
         return False, candidate
 
-    def _obtain(self, reason: str, entry: Entry | None, kind: Reason) -> Plan[Token]:
-        """The token calls: the refresh token if usable, else (or when refused) the grant."""
+    def _obtain(
+        self, reason: str, entry: Entry | None, kind: Reason, background: bool
+    ) -> Plan[Token]:
+        """The token calls: the refresh token if usable, else (or when refused) the grant
+        (a person's login never in the background: :class:`LoginRequiredError`)."""
         basis = self._refresh_basis(entry)
         # A refresh token refused earlier (and dropped) still explains a grant refusal.
         refused = self._lost_refresh if basis is None else None
@@ -312,6 +374,12 @@ class Renewer:
                 self._lost_refresh = None
                 return _keep_refresh_token(token, basis)
         grant_type = self._grant_type
+        if background and self._source.needs_person:
+            raise LoginRequiredError(
+                "the login must be renewed by a person (no usable refresh token), and a "
+                "background renewal asks nobody: the next request asks, where it may",
+                provider=self._report.provider,
+            )
         self._report(CallStarting(grant_type, reason))
         try:
             token = yield from self._reported(self._source.grant(), grant_type, kind)

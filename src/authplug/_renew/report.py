@@ -198,6 +198,20 @@ class NothingToRevoke:
 
 
 @dataclass(frozen=True, slots=True)
+class NotRevoked:
+    """A logout forgot the login without revoking it at the server (``reason``: why)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    """A logout forgot the login here and in the cache (``revoked``: at the server too)."""
+
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
 class NewToken:
     """A token call gave a new token (``masked``: its masked form)."""
 
@@ -240,6 +254,8 @@ Happening = (
     | AdoptedRefused
     | Revoked
     | NothingToRevoke
+    | NotRevoked
+    | LoggedOut
     | NewToken
     | CallbackRaised
     | Unexpected
@@ -367,6 +383,18 @@ class LogObserver:
                 log.info("%s: revoked the %s; the token is forgotten", name, which)
             case NothingToRevoke():
                 log.info("%s: no token to revoke", name)
+            case NotRevoked(reason):
+                log.warning(
+                    "%s: logging out without revoking the refresh token at the server (%s)",
+                    name,
+                    reason,
+                )
+            case LoggedOut(revoked):
+                log.info(
+                    "%s: logged out%s; the login is forgotten here and in the cache",
+                    name,
+                    " (revoked at the server)" if revoked else "",
+                )
             case NewToken(masked):
                 log.debug("%s: new token %s", name, masked)
             case CallbackRaised(kind):
