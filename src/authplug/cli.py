@@ -1,4 +1,5 @@
-"""The ``authplug`` command: ``authplug demo`` and ``authplug token PROVIDER``.
+"""The ``authplug`` command: ``authplug demo``, ``authplug token PROVIDER``, and a person's
+``authplug login``, ``authplug logout`` and ``authplug token`` (:mod:`._login_cli`).
 
 ``authplug token`` takes each keyword argument of the provider's class as an option or
 an environment variable: ``client_id`` is ``--client-id`` or
@@ -168,9 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         exits with 2 at once).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["login"], ["logout"]) or (
+        argv[:1] == ["token"] and (len(argv) == 1 or argv[1].startswith("-"))
+    ):
+        from ._login_cli import run
+
+        return run(argv[0], argv[1:])
     parser = argparse.ArgumentParser(
         prog="authplug",
-        description="OAuth2 plugins for requests and httpx: a demo, and a token fetcher.",
+        description=(
+            "OAuth2 plugins for requests and httpx: a demo, a token fetcher, and a "
+            "person's login kept for later runs."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="show the whole flow against local emulators")
@@ -178,9 +188,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = commands.add_parser(
         "token",
         help="fetch a real token and print it",
-        description="authplug token PROVIDER [options]; see authplug token PROVIDER --help",
+        description=(
+            "authplug token PROVIDER [options]; see authplug token PROVIDER --help. Without "
+            "a provider (authplug token --issuer ... --client-id ...), the access token of "
+            "a person's login made by authplug login"
+        ),
     )
     token.add_argument("provider", choices=sorted(PROVIDERS))
+    commands.add_parser(
+        "login",
+        help="log a person in and keep the login (see authplug login --help)",
+        add_help=False,
+    )
+    commands.add_parser(
+        "logout", help="revoke and forget a login (see authplug logout --help)", add_help=False
+    )
     if argv[:1] == ["token"] and len(argv) >= 2 and argv[1] in PROVIDERS:
         return _token(argv[1], argv[2:])
     args = parser.parse_args(argv)

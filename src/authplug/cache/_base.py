@@ -44,6 +44,12 @@ class TokenCache(Protocol):
     ``revoke()`` uses to drop a revoked token; without them the entry stays (with a
     warning) until the next renewal overwrites it. They are not part of the protocol,
     so caches written before them still are token caches.
+
+    A cache whose ``takes_hold`` attribute is true takes ``hold=`` (seconds) on ``lock``
+    and ``alock``: how long the holder may need the lock (a person logging in, up to
+    ``login_timeout``); the others then wait that long, and a lock that expires on its
+    own lasts that long. Without it, a login that outlasts the lock's timeout may let
+    a second process ask its person too.
     """
 
     def get(self, key: str) -> Token | None:

@@ -212,10 +212,10 @@ class FileTokenCache:
             lock.release()
 
     @contextlib.contextmanager
-    def _renewal(self) -> Iterator[None]:
+    def _renewal(self, wait: float) -> Iterator[None]:
         """One renewal of this process at a time, then the lock file (other processes)."""
-        end = time.monotonic() + self.lock_timeout
-        if not self._renewing.acquire(timeout=self.lock_timeout):
+        end = time.monotonic() + wait
+        if not self._renewing.acquire(timeout=wait):
             raise CacheError(f"timed out waiting for another renewal of {str(self.path)!r}")
         try:
             # One wait in all (``max_wait``), whichever lock it is spent on.
@@ -224,15 +224,23 @@ class FileTokenCache:
         finally:
             self._renewing.release()
 
-    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+    #: :meth:`lock` takes ``hold=``: authplug asks for a lock a person's login may hold.
+    takes_hold = True
+
+    def lock(self, key: str, hold: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Hold the lock file (``path`` + ``".lock"``, one for every key) for the block,
         against the other renewals of this process too.
 
+        Args:
+            key: the token's key.
+            hold: how long the holder may need the lock (a person logging in): the
+                others wait that long when it is longer than ``lock_timeout``.
+
         Raises:
-            CacheError: another renewal held it for ``lock_timeout`` seconds, or it
-                cannot be created.
+            CacheError: another renewal held it for ``lock_timeout`` seconds (or
+                ``hold``), or it cannot be created.
         """
-        return self._renewal()
+        return self._renewal(max(self.lock_timeout, hold or 0.0))
 
     async def aget(self, key: str) -> Token | None:
         """Async :meth:`get`, in a worker thread."""
@@ -247,9 +255,9 @@ class FileTokenCache:
         await _aio.to_thread(self.delete, key)
 
     @contextlib.asynccontextmanager
-    async def alock(self, key: str) -> AsyncIterator[None]:
+    async def alock(self, key: str, hold: float | None = None) -> AsyncIterator[None]:
         """Async :meth:`lock`: the lock file is taken and released in worker threads."""
-        locked = self._renewal()
+        locked = self._renewal(max(self.lock_timeout, hold or 0.0))
         await _aio.to_thread(locked.__enter__)
         try:
             yield

@@ -313,30 +313,36 @@ class RedisTokenCache:
         except self._errors as exc:
             raise self._fail("delete", exc) from exc
 
+    #: :meth:`lock` takes ``hold=``: authplug asks for a lock a person's login may hold.
+    takes_hold = True
+
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str, hold: float | None = None) -> Iterator[None]:
         """Hold the key's Redis lock for the block; it expires on its own after
         ``lock_timeout`` seconds.
 
+        Args:
+            key: the token's key.
+            hold: how long the holder may need the lock (a person logging in): the lock
+                lasts, and the others wait, that long when it is longer.
+
         Raises:
-            CacheError: another process held it for ``wait_timeout`` seconds, or Redis
-                failed.
+            CacheError: another process held it for ``wait_timeout`` seconds (or
+                ``hold``), or Redis failed.
         """
         self._sync_only()
+        lease, wait = self._lock_times(hold)
         # thread_local=False: an async caller acquires in one worker thread and may
         # release in another.
         lock = self._client.lock(
-            self._name(key) + ":lock",
-            timeout=self._lock_timeout,
-            blocking_timeout=self._wait_timeout,
-            thread_local=False,
+            self._name(key) + ":lock", timeout=lease, blocking_timeout=wait, thread_local=False
         )
         try:
-            acquired = self._acquire(lock)
+            acquired = self._acquire(lock, wait)
         except self._errors as exc:
             raise self._fail("lock", exc) from exc
         if not acquired:
-            raise CacheError(f"timed out after {self._wait_timeout:.0f}s waiting for the lock")
+            raise CacheError(f"timed out after {wait:.0f}s waiting for the lock")
         try:
             yield
         finally:
@@ -345,15 +351,20 @@ class RedisTokenCache:
             except self._release_errors as exc:  # expired meanwhile, or Redis away
                 log.debug("releasing the Redis renewal lock failed: %s", type(exc).__name__)
 
-    def _acquire(self, lock: Any) -> bool:
-        """Try the lock until ``wait_timeout``, each try bounded by ``timeout``.
+    def _lock_times(self, hold: float | None) -> tuple[float, float]:
+        """``(lease, wait)`` of a lock: a person's login may hold it longer."""
+        extra = hold or 0.0
+        return max(self._lock_timeout, extra), max(self._wait_timeout, extra)
+
+    def _acquire(self, lock: Any, wait: float) -> bool:
+        """Try the lock for ``wait`` seconds, each try bounded by ``timeout``.
 
         One blocking ``acquire`` in a helper thread could not be given up cleanly: it
         goes on trying after we stopped waiting. A non-blocking try is one command;
         when Redis grants it after we gave up on it, the lock would belong to nobody
         and stall every other renewal for ``lock_timeout``: ``undo`` releases it.
         """
-        deadline = time.monotonic() + self._wait_timeout
+        deadline = time.monotonic() + wait
         while True:
             if self._bounded(
                 "lock", lambda: lock.acquire(blocking=False), undo=_undo_lock_try(lock)
@@ -396,9 +407,9 @@ class RedisTokenCache:
         except self._errors as exc:
             raise self._fail("delete", exc) from exc
 
-    async def _aacquire(self, lock: Any) -> bool:
+    async def _aacquire(self, lock: Any, wait: float) -> bool:
         """Async :meth:`_acquire`: non-blocking tries, each bounded by ``timeout``."""
-        deadline = time.monotonic() + self._wait_timeout
+        deadline = time.monotonic() + wait
         while True:
             if await self._abounded("lock", lock.acquire(blocking=False), undo=_arelease(lock)):
                 return True
@@ -407,27 +418,24 @@ class RedisTokenCache:
             await _aio.sleep(_LOCK_POLL)
 
     @contextlib.asynccontextmanager
-    async def alock(self, key: str) -> AsyncIterator[None]:
+    async def alock(self, key: str, hold: float | None = None) -> AsyncIterator[None]:
         """Async :meth:`lock`."""
         if not self._async:
-            locked = self.lock(key)
+            locked = self.lock(key, hold)
             await _aio.to_thread(locked.__enter__)
             try:
                 yield
             finally:
                 await _aio.to_thread(locked.__exit__, None, None, None)
             return
-        lock = self._client.lock(
-            self._name(key) + ":lock",
-            timeout=self._lock_timeout,
-            blocking_timeout=self._wait_timeout,
-        )
+        lease, wait = self._lock_times(hold)
+        lock = self._client.lock(self._name(key) + ":lock", timeout=lease, blocking_timeout=wait)
         try:
-            acquired = await self._aacquire(lock)
+            acquired = await self._aacquire(lock, wait)
         except self._errors as exc:
             raise self._fail("lock", exc) from exc
         if not acquired:
-            raise CacheError(f"timed out after {self._wait_timeout:.0f}s waiting for the lock")
+            raise CacheError(f"timed out after {wait:.0f}s waiting for the lock")
         try:
             yield
         finally:
