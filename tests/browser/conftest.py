@@ -2,7 +2,8 @@
 
 They need Selenium, Debian's ``chromium`` and ``chromium-driver`` and node's oidc-provider.
 Only the browser environment installs Selenium, so elsewhere (the default environments)
-this folder is not collected at all; where Selenium is installed but chromium or
+this folder is not collected at all (and this module imports only the standard library
+there); where Selenium is installed but chromium or
 chromedriver is missing, the tests are skipped with what to install.
 """
 
@@ -15,7 +16,6 @@ from typing import Any
 import pytest
 
 from .chromium import ChromiumPerson, missing
-from .loopback import PROVIDER_CONFIG
 
 if importlib.util.find_spec("selenium") is None:
     collect_ignore_glob = ["test_*.py"]
@@ -25,6 +25,7 @@ if importlib.util.find_spec("selenium") is None:
 def browser_oidc() -> Iterator[Any]:
     """oidc-provider with its login and consent pages and a public native client."""
     from ..servers.oidc_provider import OidcProviderServer
+    from .loopback import PROVIDER_CONFIG
 
     reason = missing()
     if reason is not None:
