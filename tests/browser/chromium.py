@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
@@ -84,13 +85,12 @@ class ChromiumPerson:
 
     Args:
         login: what the person types as login (oidc-provider's account id, the ``sub``).
-        password: what the person types as password (devInteractions accepts any).
-        timeout: seconds for each page to be answered and for the whole login.
+        password: what the person types as password (the harness's accounts; bare
+            devInteractions accepts any).
+        timeout: seconds for each page to load, and for each step of the login.
     """
 
-    def __init__(
-        self, *, login: str = "alice", password: str = "any-password", timeout: float = 30
-    ):
+    def __init__(self, *, login: str, password: str, timeout: float = 30) -> None:
         self.login = login
         self._password = password
         self.timeout = timeout
@@ -175,20 +175,26 @@ class ChromiumPerson:
         from selenium.webdriver.support.wait import WebDriverWait
 
         driver = self.driver
+        first = len(self.steps)
+        # One deadline for the whole visit: a provider that keeps showing pages (a refused
+        # password answers the sign-in page again) must not keep the person busy forever.
+        deadline = time.monotonic() + self.timeout
         driver.get(url)
-        wait = WebDriverWait(driver, self.timeout, poll_frequency=0.05)
         while True:
+            left = max(deadline - time.monotonic(), 0.0)
             try:
+                wait = WebDriverWait(driver, left, poll_frequency=0.05)
                 landed, form = wait.until(self._next_page)
+                if form is None:
+                    return landed
+                signed_in = "login" in self.steps[first:]
+                self._act(form, cancel=cancel, signed_in=signed_in, left=left)
             except TimeoutException:
                 raise TimeoutError(
                     f"the browser did not reach authplug's landing page in {self.timeout} s:"
                     f" it is on {_where(driver.current_url)} titled {driver.title!r}"
-                    f" after {self.steps}"
+                    f" after {self.steps[first:]}"
                 ) from None
-            if form is None:
-                return landed
-            self._act(form, cancel=cancel)
 
     def _next_page(self, driver: WebDriver) -> tuple[str, WebElement | None] | Literal[False]:
         """``(the landing page's title, None)``, ``("", an interaction form to act on)``, or
@@ -200,8 +206,12 @@ class ChromiumPerson:
         forms = driver.find_elements(By.CSS_SELECTOR, "form:has(input[name=prompt])")
         return ("", forms[0]) if forms else False
 
-    def _act(self, form: WebElement, *, cancel: bool) -> None:
-        """Fill and submit one of oidc-provider's interaction pages, or cancel it."""
+    def _act(self, form: WebElement, *, cancel: bool, signed_in: bool, left: float) -> None:
+        """Fill and submit one of oidc-provider's interaction pages, or cancel it.
+
+        ``signed_in``: this person has signed in during this visit already; ``left``: the
+        seconds left for the visit.
+        """
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
@@ -212,6 +222,11 @@ class ChromiumPerson:
         if cancel:
             self.steps.append("cancel")
             self.driver.find_element(By.PARTIAL_LINK_TEXT, "Cancel").click()
+        elif prompt == "login" and signed_in:
+            raise PermissionError(
+                f"oidc-provider asks {self.login!r} to sign in again: it refused the login"
+                " or the password"
+            )
         elif prompt == "login":
             self.steps.append("login")
             form.find_element(By.NAME, "login").send_keys(self.login)
@@ -223,6 +238,6 @@ class ChromiumPerson:
         else:
             raise RuntimeError(f"oidc-provider asks for {prompt!r}: this person knows no such page")
         # The next page replaces this one: act on it only once this form is gone.
-        WebDriverWait(self.driver, self.timeout, poll_frequency=0.05).until(
+        WebDriverWait(self.driver, left, poll_frequency=0.05).until(
             expected_conditions.staleness_of(form)
         )

@@ -40,7 +40,9 @@ def chromium() -> Iterator[ChromiumPerson]:
     reason = missing()
     if reason is not None:
         pytest.skip(reason)
-    with ChromiumPerson() as person:
+    from ..servers import PASSWORD, USERNAME
+
+    with ChromiumPerson(login=USERNAME, password=PASSWORD) as person:
         yield person
 
 

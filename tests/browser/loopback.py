@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
+from ..servers import PASSWORD, USERNAME
 from .chromium import LOGGED_IN, LOGIN_FAILED
 
 #: A public native client (RFC 8252): no secret, PKCE, a loopback redirect on any port.
@@ -39,9 +40,12 @@ PUBLIC_CLIENT = {
     "redirect_uris": ["http://127.0.0.1/callback"],
 }
 #: oidc-provider's own login and consent pages (devInteractions), and the public client:
-#: given to ``OidcProviderServer(extra_config=...)``, it needs no change to server.mjs.
+#: given to ``OidcProviderServer(extra_config=...)``. ``features`` is what today's server.mjs
+#: reads; ``logins`` (the person's account and password, checked before devInteractions
+#: signs anyone in) is what issue 22's server.mjs reads. Each ignores the other's key.
 PROVIDER_CONFIG: dict[str, Any] = {
     "features": {"devInteractions": {"enabled": True}},
+    "logins": {"accounts": {USERNAME: PASSWORD}},
     "clients": [PUBLIC_CLIENT],
 }
 LOGIN_TIMEOUT = 60.0

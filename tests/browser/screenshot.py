@@ -28,9 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"screenshot: {reason}", file=sys.stderr)
         return 2
+    from ..servers import PASSWORD, USERNAME
     from ..servers.oidc_provider import OidcProviderServer
 
-    with OidcProviderServer(extra_config=PROVIDER_CONFIG) as server, ChromiumPerson() as person:
+    with (
+        OidcProviderServer(extra_config=PROVIDER_CONFIG) as server,
+        ChromiumPerson(login=USERNAME, password=PASSWORD) as person,
+    ):
 
         def approve_and_capture(url: str) -> str:
             title = person.approve(url)
