@@ -164,7 +164,7 @@ class LoopbackReceiver:
         self._query = query
         self._done.set()
         if "code" in query:
-            return 200, LOGGED_IN, "You are logged in. You can close this tab."
+            return 200, LOGGED_IN, "You can close this window and go back to the application."
         reason = query.get("error_description") or query.get("error") or "no code"
         return 200, LOGIN_FAILED, f"The login failed: {reason}"
 
@@ -176,7 +176,7 @@ class LoopbackReceiver:
                 parts = urlsplit(self.path)
                 query = {key: values[0] for key, values in parse_qs(parts.query).items()}
                 status, title, message = receiver._answer(parts.path, query)
-                heading = title.removeprefix("authplug: ").capitalize()
+                heading = HEADINGS.get(title, title)
                 page = PAGE.format(
                     title=html.escape(title), heading=heading, message=html.escape(message)
                 ).encode()
@@ -193,8 +193,10 @@ class LoopbackReceiver:
         return Handler
 
 
+# The words and look of authplug's own landing page, so that the screenshot shows it.
+HEADINGS = {LOGGED_IN: "You are logged in", LOGIN_FAILED: "The login failed"}
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;max-width:32em;margin:4em auto;color:#222}}</style>
-</head><body><h1>{heading}</h1><p>{message}</p></body></html>
+<style>body{{font-family:system-ui,sans-serif;margin:4em auto;max-width:32em;color:#222}}
+h1{{font-size:1.4em}}</style></head><body><h1>{heading}</h1><p>{message}</p></body></html>
 """
