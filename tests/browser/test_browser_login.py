@@ -3,8 +3,8 @@
 Each test drives Debian's chromium through oidc-provider's own login and consent pages to
 the loopback landing page, then checks on the servers that the login really completed:
 the protected API accepts the token, for the person who typed their login, with
-``offline_access`` granted, after exactly one code exchange. How the login is made (today a
-stand-in, then ``OAuth2AuthorizationCodeAuth``) is in :func:`tests.browser.loopback.log_in`.
+``offline_access`` granted, after exactly one code exchange. How the login is made
+(``OAuth2AuthorizationCodeAuth``) is in :func:`tests.browser.loopback.log_in`.
 """
 
 from __future__ import annotations

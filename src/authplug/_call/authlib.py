@@ -213,8 +213,13 @@ class RequestPreparer:
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
         )
+        extra = {}
+        if "offline_access" in (self._scope or "").split():
+            # OpenID Connect Core §11: offline_access is granted only with prompt=consent
+            # (oidc-provider drops it otherwise, and no refresh token comes).
+            extra["prompt"] = "consent"
         url, _ = client.create_authorization_url(
-            endpoint, state=state, code_verifier=verifier.reveal()
+            endpoint, state=state, code_verifier=verifier.reveal(), **extra
         )
         if self._targets:
             url += "&" + urlencode(self._targets)
