@@ -47,7 +47,8 @@ class FileTokenCache:
     """Tokens in one file, renewal single-flight across the processes of a host.
 
     Args:
-        path: the token file (created when first written, mode 0600). The lock is
+        path: the token file (created when first written, mode 0600; ``~`` is the
+            user's home, and a missing folder is made, mode 0700). The lock is
             ``path`` + ``".lock"``. The file must belong to the running user and must
             not be writable by group or others, else it is refused.
         lock_timeout: seconds to wait for another process's renewal before going on
@@ -59,7 +60,11 @@ class FileTokenCache:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()  # "~/.config/my-cli/tokens", as people write it
+        # A program's first run: its folder does not exist yet (made private to this
+        # user). One that cannot be made shows as a CacheError at the first use.
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
         self._lock = self._new_lock()
         # The file lock is re-entered by any thread of this process (an async renewal
