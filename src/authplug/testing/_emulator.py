@@ -65,10 +65,10 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
         device_expires_in: the seconds a device code lives.
         clock: where every expiry is read (a :class:`FakeClock`; default: the real one).
 
+    Each argument is kept in the attribute of its name (``token_lifetime`` may be changed
+    at any time).
+
     Attributes:
-        username, password, client_id, client_secret, token_lifetime (change it at any
-            time), issue_refresh_tokens, token_delay, redirect_uris, device_interval,
-            device_expires_in, clock: the arguments, as given.
         reject_refresh: when True, refresh grants are refused.
         token_calls: a Counter of token calls by grant type (``.total()`` for all).
         token_requests: every token request received (:class:`Request`), in order.

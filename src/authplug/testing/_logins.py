@@ -207,7 +207,7 @@ class PersonLogins:
         return fields
 
     def redirect_registered(self, uri: str) -> bool:
-        """Whether ``uri`` is one of :attr:`redirect_uris`: equal, or a loopback ``http``
+        """Whether ``uri`` is one of ``redirect_uris``: equal, or a loopback ``http``
         one registered without a port, given with any port (RFC 8252 §7.3)."""
         try:
             given = urlsplit(uri)
