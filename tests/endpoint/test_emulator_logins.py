@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import logging
 import re
 import secrets
@@ -540,3 +541,38 @@ def test_no_secret_in_reprs_logs_or_output(
     out, err = capfd.readouterr()
     shown = "\n".join([repr(idp), repr(person), caplog.text, out, err])
     assert not [s for s in secrets_seen if s in shown]
+
+
+def test_approve_later_serves_a_listener_in_the_caller_s_thread(idp: OAuth2Emulator) -> None:
+    """``approve_later`` returns at once, so a listener that serves only after the callback
+    returned, in the same thread, still receives the redirect."""
+    received: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Handler) as listener:
+        listener.timeout = 10
+        redirect_uri = f"http://127.0.0.1:{listener.server_address[1]}/callback"
+        person = HeadlessPerson(idp)
+        person.approve_later(authorize_url(idp, redirect_uri, secrets.token_urlsafe(32)))
+        listener.handle_request()  # one request, in this thread, after the callback returned
+        person.wait()
+    assert (person.last_status, person.errors, person.prompts) == (200, [], 1)
+    assert received[0].startswith("/callback?code=")
+
+
+def test_approve_later_keeps_the_error(idp: OAuth2Emulator) -> None:
+    """An error met in approve_later's thread is kept in ``errors``."""
+    person = HeadlessPerson(idp)
+    person.approve_later("https://login.example/authorize")
+    person.wait()
+    (error,) = person.errors
+    assert isinstance(error, ValueError)

@@ -56,6 +56,7 @@ class HeadlessPerson:
         prompts: how many authorization URLs and user codes it was shown.
         last_status: the status of the last page it landed on (0: none yet).
         last_page: that page's text (the app's landing page after a redirect).
+        errors: the exceptions met by :meth:`approve_later`'s threads.
     """
 
     def __init__(
@@ -74,6 +75,8 @@ class HeadlessPerson:
         self.prompts = 0
         self.last_status = 0
         self.last_page = ""
+        self.errors: list[Exception] = []
+        self._threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         return f"HeadlessPerson(username={self.username!r}, prompts={self.prompts})"
@@ -89,6 +92,45 @@ class HeadlessPerson:
             listener), or the emulator's error page (400) for a bad request.
         """
         return self._decide(url, "approve")
+
+    def approve_later(self, url: str) -> None:
+        """:meth:`approve` in a new thread, returning at once.
+
+        Fits ``on_authorize=`` where the app's listener serves in the very thread or
+        event loop that calls it (a blocking :meth:`approve` would wait for itself there).
+        :meth:`wait` waits for the landing page; an exception the person meets there is
+        kept in :attr:`errors`.
+
+        Args:
+            url: the authorization URL an app would open in a browser.
+        """
+        thread = threading.Thread(target=self._approve_quietly, args=(url,), daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Wait for the threads of :meth:`approve_later` to land.
+
+        Args:
+            timeout: seconds to wait for each.
+
+        Raises:
+            AssertionError: one is still under way after ``timeout``.
+        """
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise AssertionError(f"the person is still at it after {timeout} s")
+
+    def _approve_quietly(self, url: str) -> None:
+        try:
+            self.approve(url)
+        except Exception as exc:  # kept for the test to see: a thread has no caller
+            with self._lock:
+                self.errors.append(exc)
 
     def deny(self, url: str) -> int:
         """As :meth:`approve`, but deny: the app receives ``error=access_denied``."""
