@@ -576,3 +576,11 @@ def test_approve_later_keeps_the_error(idp: OAuth2Emulator) -> None:
     person.wait()
     (error,) = person.errors
     assert isinstance(error, ValueError)
+
+
+def test_reset_counters_empties_the_login_counters(idp: OAuth2Emulator, receiver: Receiver) -> None:
+    """``reset_counters()`` sets the prompts, device authorizations and decisions to zero."""
+    login(idp, receiver, secrets.token_urlsafe(48))
+    device_authorization(idp)
+    idp.reset_counters()
+    assert (idp.authorize_requests, idp.device_authorizations, idp.decisions) == (0, 0, [])
