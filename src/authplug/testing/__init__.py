@@ -11,6 +11,9 @@ automatically) provides the fixtures ``oauth2_emulator``, ``semansys_emulator``,
         auth = OAuth2PasswordAuth(token_url=emulator.token_url, ...)
         ...
         assert emulator.token_calls["password"] == 1
+
+The generic emulator also logs people in (authorization code with PKCE, device grant);
+:class:`HeadlessPerson` approves or denies there as a person in a browser would.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ._emulators import (
     SemansysEmulator,
     TelmaiEmulator,
 )
+from ._person import HeadlessPerson
 from ._server import LoopbackServer, Request, Response
 from ._settle import asettle, settle
 
@@ -34,6 +38,7 @@ __all__ = [
     "DPoPVerifier",
     "DakotaEmulator",
     "FakeClock",
+    "HeadlessPerson",
     "LoginFormEmulator",
     "LoopbackServer",
     "MogoplusEmulator",

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._server import Request, Response
 
 if TYPE_CHECKING:
+    from .._clock import Clock
     from ._dpop import DPoPVerifier
 
 __all__ = ["ApiHit", "JournalEntry", "ResourceServer"]
@@ -78,6 +78,7 @@ class ResourceServer:
         journal: list[JournalEntry]
         dpop_verifier: DPoPVerifier
         api_dpop_verifier: DPoPVerifier | None
+        clock: Clock
 
         @property
         def server_url(self) -> str: ...
@@ -94,7 +95,7 @@ class ResourceServer:
             issued = self._access.get(access)
         if issued is None or issued.revoked:
             return False
-        return issued.expires is None or time.monotonic() < issued.expires
+        return issued.expires is None or self.clock.monotonic() < issued.expires
 
     def _api(self, request: Request, path: str) -> Response:
         header = request.headers.get("authorization")

@@ -3,23 +3,19 @@
 :class:`OAuth2Emulator` speaks RFC 6749 (form body, ``error``/``error_description``
 errors). Provider emulators subclass it and change only what their provider does
 differently: where the parameters are read from, what the answer looks like, how
-errors read. Every knob a test needs is a method or attribute:
-
-- ``token_lifetime``: seconds each new access token lives (None: no expiry given);
-- ``revoke_all()``: every token issued so far is refused by the API from now on;
-- ``reject_refresh``: refresh grants are refused;
-- ``fail_next(n, status=503, retry_after=None)``: the next n token calls fail;
-- ``malformed_next(n, body=…)``: the next n token calls answer 200 with that body;
-- ``token_calls``: a Counter of token calls by grant type (``.total()`` for all);
-- ``api_calls``: how many API requests arrived, and ``api_log`` what they carried.
-
+errors read. Every knob a test needs is a method or attribute (``token_lifetime``,
+``revoke_all()``, ``reject_refresh``, ``fail_next()``, ``malformed_next()``), and so is
+every counter (``token_calls``, ``api_calls``, ``api_log``, ``journal``): see the class.
 The API answers ``/api/deny`` with 401 whatever the token, and ``/api/redirect?to=URL``
 with a redirect.
 
-This module is the authorization server (token, metadata and revocation endpoints, the
-wire format subclasses change); :class:`OAuth2Emulator` combines it with the roles kept
-apart: the server lifecycle (``_lifecycle``), fault injection (``_faults``), the
-resource server (``_api``), and the kit's verifiers (``_dpop``, ``_assertion``).
+This module is the authorization server (token and revocation endpoints, the wire
+format subclasses change); :class:`OAuth2Emulator` combines it with the roles kept apart:
+the server lifecycle (``_lifecycle``), the discovery documents (``_metadata``), fault
+injection (``_faults``), the resource server (``_api``), the logins of people
+(``_logins``: authorization code with PKCE, device grant), and the kit's verifiers
+(``_dpop``, ``_assertion``). Every expiry is read on ``clock`` (a :class:`FakeClock`
+moves it by hand).
 """
 
 from __future__ import annotations
@@ -30,20 +26,25 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
+from .._clock import Clock, SystemClock
 from ._api import ApiHit, JournalEntry, ResourceServer, _Issued
 from ._assertion import AssertionVerifier
 from ._dpop import DPoPVerifier
 from ._faults import FaultInjection
 from ._lifecycle import ServerLifecycle
+from ._logins import CODE_GRANT, DEVICE_GRANT, PersonLogins
+from ._metadata import ServerMetadata
 from ._server import LoopbackServer, Request, Response
 
 __all__ = ["ApiHit", "JournalEntry", "OAuth2Emulator"]
 
 
-class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
-    """An RFC 6749 token endpoint (password, client credentials, refresh) and an API.
+class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceServer, PersonLogins):
+    """An RFC 6749 token endpoint (password, client credentials, refresh, the logins of
+    people: authorization code with PKCE, device code) and an API.
 
     A context manager: entering starts it on a free loopback port, leaving stops it.
     The API, any path under :meth:`api_url`, accepts the tokens issued while they are
@@ -58,17 +59,16 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         issue_refresh_tokens: grants other than client credentials return a refresh
             token.
         token_delay: seconds each token call waits before it is answered.
+        redirect_uris: the redirect URIs registered for the authorization code; a
+            loopback ``http`` one without a port matches any port (RFC 8252 §7.3).
+        device_interval: the seconds between polls a device authorization asks for.
+        device_expires_in: the seconds a device code lives.
+        clock: where every expiry is read (a :class:`FakeClock`; default: the real one).
+
+    Each argument is kept in the attribute of its name (``token_lifetime`` may be changed
+    at any time).
 
     Attributes:
-        username: the user the password grant accepts.
-        password: that user's password.
-        client_id: the client it accepts, or None.
-        client_secret: that client's secret, or None.
-        token_lifetime: seconds each new access token lives (None: no expiry given);
-            change it at any time.
-        issue_refresh_tokens: whether grants other than client credentials return a
-            refresh token.
-        token_delay: seconds each token call waits before it is answered.
         reject_refresh: when True, refresh grants are refused.
         token_calls: a Counter of token calls by grant type (``.total()`` for all).
         token_requests: every token request received (:class:`Request`), in order.
@@ -78,6 +78,10 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
             each entry has ``kind`` (``"token"`` or ``"api"``), ``request``,
             ``status`` and ``issued`` (the access token a token call issued).
         metadata_calls: how many times the metadata document was asked for.
+        authorize_requests: how many requests the authorization endpoint received.
+        device_authorizations: how many requests the device authorization endpoint
+            received.
+        decisions: each person's decision, as (grant type, user name, approved).
     """
 
     #: The provider's lower-case name.
@@ -103,6 +107,10 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         token_lifetime: float | None = 3600,
         issue_refresh_tokens: bool = True,
         token_delay: float = 0.0,
+        redirect_uris: Sequence[str] = ("http://127.0.0.1/callback",),
+        device_interval: float = 5,
+        device_expires_in: float = 600,
+        clock: Clock | None = None,
     ) -> None:
         self.username = username
         self.password = password
@@ -111,6 +119,8 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         self.token_lifetime = token_lifetime
         self.issue_refresh_tokens = issue_refresh_tokens
         self.token_delay = token_delay
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._init_logins(redirect_uris, device_interval, device_expires_in)
         self.reject_refresh = False
         self.token_calls: Counter[str] = Counter()
         self.token_requests: list[Request] = []
@@ -124,12 +134,7 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         self._failures: list[Response] = []
         self._serial = itertools.count(1)
         self._server: LoopbackServer | None = None
-        #: Where the metadata document is served (``issuer=`` discovery): "openid" for
-        #: ``{issuer}/.well-known/openid-configuration``, "oauth" for RFC 8414's place.
-        self.metadata_at: tuple[str, ...] = ("openid", "oauth")
-        #: Served in place of the metadata document when set (a broken answer, say).
-        self.metadata_answer: Response | None = None
-        self.metadata_calls = 0
+        self._init_metadata()
         #: The RFC 7009 revocations received, as (token_type_hint, whether the token
         #: was known).
         self.revocations: list[tuple[str | None, bool]] = []
@@ -148,26 +153,6 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         #: The client's public key (a JWK) for ``private_key_jwt``; see check_assertion.
         self.client_key: dict[str, Any] | None = None
         self._assertion_verifier = AssertionVerifier()
-
-    def metadata(self) -> dict[str, Any]:
-        """The authorization server metadata (RFC 8414) of this emulator."""
-        return {
-            "issuer": self.issuer,
-            "token_endpoint": self.token_url,
-            "revocation_endpoint": self.revocation_url,
-            "grant_types_supported": list(self.grants()),
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        }
-
-    def _metadata_endpoint(self, request: Request, style: str) -> Response:
-        with self._lock:
-            self.metadata_calls += 1
-            answer = self.metadata_answer
-        if style not in self.metadata_at:
-            return self.not_found()
-        if answer is not None:
-            return answer
-        return Response.json(200, self.metadata())
 
     def _revocation_endpoint(self, request: Request) -> Response:
         """RFC 7009: the client authenticates as at the token endpoint; an unknown token
@@ -198,16 +183,17 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         (and refresh endpoint) and the API; anything else is :meth:`not_found`.
         """
         path = request.path
-        well_known = "/.well-known/"
-        if path == self.base_path + well_known + "openid-configuration":
-            return self._metadata_endpoint(request, "openid")
-        if path == well_known + "oauth-authorization-server" + self.base_path:
-            return self._metadata_endpoint(request, "oauth")
+        metadata = self._metadata_route(request)
+        if metadata is not None:
+            return metadata
         if path == self.base_path + self.revocation_path:
             return self._revocation_endpoint(request)
         if not path.startswith(self.base_path + "/"):
             return self.not_found()
         path = path[len(self.base_path) :]
+        login = self._login_route(request, path)
+        if login is not None:
+            return login
         if path == self.token_path or (self.refresh_path and path == self.refresh_path):
             return self._token_endpoint(request)
         if path.startswith(self.api_prefix + "/"):
@@ -327,7 +313,7 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
 
     def grants(self) -> tuple[str, ...]:
         """The grant types the token endpoint accepts."""
-        return ("password", "client_credentials", "refresh_token")
+        return ("password", "client_credentials", "refresh_token", CODE_GRANT, DEVICE_GRANT)
 
     def new_access_token(self) -> str:
         """A new access token, in the provider's style."""
@@ -376,7 +362,8 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         elif grant == "refresh_token":
             with self._lock:
                 deadline = self._refresh.get(params.get("refresh_token", ""))
-            expired = deadline is None or (deadline is not True and time.monotonic() > deadline)
+            now = self.clock.monotonic()
+            expired = deadline is None or (deadline is not True and now > deadline)
             if self.reject_refresh or expired:
                 return self.reject_refresh_token()
         jkt = None
@@ -387,6 +374,8 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
             if check.error is not None:
                 return check.refusal(400, self.dpop_verifier.nonce, token_endpoint=True)
             jkt = check.jkt
+        if grant in (CODE_GRANT, DEVICE_GRANT):
+            return self._login_grant(grant, params, jkt)
         return self.issue(grant, jkt)
 
     def refresh_lifetime(self) -> float | None:
@@ -397,12 +386,15 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
         """A new refresh token, in the provider's style."""
         return f"rt-{secrets.token_hex(12)}"
 
-    def issue(self, grant: str, jkt: str | None = None) -> Response:
+    def issue(
+        self, grant: str, jkt: str | None = None, record: list[str] | None = None
+    ) -> Response:
         """Issue a token (and a refresh token, unless for client credentials).
 
         Args:
             grant: the grant type of the call.
             jkt: the thumbprint of the DPoP key to bind the token to, or None.
+            record: where to append the tokens issued (to revoke them later), or None.
 
         Returns:
             The successful answer (:meth:`token_body` through :meth:`token_response`).
@@ -413,8 +405,10 @@ class OAuth2Emulator(ServerLifecycle, FaultInjection, ResourceServer):
             refresh = self.new_refresh_token()
         lifetime = self.token_lifetime
         refresh_lifetime = self.refresh_lifetime()
+        if record is not None:
+            record.extend(t for t in (access, refresh) if t is not None)
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             expires = now + lifetime if lifetime is not None else None
             self._access[access] = _Issued(expires, jkt=jkt)
             if refresh is not None:

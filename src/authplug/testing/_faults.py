@@ -28,6 +28,9 @@ class FaultInjection:
         api_calls: int
         api_log: list[ApiHit]
         journal: list[JournalEntry]
+        authorize_requests: int
+        device_authorizations: int
+        decisions: list[tuple[str, str, bool]]
 
     def revoke_all(self) -> None:
         """Every access token issued so far is refused from now on."""
@@ -69,11 +72,14 @@ class FaultInjection:
             self._failures.extend([Response(status, body, {"Content-Type": content_type})] * count)
 
     def reset_counters(self) -> None:
-        """Empty :attr:`token_calls`, :attr:`token_requests`, :attr:`api_log` and
-        :attr:`journal`, and set :attr:`api_calls` to 0."""
+        """Empty :attr:`token_calls`, :attr:`token_requests`, :attr:`api_log`,
+        :attr:`journal` and :attr:`decisions`, and set :attr:`api_calls`,
+        :attr:`authorize_requests` and :attr:`device_authorizations` to 0."""
         with self._lock:
             self.token_calls.clear()
             self.token_requests.clear()
             self.api_calls = 0
             self.api_log.clear()
             self.journal.clear()
+            self.decisions.clear()
+            self.authorize_requests = self.device_authorizations = 0
