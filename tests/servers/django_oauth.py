@@ -106,6 +106,8 @@ class DjangoOAuthServer:
         self.api_url = ""  # 200 for a valid token, an RFC 6750 401 otherwise
         self.holding_url = ""  # {"holding": N}: refresh answers held back right now
         self.default_view_url = ""  # DOT's stock ProtectedResourceView: a bare 403 on refusal
+        self.authorization_url = ""  # DOT's AuthorizationView (people log in: LOGIN_CLIENT_ID)
+        self.login_url = ""  # Django's LoginView
         self.startup_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -198,6 +200,8 @@ class DjangoOAuthServer:
         self.api_url = f"{self.base_url}/api/me"
         self.holding_url = f"{self.base_url}/test/holding"
         self.default_view_url = f"{self.base_url}/api/default"
+        self.authorization_url = f"{self.base_url}/o/authorize/"
+        self.login_url = f"{self.base_url}/accounts/login/"
         return self
 
     def __exit__(

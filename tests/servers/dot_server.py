@@ -11,8 +11,16 @@ Django is configured in code (no project folder): sqlite in ``DATA_DIR``, migrat
 (or, with ``--no-migrations``, tables made straight from the models),
 the user :data:`~tests.servers.USERNAME` and one confidential Application per grant x
 client authentication method x secret (client ids such as
-``password-client_secret_basic-tricky``). DOT's own views do the OAuth2: ``/o/token/``
-and the RFC 7009 ``/o/revoke_token/``. On top of them this module adds only:
+``password-client_secret_basic-tricky``). DOT's own views do the OAuth2: ``/o/token/``,
+the RFC 7009 ``/o/revoke_token/`` and ``/o/authorize/``. People log in there: the public
+Application :data:`LOGIN_CLIENT_ID` (authorization code; PKCE required, S256 only:
+``PKCE_REQUIRED`` and ``COMPLIANT_BCP_RFC9700_PKCE_METHOD``) registers
+:data:`LOGIN_REDIRECT_URI`, which DOT 3 matches on any port (its
+``check_redirect_to_uri_allowed`` skips the port of an ``http`` loopback IP URI, RFC 8252
+§7.3); the authorize view sends a signed-out person to Django's own ``LoginView`` at
+``/accounts/login/`` (a one-form template), and asks every time (``REQUEST_APPROVAL_PROMPT``
+``force``, DOT's default). Scopes: ``read`` and ``write`` (no OIDC here). On top of DOT's
+views this module adds only:
 
 * ``GET /api/me``: 200 ``{"ok": true, "user": ..., "client_id": ...}`` for a token DOT
   accepts, else an RFC 6750 401 (``error="invalid_token"`` when a token was sent, a
@@ -58,6 +66,21 @@ from tests.servers import AUTH_METHODS, PASSWORD, PLAIN_SECRET, TRICKY_SECRET, U
 #: The grants served, as DOT names them on an Application.
 GRANTS = {"client_credentials": "client-credentials", "password": "password"}
 
+#: The public client people log in with (authorization code + PKCE; refresh tokens come with
+#: every code exchange on DOT).
+LOGIN_CLIENT_ID = "login-cli"
+#: Registered for it; DOT 3 matches a loopback IP redirect on any port (RFC 8252 §7.3).
+LOGIN_REDIRECT_URI = "http://127.0.0.1/callback"
+
+#: Django's LoginView needs a template; DOT ships none for it. Its form posts back to itself,
+#: ``next`` included.
+LOGIN_TEMPLATE = """<!DOCTYPE html>
+<html><head><title>Log in</title></head><body>
+<form method="post" action="">{% csrf_token %}{{ form.as_p }}
+<input type="hidden" name="next" value="{{ next }}">
+<input type="submit" value="Log in"></form>
+</body></html>"""
+
 
 def client_id_for(grant: str, auth_method: str, *, tricky: bool) -> str:
     """The deterministic client id of the Application for this combination."""
@@ -80,7 +103,7 @@ def _define_fast_hasher() -> None:
     )
 
 
-_APPS = ("contenttypes", "auth", "oauth2_provider")  # app labels
+_APPS = ("contenttypes", "auth", "sessions", "oauth2_provider")  # app labels
 
 _calls: Counter[str] = Counter()
 _stats: Counter[str] = Counter()  # "grant:outcome", "family_revocations", "api:STATUS"
@@ -117,9 +140,32 @@ def _settings(
         "INSTALLED_APPS": [
             "django.contrib.contenttypes",
             "django.contrib.auth",
+            "django.contrib.sessions",
             "oauth2_provider",
         ],
-        "MIDDLEWARE": [],
+        # A person's login: a session, CSRF on the login and authorize forms (DOT's token,
+        # revocation and introspection views are csrf_exempt), request.user.
+        "MIDDLEWARE": [
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+        ],
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "OPTIONS": {
+                    "loaders": [
+                        (
+                            "django.template.loaders.locmem.Loader",
+                            {"registration/login.html": LOGIN_TEMPLATE},
+                        ),
+                        "django.template.loaders.app_directories.Loader",
+                    ],
+                },
+            }
+        ],
+        "STATIC_URL": "/static/",  # DOT's base template loads "static"; nothing is served
+        "LOGIN_URL": "/accounts/login/",
         "DATABASES": {
             "default": {
                 "ENGINE": "django.db.backends.sqlite3",
@@ -139,6 +185,8 @@ def _settings(
             "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
             "REFRESH_TOKEN_REUSE_PROTECTION": reuse_protection,
             "SCOPES": {"read": "Reading scope", "write": "Writing scope"},
+            "PKCE_REQUIRED": True,
+            "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,  # "plain" refused: S256 only
         },
         "LOGGING": {
             "version": 1,
@@ -172,6 +220,16 @@ def _populate() -> None:
                     authorization_grant_type=dot_grant,
                     redirect_uris="",
                 )
+    login = application(
+        name=LOGIN_CLIENT_ID,
+        client_id=LOGIN_CLIENT_ID,
+        client_type=application.CLIENT_PUBLIC,
+        authorization_grant_type=application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=LOGIN_REDIRECT_URI,
+        skip_authorization=False,
+    )
+    login.full_clean()  # DOT's own validation of the registration: a bad one stops the start
+    login.save()
 
 
 def _count(name: str) -> None:
@@ -206,6 +264,7 @@ def _outcome(response: Any) -> str:
 
 
 def _urlpatterns() -> list[Any]:
+    from django.contrib.auth.views import LoginView
     from django.http import HttpRequest, HttpResponse, JsonResponse
     from django.urls import include, path
     from django.views.decorators.csrf import csrf_exempt
@@ -289,6 +348,7 @@ def _urlpatterns() -> list[Any]:
         return HttpResponse(status=204)
 
     return [
+        path("accounts/login/", LoginView.as_view()),
         path("o/token/", token),
         path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
         path("api/me", me),
