@@ -22,6 +22,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from authplug.testing import LoopbackServer, Request, Response
 from tests.servers import PASSWORD, USERNAME
+from tests.servers.dot_server import LOGIN_CLIENT_ID as DOT_CLIENT_ID
 from tests.servers.oidc_provider import (
     DEVICE_GRANT,
     LOGIN_CLIENT_ID,
@@ -221,19 +222,28 @@ def test_oidc_wrong_password_is_refused(oidc: OidcProviderServer, receiver: Rece
         unknown.approve(login.url)
 
 
-def test_oidc_loopback_redirect_matches_any_port_but_not_another_path(
-    oidc: OidcProviderServer, receiver: Receiver
+@pytest.mark.parametrize("name", ["oidc-provider", "django-oauth-toolkit"])
+def test_loopback_redirect_matches_any_port_but_not_another_path(
+    name: str, running_servers: dict[str, Any], receiver: Receiver
 ) -> None:
     """The registered http://127.0.0.1/callback matches every port, and only that path."""
+    server = running_servers[name]
+    if name == "oidc-provider":
+        client_id, scope = LOGIN_CLIENT_ID, "openid"
+        person: OidcProviderPerson | DotPerson = OidcProviderPerson(server.issuer)
+    else:
+        client_id, scope, person = DOT_CLIENT_ID, "read", DotPerson(server.base_url)
     for _ in range(2):  # two receivers, two ephemeral ports
         other = Receiver()
         with other.server:
-            login = start_login(oidc.authorization_url, LOGIN_CLIENT_ID, other, "openid")
-            assert OidcProviderPerson(oidc.issuer).approve(login.url).params["code"]
-    wrong = start_login(oidc.authorization_url, LOGIN_CLIENT_ID, receiver, "openid")
-    wrong_url = wrong.url.replace("%2Fcallback", "%2Felsewhere")
-    with pytest.raises(PersonError, match="redirect_uri"):
-        OidcProviderPerson(oidc.issuer).approve(wrong_url)
+            login = start_login(server.authorization_url, client_id, other, scope)
+            landing = person.approve(login.url)
+            assert other.callbacks == [landing.params]
+            assert landing.params["code"]
+    wrong = start_login(server.authorization_url, client_id, receiver, scope)
+    with pytest.raises(PersonError, match=r"(?i)redirect.?uri"):
+        person.approve(wrong.url.replace("%2Fcallback", "%2Felsewhere"))
+    assert receiver.callbacks == []
 
 
 def test_oidc_pkce_is_required_and_checked(oidc: OidcProviderServer, receiver: Receiver) -> None:
@@ -259,6 +269,24 @@ def test_oidc_pkce_is_required_and_checked(oidc: OidcProviderServer, receiver: R
     )
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_grant"
+
+
+def test_person_in_background_lands_and_wait_reraises(
+    oidc: OidcProviderServer, receiver: Receiver
+) -> None:
+    """A background approval returns None at once and lands; wait() re-raises a failed one."""
+    person = OidcProviderPerson(oidc.issuer)
+    login = start_login(oidc.authorization_url, LOGIN_CLIENT_ID, receiver, "openid")
+    on_authorize = person.in_background(person.approve)
+    assert on_authorize(login.url) is None
+    person.wait()
+    assert [callback["state"] for callback in receiver.callbacks] == [login.state]
+
+    refused = OidcProviderPerson(oidc.issuer, password="not-" + PASSWORD)
+    refused.in_background(refused.approve)(login.url)
+    with pytest.raises(LoginRefused):
+        refused.wait()
+    refused.wait()  # reported once
 
 
 # -- oidc-provider: the device grant --------------------------------------------------------
@@ -380,17 +408,11 @@ def test_oidc_person_and_landing_keep_secrets_out_of_their_repr(
 # -- django-oauth-toolkit -----------------------------------------------------------------------
 
 
-def dot_client_id() -> str:
-    from tests.servers.dot_server import LOGIN_CLIENT_ID as DOT_LOGIN_CLIENT_ID
-
-    return DOT_LOGIN_CLIENT_ID
-
-
 def test_dot_login_with_pkce_gives_a_refresh_token_that_refreshes(
     dot: Any, receiver: Receiver
 ) -> None:
     """Django's login form, DOT's Authorize, the code with PKCE: tokens, and a refresh works."""
-    login = start_login(dot.authorization_url, dot_client_id(), receiver, "read write")
+    login = start_login(dot.authorization_url, DOT_CLIENT_ID, receiver, "read write")
     person = DotPerson(dot.base_url)
     landing = person.approve(login.url)
     assert (landing.status, landing.title) == (200, "authplug: logged in")
@@ -410,7 +432,7 @@ def test_dot_login_with_pkce_gives_a_refresh_token_that_refreshes(
 
 def test_dot_deny_redirects_access_denied(dot: Any, receiver: Receiver) -> None:
     """Cancel on DOT's authorize form sends error=access_denied to the redirect URI."""
-    login = start_login(dot.authorization_url, dot_client_id(), receiver, "read")
+    login = start_login(dot.authorization_url, DOT_CLIENT_ID, receiver, "read")
     landing = DotPerson(dot.base_url).deny(login.url)
     assert landing.params["error"] == "access_denied"
     assert "code" not in landing.params
@@ -419,7 +441,7 @@ def test_dot_deny_redirects_access_denied(dot: Any, receiver: Receiver) -> None:
 
 def test_dot_wrong_password_is_refused(dot: Any, receiver: Receiver) -> None:
     """Django's login form comes back for a wrong password; nothing reaches the redirect URI."""
-    login = start_login(dot.authorization_url, dot_client_id(), receiver, "read")
+    login = start_login(dot.authorization_url, DOT_CLIENT_ID, receiver, "read")
     with pytest.raises(LoginRefused):
         DotPerson(dot.base_url, password="not-" + PASSWORD).approve(login.url)
     assert receiver.callbacks == []
@@ -427,7 +449,7 @@ def test_dot_wrong_password_is_refused(dot: Any, receiver: Receiver) -> None:
 
 def test_dot_requires_s256_pkce(dot: Any, receiver: Receiver) -> None:
     """No code_challenge, or the plain method: invalid_request on the redirect, no code."""
-    session = OAuth2Session(dot_client_id(), scope="read", redirect_uri=receiver.redirect_uri)
+    session = OAuth2Session(DOT_CLIENT_ID, scope="read", redirect_uri=receiver.redirect_uri)
     url, _ = session.create_authorization_url(dot.authorization_url)
     person = DotPerson(dot.base_url)
     assert person.approve(url).params["error"] == "invalid_request"

@@ -70,6 +70,12 @@ class DjangoOAuthServer:
     Application (:meth:`client`). DOT has no per-Application restriction of the client
     authentication method, so each of them accepts both ``client_secret_basic`` and
     ``client_secret_post``; ``auth_method`` only says how the tests mean to use it.
+
+    People log in too: :data:`~tests.servers.dot_server.LOGIN_CLIENT_ID`, a public
+    Application (authorization code, PKCE S256 required) whose redirect URI
+    :data:`~tests.servers.dot_server.LOGIN_REDIRECT_URI` matches on any port, at
+    ``authorization_url``; :class:`tests.servers.people.DotPerson` answers Django's login
+    form (``login_url``) and DOT's authorize form as :data:`~tests.servers.USERNAME`.
     """
 
     name = "django-oauth-toolkit"

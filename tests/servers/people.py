@@ -427,7 +427,8 @@ class DotPerson(Person):
     """A person on django-oauth-toolkit: Django's login form, then DOT's authorize form.
 
     Args:
-        base_url: the server's root (unused by the walk itself; kept for messages).
+        base_url: the server's root URL (kept as ``base_url``; the walk starts from the
+            authorization URL it is given).
         username: a Django user (the harness makes :data:`~tests.servers.USERNAME`).
         password: that user's password.
     """
