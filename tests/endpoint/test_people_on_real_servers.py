@@ -148,7 +148,12 @@ def test_oidc_login_with_pkce_gives_a_refresh_token_that_refreshes(
     renewed = dict(login.session.refresh_token(oidc.token_url, refresh_token=first_refresh))
     assert renewed["access_token"] != token["access_token"]
     assert renewed["refresh_token"] != first_refresh  # public clients rotate (the default)
-    assert oidc.stats() == {"login:ok": 1, "authorization_code:ok": 1, "refresh_token:ok": 1}
+    assert oidc.stats() == {
+        "login:ok": 1,
+        "consent:ok": 1,
+        "authorization_code:ok": 1,
+        "refresh_token:ok": 1,
+    }
 
 
 def test_oidc_offline_access_without_prompt_consent_gets_no_refresh_token(
@@ -207,6 +212,7 @@ def test_oidc_deny_at_consent_redirects_access_denied(
     assert "code" not in landing.params
     assert person.prompts == {"login": 1, "consent": 1}
     assert receiver.callbacks == [landing.params]
+    assert oidc.stats() == {"login:ok": 1, "interaction:aborted": 1}
 
 
 def test_oidc_wrong_password_is_refused(oidc: OidcProviderServer, receiver: Receiver) -> None:
@@ -341,6 +347,7 @@ def test_oidc_device_flow_with_the_typed_user_code(oidc: OidcProviderServer) -> 
         f"{DEVICE_GRANT}:invalid_grant": 1,
         "grant_revocations": 1,
         "login:ok": 1,
+        "consent:ok": 1,
     }
 
 
@@ -427,7 +434,13 @@ def test_dot_login_with_pkce_gives_a_refresh_token_that_refreshes(
     assert me.json()["user"] == USERNAME
     renewed = dict(login.session.refresh_token(dot.token_url, refresh_token=token["refresh_token"]))
     assert renewed["refresh_token"] != token["refresh_token"]  # ROTATE_REFRESH_TOKEN
-    assert dot.stats()["authorization_code:ok"] == dot.stats()["refresh_token:ok"] == 1
+    assert dot.stats() == {
+        "login:ok": 1,
+        "consent:ok": 1,
+        "authorization_code:ok": 1,
+        "refresh_token:ok": 1,
+        "api:200": 1,
+    }
 
 
 def test_dot_deny_redirects_access_denied(dot: Any, receiver: Receiver) -> None:
@@ -437,6 +450,7 @@ def test_dot_deny_redirects_access_denied(dot: Any, receiver: Receiver) -> None:
     assert landing.params["error"] == "access_denied"
     assert "code" not in landing.params
     assert receiver.callbacks == [landing.params]
+    assert dot.stats() == {"login:ok": 1, "consent:denied": 1}
 
 
 def test_dot_wrong_password_is_refused(dot: Any, receiver: Receiver) -> None:
@@ -445,6 +459,7 @@ def test_dot_wrong_password_is_refused(dot: Any, receiver: Receiver) -> None:
     with pytest.raises(LoginRefused):
         DotPerson(dot.base_url, password="not-" + PASSWORD).approve(login.url)
     assert receiver.callbacks == []
+    assert dot.stats() == {"login:refused": 1}
 
 
 def test_dot_requires_s256_pkce(dot: Any, receiver: Receiver) -> None:

@@ -32,7 +32,9 @@ views this module adds only:
   answers by ``grant_type`` and outcome (``"refresh_token:ok"``,
   ``"refresh_token:invalid_grant"``, ...), ``family_revocations`` (DOT's reuse
   protection revoking a token family: ``RefreshToken.revoke_family`` with a family),
-  and the API's answers by status;
+  the API's answers by status, and a person's answers: ``login:ok`` and
+  ``login:refused`` (the login form sent), ``consent:ok`` and ``consent:denied`` (DOT's
+  authorize form sent with or without ``allow``);
 * ``GET /test/holding``: ``{"holding": N}``, the refresh answers held back right now
   (``--refresh-delay``): a client may leave once its refresh is surely in flight.
 
@@ -269,7 +271,7 @@ def _urlpatterns() -> list[Any]:
     from django.urls import include, path
     from django.views.decorators.csrf import csrf_exempt
     from oauth2_provider.oauth2_backends import get_oauthlib_core
-    from oauth2_provider.views import ProtectedResourceView, TokenView
+    from oauth2_provider.views import AuthorizationView, ProtectedResourceView, TokenView
 
     class DefaultView(ProtectedResourceView):
         """DOT's stock protection: a bare 403 when the token is refused."""
@@ -295,6 +297,22 @@ def _urlpatterns() -> list[Any]:
             finally:
                 with _calls_lock:
                     _holding[0] -= 1
+        return response
+
+    dot_login_view = LoginView.as_view()
+    dot_authorize_view = AuthorizationView.as_view()
+
+    # Not csrf_exempt: Django's CSRF check still guards both forms.
+    def login(request: HttpRequest) -> HttpResponse:
+        response = dot_login_view(request)
+        if request.method == "POST":  # LoginView redirects once signed in, else shows the form
+            _count("login:ok" if response.status_code == 302 else "login:refused")
+        return response
+
+    def authorize(request: HttpRequest) -> HttpResponse:
+        response = dot_authorize_view(request)
+        if request.method == "POST":
+            _count("consent:ok" if "allow" in request.POST else "consent:denied")
         return response
 
     def me(request: HttpRequest) -> HttpResponse:
@@ -348,7 +366,8 @@ def _urlpatterns() -> list[Any]:
         return HttpResponse(status=204)
 
     return [
-        path("accounts/login/", LoginView.as_view()),
+        path("accounts/login/", login),
+        path("o/authorize/", authorize),
         path("o/token/", token),
         path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
         path("api/me", me),

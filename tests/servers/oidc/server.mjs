@@ -44,7 +44,7 @@
 //                     access_denied) and through the device flow (features.deviceFlow: its
 //                     user-code page at /device). devInteractions' login form takes any name and
 //                     never reads the password: the harness checks both against these accounts
-//                     before oidc-provider sees the form (see checkLogin below). PKCE (S256, the
+//                     before oidc-provider sees the form (see checkInteraction below). PKCE (S256, the
 //                     only method oidc-provider 9 has) is required of every client here.
 //                     Refresh tokens for a person: oidc-provider issues one when the grant holds
 //                     offline_access (issueRefreshToken) and the client may use refresh_token.
@@ -59,8 +59,11 @@
 //
 // GET {test}/stats counts, since the last reset: token answers as "grant_type:outcome" (ok or
 // the error code), grant_revocations ('grant.revoked' events: reuse detection revoking a token
-// family, or a revocation), the API's answers as "api:STATUS", and the login forms the harness
-// checked as "login:ok" and "login:refused" (logins). GET {test}/holding answers
+// family, or a revocation), the API's answers as "api:STATUS", and a person's answers on the
+// interaction pages (logins): "login:ok" and "login:refused" (the login form, checked by the
+// harness), "consent:ok" (the consent form sent), "interaction:aborted" (the "[ Cancel ]" link
+// followed). The device pages are not counted: the device grant's answers tell their outcome.
+// GET {test}/holding answers
 // {"holding": N}: the refresh answers held back right now (a client may leave once its refresh
 // is surely in flight).
 //
@@ -327,7 +330,11 @@ provider.on('grant.revoked', () => count('grant_revocations'));
 // pair is sent back to the same interaction (303), whose page is the login form again, as a real
 // login page answers a wrong password. oidc-provider then reads the form already parsed, from
 // req.body (lib/shared/selective_body.js's documented fallback; it warns once on stderr).
-async function checkLogin(ctx, next) {
+// The person's other answers are counted on the way (see {test}/stats).
+async function checkInteraction(ctx, next) {
+  if (ctx.method === 'GET' && /^\/interaction\/[^/]+\/abort$/.test(ctx.path)) {
+    count('interaction:aborted');
+  }
   if (
     ctx.method !== 'POST'
     || !/^\/interaction\/[^/]+$/.test(ctx.path)
@@ -350,12 +357,14 @@ async function checkLogin(ctx, next) {
       return;
     }
     count('login:ok');
+  } else if (form.prompt === 'consent') {
+    count('consent:ok');
   }
   ctx.req.body = form;
   await next();
 }
 
-if (config.logins) provider.use(checkLogin);
+if (config.logins) provider.use(checkInteraction);
 
 // oidc-provider validates static clients lazily, on their first use (a bad one then answers
 // 400 invalid_client_metadata at the token endpoint): load each now, so a bad one stops the start.
