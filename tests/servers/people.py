@@ -412,6 +412,8 @@ class OidcProviderPerson(Person):
                 form = page.form_with("prompt")
                 assert form is not None
                 return self.submit(form)
+            if "[ Cancel ]" not in page.links:
+                raise PersonError(f"no [ Cancel ] link on the consent page: {page.links}")
             return self.request("GET", page.links["[ Cancel ]"])
         form = page.form_with("xsrf")
         assert form is not None
