@@ -70,6 +70,12 @@ class DjangoOAuthServer:
     Application (:meth:`client`). DOT has no per-Application restriction of the client
     authentication method, so each of them accepts both ``client_secret_basic`` and
     ``client_secret_post``; ``auth_method`` only says how the tests mean to use it.
+
+    People log in too: :data:`~tests.servers.dot_server.LOGIN_CLIENT_ID`, a public
+    Application (authorization code, PKCE S256 required) whose redirect URI
+    :data:`~tests.servers.dot_server.LOGIN_REDIRECT_URI` matches on any port, at
+    ``authorization_url``; :class:`tests.servers.people.DotPerson` answers Django's login
+    form (``login_url``) and DOT's authorize form as :data:`~tests.servers.USERNAME`.
     """
 
     name = "django-oauth-toolkit"
@@ -106,6 +112,8 @@ class DjangoOAuthServer:
         self.api_url = ""  # 200 for a valid token, an RFC 6750 401 otherwise
         self.holding_url = ""  # {"holding": N}: refresh answers held back right now
         self.default_view_url = ""  # DOT's stock ProtectedResourceView: a bare 403 on refusal
+        self.authorization_url = ""  # DOT's AuthorizationView (people log in: LOGIN_CLIENT_ID)
+        self.login_url = ""  # Django's LoginView
         self.startup_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -198,6 +206,8 @@ class DjangoOAuthServer:
         self.api_url = f"{self.base_url}/api/me"
         self.holding_url = f"{self.base_url}/test/holding"
         self.default_view_url = f"{self.base_url}/api/default"
+        self.authorization_url = f"{self.base_url}/o/authorize/"
+        self.login_url = f"{self.base_url}/accounts/login/"
         return self
 
     def __exit__(

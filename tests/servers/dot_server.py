@@ -11,8 +11,16 @@ Django is configured in code (no project folder): sqlite in ``DATA_DIR``, migrat
 (or, with ``--no-migrations``, tables made straight from the models),
 the user :data:`~tests.servers.USERNAME` and one confidential Application per grant x
 client authentication method x secret (client ids such as
-``password-client_secret_basic-tricky``). DOT's own views do the OAuth2: ``/o/token/``
-and the RFC 7009 ``/o/revoke_token/``. On top of them this module adds only:
+``password-client_secret_basic-tricky``). DOT's own views do the OAuth2: ``/o/token/``,
+the RFC 7009 ``/o/revoke_token/`` and ``/o/authorize/``. People log in there: the public
+Application :data:`LOGIN_CLIENT_ID` (authorization code; PKCE required, S256 only:
+``PKCE_REQUIRED`` and ``COMPLIANT_BCP_RFC9700_PKCE_METHOD``) registers
+:data:`LOGIN_REDIRECT_URI`, which DOT 3 matches on any port (its
+``check_redirect_to_uri_allowed`` skips the port of an ``http`` loopback IP URI, RFC 8252
+§7.3); the authorize view sends a signed-out person to Django's own ``LoginView`` at
+``/accounts/login/`` (a one-form template), and asks every time (``REQUEST_APPROVAL_PROMPT``
+``force``, DOT's default). Scopes: ``read`` and ``write`` (no OIDC here). On top of DOT's
+views this module adds only:
 
 * ``GET /api/me``: 200 ``{"ok": true, "user": ..., "client_id": ...}`` for a token DOT
   accepts, else an RFC 6750 401 (``error="invalid_token"`` when a token was sent, a
@@ -24,7 +32,9 @@ and the RFC 7009 ``/o/revoke_token/``. On top of them this module adds only:
   answers by ``grant_type`` and outcome (``"refresh_token:ok"``,
   ``"refresh_token:invalid_grant"``, ...), ``family_revocations`` (DOT's reuse
   protection revoking a token family: ``RefreshToken.revoke_family`` with a family),
-  and the API's answers by status;
+  the API's answers by status, and a person's answers: ``login:ok`` and
+  ``login:refused`` (the login form sent), ``consent:ok`` and ``consent:denied`` (DOT's
+  authorize form sent with or without ``allow``);
 * ``GET /test/holding``: ``{"holding": N}``, the refresh answers held back right now
   (``--refresh-delay``): a client may leave once its refresh is surely in flight.
 
@@ -58,6 +68,21 @@ from tests.servers import AUTH_METHODS, PASSWORD, PLAIN_SECRET, TRICKY_SECRET, U
 #: The grants served, as DOT names them on an Application.
 GRANTS = {"client_credentials": "client-credentials", "password": "password"}
 
+#: The public client people log in with (authorization code + PKCE; refresh tokens come with
+#: every code exchange on DOT).
+LOGIN_CLIENT_ID = "login-cli"
+#: Registered for it; DOT 3 matches a loopback IP redirect on any port (RFC 8252 §7.3).
+LOGIN_REDIRECT_URI = "http://127.0.0.1/callback"
+
+#: Django's LoginView needs a template; DOT ships none for it. Its form posts back to itself,
+#: ``next`` included.
+LOGIN_TEMPLATE = """<!DOCTYPE html>
+<html><head><title>Log in</title></head><body>
+<form method="post" action="">{% csrf_token %}{{ form.as_p }}
+<input type="hidden" name="next" value="{{ next }}">
+<input type="submit" value="Log in"></form>
+</body></html>"""
+
 
 def client_id_for(grant: str, auth_method: str, *, tricky: bool) -> str:
     """The deterministic client id of the Application for this combination."""
@@ -80,7 +105,7 @@ def _define_fast_hasher() -> None:
     )
 
 
-_APPS = ("contenttypes", "auth", "oauth2_provider")  # app labels
+_APPS = ("contenttypes", "auth", "sessions", "oauth2_provider")  # app labels
 
 _calls: Counter[str] = Counter()
 _stats: Counter[str] = Counter()  # "grant:outcome", "family_revocations", "api:STATUS"
@@ -117,9 +142,32 @@ def _settings(
         "INSTALLED_APPS": [
             "django.contrib.contenttypes",
             "django.contrib.auth",
+            "django.contrib.sessions",
             "oauth2_provider",
         ],
-        "MIDDLEWARE": [],
+        # A person's login: a session, CSRF on the login and authorize forms (DOT's token,
+        # revocation and introspection views are csrf_exempt), request.user.
+        "MIDDLEWARE": [
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+        ],
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "OPTIONS": {
+                    "loaders": [
+                        (
+                            "django.template.loaders.locmem.Loader",
+                            {"registration/login.html": LOGIN_TEMPLATE},
+                        ),
+                        "django.template.loaders.app_directories.Loader",
+                    ],
+                },
+            }
+        ],
+        "STATIC_URL": "/static/",  # DOT's base template loads "static"; nothing is served
+        "LOGIN_URL": "/accounts/login/",
         "DATABASES": {
             "default": {
                 "ENGINE": "django.db.backends.sqlite3",
@@ -139,6 +187,8 @@ def _settings(
             "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
             "REFRESH_TOKEN_REUSE_PROTECTION": reuse_protection,
             "SCOPES": {"read": "Reading scope", "write": "Writing scope"},
+            "PKCE_REQUIRED": True,
+            "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,  # "plain" refused: S256 only
         },
         "LOGGING": {
             "version": 1,
@@ -172,6 +222,16 @@ def _populate() -> None:
                     authorization_grant_type=dot_grant,
                     redirect_uris="",
                 )
+    login = application(
+        name=LOGIN_CLIENT_ID,
+        client_id=LOGIN_CLIENT_ID,
+        client_type=application.CLIENT_PUBLIC,
+        authorization_grant_type=application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=LOGIN_REDIRECT_URI,
+        skip_authorization=False,
+    )
+    login.full_clean()  # DOT's own validation of the registration: a bad one stops the start
+    login.save()
 
 
 def _count(name: str) -> None:
@@ -206,11 +266,12 @@ def _outcome(response: Any) -> str:
 
 
 def _urlpatterns() -> list[Any]:
+    from django.contrib.auth.views import LoginView
     from django.http import HttpRequest, HttpResponse, JsonResponse
     from django.urls import include, path
     from django.views.decorators.csrf import csrf_exempt
     from oauth2_provider.oauth2_backends import get_oauthlib_core
-    from oauth2_provider.views import ProtectedResourceView, TokenView
+    from oauth2_provider.views import AuthorizationView, ProtectedResourceView, TokenView
 
     class DefaultView(ProtectedResourceView):
         """DOT's stock protection: a bare 403 when the token is refused."""
@@ -236,6 +297,22 @@ def _urlpatterns() -> list[Any]:
             finally:
                 with _calls_lock:
                     _holding[0] -= 1
+        return response
+
+    dot_login_view = LoginView.as_view()
+    dot_authorize_view = AuthorizationView.as_view()
+
+    # Not csrf_exempt: Django's CSRF check still guards both forms.
+    def login(request: HttpRequest) -> HttpResponse:
+        response = dot_login_view(request)
+        if request.method == "POST":  # LoginView redirects once signed in, else shows the form
+            _count("login:ok" if response.status_code == 302 else "login:refused")
+        return response
+
+    def authorize(request: HttpRequest) -> HttpResponse:
+        response = dot_authorize_view(request)
+        if request.method == "POST":
+            _count("consent:ok" if "allow" in request.POST else "consent:denied")
         return response
 
     def me(request: HttpRequest) -> HttpResponse:
@@ -289,6 +366,8 @@ def _urlpatterns() -> list[Any]:
         return HttpResponse(status=204)
 
     return [
+        path("accounts/login/", login),
+        path("o/authorize/", authorize),
         path("o/token/", token),
         path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
         path("api/me", me),

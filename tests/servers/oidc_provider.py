@@ -10,6 +10,15 @@ oidc-provider follows RFC 6749 Appendix A.2 to the letter: a ``client_secret`` i
 (``%x20-7E``) only. It refuses to register a non-ASCII secret and answers 400
 ``invalid_request`` to a Basic header whose decoded secret holds a non-ASCII character
 (which is why :data:`TRICKY_SECRET` is ASCII).
+
+People log in here too (``logins=True``, the default): :data:`~tests.servers.USERNAME` with
+:data:`~tests.servers.PASSWORD` signs in on oidc-provider's own login and consent pages
+(``devInteractions``) and on its device-flow page (``/device``), and two public native clients
+(RFC 8252) are registered for them: :data:`LOGIN_CLIENT_ID` (authorization code with PKCE,
+refresh tokens through ``offline_access``, the device grant) and
+:data:`NO_REFRESH_CLIENT_ID` (the same without the refresh_token grant: never a refresh
+token). Both register :data:`LOGIN_REDIRECT_URI`, which matches on any port. The headless
+person who uses those pages is :class:`tests.servers.people.OidcProviderPerson`.
 """
 
 from __future__ import annotations
@@ -44,6 +53,32 @@ MISSING_MODULES = (
 
 RESOURCE_SERVER_ID = "resource-server"
 START_TIMEOUT = 30.0
+
+#: The public native client people log in with: authorization code + PKCE, refresh tokens
+#: (with ``offline_access``), the device grant.
+LOGIN_CLIENT_ID = "login-cli"
+#: The same client without the refresh_token grant: oidc-provider drops ``offline_access``
+#: and never issues it a refresh token.
+NO_REFRESH_CLIENT_ID = "login-cli-no-refresh"
+#: Registered for both; a native client's loopback redirect matches on any port (RFC 8252 §7.3).
+LOGIN_REDIRECT_URI = "http://127.0.0.1/callback"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def login_clients() -> list[dict[str, Any]]:
+    """oidc-provider metadata of the two public clients people log in with."""
+    grants = ["authorization_code", "refresh_token", DEVICE_GRANT]
+    return [
+        {
+            "client_id": client_id,
+            "token_endpoint_auth_method": "none",
+            "application_type": "native",
+            "grant_types": grants if client_id == LOGIN_CLIENT_ID else grants[::2],
+            "response_types": ["code"],
+            "redirect_uris": [LOGIN_REDIRECT_URI],
+        }
+        for client_id in (LOGIN_CLIENT_ID, NO_REFRESH_CLIENT_ID)
+    ]
 
 
 def client_id_for(auth_method: str, *, tricky: bool) -> str:
@@ -80,6 +115,12 @@ class OidcProviderServer:
     oidc-provider's own refresh_token grant. ``rotate_refresh_tokens=True`` sets
     oidc-provider's ``rotateRefreshToken`` (every refresh answers a new refresh token and
     consumes the old one; a consumed one used again revokes its grant, the whole family).
+    Without it oidc-provider's default applies, which rotates the refresh tokens of public
+    clients (the login clients) and of no other.
+
+    ``logins=True`` (the default) lets :data:`~tests.servers.USERNAME` log in through the
+    login clients (see the module docstring); ``authorization_url`` and
+    ``device_authorization_url`` are then set from discovery.
     """
 
     name = "oidc-provider"
@@ -93,6 +134,7 @@ class OidcProviderServer:
         extra_config: Mapping[str, Any] | None = None,
         password_grant: bool = False,
         rotate_refresh_tokens: bool = False,
+        logins: bool = True,
     ) -> None:
         if NODE is None:
             pytest.skip(MISSING_NODE)
@@ -132,6 +174,9 @@ class OidcProviderServer:
         if rotate_refresh_tokens:
             config["provider"] = {**config.get("provider", {}), "rotateRefreshToken": True}
         metadata = [client_metadata(client) for client in self.clients.values()]
+        if logins:
+            config["logins"] = {"accounts": {USERNAME: PASSWORD}}
+            metadata.extend(login_clients())
         for extra in extra_clients:
             metadata.append(client_metadata(extra) if isinstance(extra, Client) else dict(extra))
         metadata.extend(config.pop("clients", ()))
@@ -147,6 +192,7 @@ class OidcProviderServer:
         # Filled in by start().
         self.issuer = self.token_url = self.api_url = self.resource = self.test_url = ""
         self.revocation_url = self.introspection_url = self.holding_url = ""
+        self.authorization_url = self.device_authorization_url = ""
         self.metadata: dict[str, Any] = {}
         self.version = ""
         self.startup_seconds = 0.0
@@ -197,6 +243,8 @@ class OidcProviderServer:
         self.holding_url = f"{self.test_url}/holding"
         self.revocation_url = self.metadata["revocation_endpoint"]
         self.introspection_url = self.metadata["introspection_endpoint"]
+        self.authorization_url = self.metadata["authorization_endpoint"]
+        self.device_authorization_url = self.metadata.get("device_authorization_endpoint", "")
         self.startup_seconds = time.monotonic() - began
         return self
 

@@ -38,10 +38,32 @@
 //                     refresh token used again revokes its grant) is what the tests exercise.
 //   refresh_delay_ms  hold each refresh_token answer this long after oidc-provider has rotated
 //                     (a client can then leave while its refresh is in flight)
+//   logins            {"accounts": {"<username>": "<password>"}}: people log in, on
+//                     oidc-provider's own pages (features.devInteractions: its login form and its
+//                     consent form, each with a "[ Cancel ]" link that ends the request with
+//                     access_denied) and through the device flow (features.deviceFlow: its
+//                     user-code page at /device). devInteractions' login form takes any name and
+//                     never reads the password: the harness checks both against these accounts
+//                     before oidc-provider sees the form (see checkInteraction below). PKCE (S256, the
+//                     only method oidc-provider 9 has) is required of every client here.
+//                     Refresh tokens for a person: oidc-provider issues one when the grant holds
+//                     offline_access (issueRefreshToken) and the client may use refresh_token.
+//                     As OpenID Connect Core §11 says, it keeps offline_access in an
+//                     authorization request only when the request says prompt=consent (or
+//                     prompt=login consent): without it, offline_access is silently dropped
+//                     (lib/actions/authorization/scopes.js) and no refresh token comes. Left so
+//                     on purpose: a client must send prompt=consent with offline_access.
+//                     A native client is asked for consent every time (native_client_prompt).
+//                     A native client's loopback redirect_uri (http://127.0.0.1/...) matches on
+//                     any port (Client#redirectUriAllowed strips loopback ports, RFC 8252 §7.3).
 //
 // GET {test}/stats counts, since the last reset: token answers as "grant_type:outcome" (ok or
 // the error code), grant_revocations ('grant.revoked' events: reuse detection revoking a token
-// family, or a revocation), and the API's answers as "api:STATUS". GET {test}/holding answers
+// family, or a revocation), the API's answers as "api:STATUS", and a person's answers on the
+// interaction pages (logins): "login:ok" and "login:refused" (the login form, checked by the
+// harness), "consent:ok" (the consent form sent), "interaction:aborted" (the "[ Cancel ]" link
+// followed). The device pages are not counted: the device grant's answers tell their outcome.
+// GET {test}/holding answers
 // {"holding": N}: the refresh answers held back right now (a client may leave once its refresh
 // is surely in flight).
 //
@@ -64,6 +86,7 @@
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
+import * as querystring from 'node:querystring';
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
 
 // oidc-provider prints its NOTICEs with console.info (stdout): keep stdout for the ready line,
@@ -154,8 +177,26 @@ function count(name) {
   stats.set(name, (stats.get(name) ?? 0) + 1);
 }
 
+// The people who may log in (logins.accounts), and the password grant's owner: findAccount
+// knows these and nobody else (oidc-provider's default knows everyone, with a NOTICE).
+const accounts = new Map(Object.entries(config.logins?.accounts ?? {}));
+const knownAccounts = new Set(accounts.keys());
+if (config.password_grant) knownAccounts.add(config.password_grant.username);
+
+async function findAccount(ctx, sub) {
+  if (!knownAccounts.has(sub)) return undefined;
+  return {
+    accountId: sub,
+    async claims() {
+      return { sub };
+    },
+  };
+}
+
 const baseFeatures = {
-  devInteractions: { enabled: false }, // no browser flows here
+  // A person's pages (logins): oidc-provider's own login, consent and user-code pages.
+  devInteractions: { enabled: Boolean(config.logins) },
+  deviceFlow: { enabled: Boolean(config.logins) },
   clientCredentials: { enabled: true },
   introspection: {
     enabled: true,
@@ -224,8 +265,17 @@ const providerConfig = {
     ClientCredentials: 600,
     AccessToken: 3600,
     RefreshToken: 14 * 24 * 3600,
+    AuthorizationCode: 60,
+    DeviceCode: 600,
+    Grant: 14 * 24 * 3600,
+    IdToken: 3600,
+    Interaction: 3600,
+    Session: 14 * 24 * 3600,
     ...config.ttl,
   },
+  // Every authorization request needs PKCE (the default asks it of public clients only).
+  pkce: { required: () => true },
+  findAccount,
   ...config.provider,
 };
 
@@ -274,6 +324,47 @@ if (config.password_grant) {
 }
 
 provider.on('grant.revoked', () => count('grant_revocations'));
+
+// devInteractions' login form (POST /interaction/:uid, prompt=login) signs in whatever name it is
+// given and ignores the password: check both here, before oidc-provider reads the form. A wrong
+// pair is sent back to the same interaction (303), whose page is the login form again, as a real
+// login page answers a wrong password. oidc-provider then reads the form already parsed, from
+// req.body (lib/shared/selective_body.js's documented fallback; it warns once on stderr).
+// The person's other answers are counted on the way (see {test}/stats).
+async function checkInteraction(ctx, next) {
+  if (ctx.method === 'GET' && /^\/interaction\/[^/]+\/abort$/.test(ctx.path)) {
+    count('interaction:aborted');
+  }
+  if (
+    ctx.method !== 'POST'
+    || !/^\/interaction\/[^/]+$/.test(ctx.path)
+    || !ctx.is('application/x-www-form-urlencoded')
+  ) {
+    await next();
+    return;
+  }
+  const chunks = [];
+  for await (const chunk of ctx.req) chunks.push(chunk);
+  const form = querystring.parse(Buffer.concat(chunks).toString('utf8'));
+  if (form.prompt === 'login') {
+    const expected = typeof form.login === 'string' ? accounts.get(form.login) : undefined;
+    if (expected === undefined || form.password !== expected) {
+      count('login:refused');
+      ctx.status = 303;
+      ctx.set('location', ctx.path);
+      ctx.set('cache-control', 'no-store');
+      ctx.body = '';
+      return;
+    }
+    count('login:ok');
+  } else if (form.prompt === 'consent') {
+    count('consent:ok');
+  }
+  ctx.req.body = form;
+  await next();
+}
+
+if (config.logins) provider.use(checkInteraction);
 
 // oidc-provider validates static clients lazily, on their first use (a bad one then answers
 // 400 invalid_client_metadata at the token endpoint): load each now, so a bad one stops the start.
