@@ -266,3 +266,95 @@ def test_nobody_to_ask_is_login_required_with_how_to_log_in(
     command = "authplug login --issuer https://127.0.0.1:9/unreachable --client-id cli"
     assert command + ' --scope "openid api"' in message
     assert isinstance(info.value, AuthError)
+
+
+class _ScriptedCalls:
+    """The token calls of a device login, answered from a script (no I/O)."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.polls = 0
+
+    def device_authorization(self, url: str, scrub: Scrubber) -> Any:
+        yield from ()
+        return _device_answer(interval=2)
+
+    def exchange(self, token_url: str, grant_type: str, secrets: Any, plain: Any) -> Any:
+        from authplug import CredentialsRejectedError, Token
+
+        yield from ()
+        self.polls += 1
+        answer = self.answers.pop(0)
+        if answer == "token":
+            return Token(access_token="at-" + "x" * 20)
+        raise CredentialsRejectedError(answer, status_code=400, error=answer)
+
+    def authorization_url(self, *args: Any) -> str:
+        raise AssertionError("not a code login")
+
+
+def _run_device(calls: _ScriptedCalls, expires_in: float = 600) -> tuple[list[float], Any]:
+    """Drive a device login plan; the waits it asked for, and its outcome."""
+    from authplug._call.login import device_login
+    from authplug._call.plan import Call, Sleep
+
+    now = [0.0]
+    settings = LoginSettings(flow="device", on_user_code=lambda code: None)
+    plan = device_login(
+        settings,
+        calls,
+        "https://as/token",
+        "https://as/device",
+        "oauth2",
+        Scrubber(()),
+        lambda: now[0],
+    )
+    waits: list[float] = []
+    result: Any = None
+    try:
+        effect = next(plan)
+        while True:
+            if isinstance(effect, Sleep):
+                waits.append(effect.seconds)
+                now[0] += effect.seconds
+                effect = plan.send(None)
+            elif isinstance(effect, Call):
+                effect = plan.send(effect.sync())
+            else:
+                raise AssertionError(effect)
+    except StopIteration as done:
+        result = done.value
+    except AuthError as exc:
+        result = exc
+    return waits, result
+
+
+def test_slow_down_adds_five_seconds_to_the_interval_for_good() -> None:
+    """RFC 8628 §3.5: each slow_down adds 5 s, and the longer interval stays."""
+    calls = _ScriptedCalls(
+        "authorization_pending", "slow_down", "authorization_pending", "slow_down", "token"
+    )
+    waits, result = _run_device(calls)
+    assert waits == [2, 2, 7, 7, 12]
+    assert result.access_token.startswith("at-")
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "words"),
+    [("access_denied", "access_denied", "denied"), ("expired_token", "expired_token", "expired")],
+)
+def test_the_end_of_a_device_login_is_said_plainly(answer: str, error: str, words: str) -> None:
+    waits, result = _run_device(_ScriptedCalls("authorization_pending", answer))
+    assert isinstance(result, AuthError)
+    assert not isinstance(result, LoginRequiredError)
+    assert result.error == error
+    assert words in str(result)
+    assert waits == [2, 2]
+
+
+def test_another_refusal_while_polling_is_raised_as_it_came() -> None:
+    from authplug import CredentialsRejectedError
+
+    _, result = _run_device(_ScriptedCalls("invalid_client"))
+    assert type(result) is CredentialsRejectedError
+    assert result.error == "invalid_client"
