@@ -125,7 +125,7 @@ def run(command: str, argv: Sequence[str]) -> int:
         with auth:
             if command == "login":
                 token = auth.login()
-                lifetime = token.lifetime()
+                lifetime = token.lifetime
                 lasting = f", for {lifetime:.0f} s" if lifetime is not None else ""
                 renewable = " (renewable)" if token.refresh_token else ""
                 print(f"{prog}: logged in{lasting}{renewable}", file=sys.stderr)
