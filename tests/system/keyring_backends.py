@@ -2,13 +2,13 @@
 
 ``keyrings.alt.file.PlaintextKeyring`` is a real keyring backend that needs no desktop
 session: the tests keep its file in their own folder. The failing ones are that backend
-with the failure a real one shows: a locked keychain, and Windows Credential Manager's
-cap on a secret's size.
+with the failures real ones show: keyring's own errors (a locked keychain, a dismissed
+prompt), and Windows Credential Manager's cap on a secret's size.
 """
 
 from __future__ import annotations
 
-from keyring.errors import KeyringLocked
+from keyring.errors import KeyringError
 from keyrings.alt.file import PlaintextKeyring
 
 #: Windows Credential Manager's cap on a secret, in bytes (of UTF-16).
@@ -22,14 +22,19 @@ def plaintext_keyring(path: str) -> PlaintextKeyring:
     return backend
 
 
-class LockedKeyring(PlaintextKeyring):
-    """A keyring whose every read and write finds it locked (a keychain not unlocked)."""
+class FailingKeyring(PlaintextKeyring):
+    """A keyring whose every read and write raises ``error``: one of keyring's own, as
+    a keychain not unlocked or a Secret Service whose unlock prompt was dismissed."""
+
+    def __init__(self, error: KeyringError) -> None:
+        super().__init__()
+        self.error = error
 
     def get_password(self, service: str, username: str) -> str | None:
-        raise KeyringLocked("Failed to unlock the keyring!")
+        raise self.error
 
     def set_password(self, service: str, username: str, password: str) -> None:
-        raise KeyringLocked("Failed to unlock the keyring!")
+        raise self.error
 
 
 class CappedKeyring(PlaintextKeyring):

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import stat
 import sys
 import threading
@@ -24,6 +25,7 @@ import keyring
 import keyring.core
 import pytest
 from keyring.backends.fail import Keyring as NoKeyring
+from keyring.errors import InitError, KeyringLocked
 
 from authplug import CacheError, ConfigurationError, Token
 from authplug.cache import KeyringTokenCache, TokenCache
@@ -34,7 +36,7 @@ from ..forked import wait_for_child
 from .keyring_backends import (
     WINDOWS_CAP,
     CappedKeyring,
-    LockedKeyring,
+    FailingKeyring,
     capped_keyring,
     plaintext_keyring,
 )
@@ -180,10 +182,14 @@ def test_an_unreadable_entry_is_empty_and_overwritten(
 @pytest.mark.parametrize(
     ("backend", "says"),
     [
-        (LockedKeyring(), "is locked: unlock it"),
+        (FailingKeyring(KeyringLocked("Failed to unlock")), "is locked: unlock it"),
+        (
+            FailingKeyring(InitError("Failed to create the collection: Prompt dismissed")),
+            "failed to read the entry of service 'authplug-tests' (InitError: Failed to",
+        ),
         (NoKeyring(), "no keyring backend is available"),
     ],
-    ids=["locked", "none"],
+    ids=["locked", "prompt-dismissed", "none"],
 )
 def test_a_failing_backend_loses_no_request(
     emulator: OAuth2Emulator,
@@ -192,10 +198,11 @@ def test_a_failing_backend_loses_no_request(
     backend: Any,
     says: str,
 ) -> None:
-    """A locked keyring, or none at all, is a CacheError naming the backend and what to
-    do: logged once, and the auth object gets and renews its token without the cache."""
+    """A locked keyring, one that fails, or none at all, is a CacheError naming the
+    backend (and what to do, or keyring's reason): logged once, and the auth object gets
+    and renews its token without the cache."""
     cache = keyring_cache(tmp_path, backend)
-    with pytest.raises(CacheError, match=says) as raised:
+    with pytest.raises(CacheError, match=re.escape(says)) as raised:
         cache.get("k")
     assert type(backend).__name__ in str(raised.value)
     auth = password_auth(emulator, cache=cache)
