@@ -157,12 +157,15 @@ class KeyringTokenCache(HostCache):
             f"service {self.service!r} ({detail})"
         )
         if size > _SMALLEST_CAP:
-            message += (
+            return message + (
                 f"; the entry takes {size} bytes as UTF-16, and some backends refuse a "
                 f"secret that large (Windows Credential Manager: {_SMALLEST_CAP} bytes): "
                 "keep these tokens in a FileTokenCache"
             )
-        return message
+        return message + (
+            "; see that the keyring works (keyring --list-backends), choose another "
+            "backend (PYTHON_KEYRING_BACKEND or keyring=), or keep tokens in a FileTokenCache"
+        )
 
     def _read(self, key: str) -> str | None:
         return self._backend_call("read", lambda backend: backend.get_password(self.service, key))
