@@ -73,7 +73,7 @@ napoleon_attr_annotations = True
 # classes; these are the rest, named by their modules.
 nitpick_ignore_regex = [
     (r"py:.*", r"(typing|collections|contextlib|os|pathlib|ssl|types|enum|asyncio|http)(\..+)?"),
-    (r"py:.*", r"(httpx|httpx2|requests|niquests|aiohttp|redis|pytest|_pytest)(\..+)?"),
+    (r"py:.*", r"(httpx|httpx2|requests|niquests|aiohttp|redis|keyring|pytest|_pytest)(\..+)?"),
     (r"py:data", r"Ellipsis"),  # the ... of tuple[str, ...]
 ]
 nitpick_ignore = [

@@ -39,7 +39,7 @@ from .spec import (
 )
 
 if TYPE_CHECKING:
-    from .cache import FileTokenCache, RedisTokenCache
+    from .cache import FileTokenCache, KeyringTokenCache, RedisTokenCache
     from .login import OAuth2AuthorizationCodeAuth, OAuth2DeviceCodeAuth
     from .providers import DakotaAuth, LoginFormAuth, MogoplusAuth, SemansysAuth, TelmaiAuth
     from .token import DeviceCode, Token, TokenState
@@ -56,6 +56,7 @@ __all__ = [
     "ErrorDetails",
     "FileTokenCache",
     "IssuerMismatchError",
+    "KeyringTokenCache",
     "LoginFormAuth",
     "LoginRequiredError",
     "MemoryTokenCache",
@@ -91,6 +92,7 @@ __getattr__, __dir__ = exports(
         "SemansysAuth": ".providers",
         "TelmaiAuth": ".providers",
         "FileTokenCache": ".cache",
+        "KeyringTokenCache": ".cache",
         "RedisTokenCache": ".cache",
         "Token": ".token",
         "DeviceCode": ".token",

@@ -1,9 +1,9 @@
 """One worker process of the fleet tests: N threads, one auth object, a shared cache.
 
 Run as ``python -m tests.system.fleet_worker CACHE TOKEN_URL API_URL THREADS``, where CACHE is
-``file:PATH`` or ``redis:PORT``. Prints ``ready``, waits for a line on stdin (so that
-every process starts together), sends one request per thread at the same moment, and
-prints the statuses as JSON.
+``file:PATH``, ``keyring:PATH`` (a plain-text keyring file) or ``redis:PORT``. Prints
+``ready``, waits for a line on stdin (so that every process starts together), sends one
+request per thread at the same moment, and prints the statuses as JSON.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ def make_cache(spec: str) -> TokenCache:
     kind, _, where = spec.partition(":")
     if kind == "file":
         return FileTokenCache(where)
+    if kind == "keyring":
+        from authplug.cache import KeyringTokenCache
+
+        from .keyring_backends import plaintext_keyring
+
+        return KeyringTokenCache(keyring=plaintext_keyring(where), lock_path=where + ".lock")
     import redis
 
     return RedisTokenCache(redis.Redis(host="127.0.0.1", port=int(where)))

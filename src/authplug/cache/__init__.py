@@ -3,8 +3,8 @@
 The manager consults a cache only when its own token is missing, due for renewal or
 refused: the hot path of a request never touches it.
 
-The file and Redis back ends are imported when first named (``authplug.cache`` stays
-cheap to import for programs that keep tokens in memory).
+The file, keyring and Redis back ends are imported when first named (``authplug.cache``
+stays cheap to import for programs that keep tokens in memory).
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from ._memory import MemoryTokenCache
 
 if TYPE_CHECKING:
     from ._file import FileTokenCache
+    from ._keyring import KeyringTokenCache
     from ._redis import RedisTokenCache
 
 __all__ = [
     "CacheError",
     "FileTokenCache",
+    "KeyringTokenCache",
     "MemoryTokenCache",
     "RedisTokenCache",
     "TokenCache",
@@ -31,6 +33,10 @@ __all__ = [
 __getattr__, __dir__ = exports(
     __name__,
     globals(),
-    {"FileTokenCache": "._file", "RedisTokenCache": "._redis"},
+    {
+        "FileTokenCache": "._file",
+        "KeyringTokenCache": "._keyring",
+        "RedisTokenCache": "._redis",
+    },
     __all__,
 )

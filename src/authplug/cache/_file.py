@@ -4,8 +4,8 @@ The file holds a JSON object of key -> token. It is written atomically (a tempor
 file in the same folder, then a rename), readable by its owner only (0600), and
 renewal is serialised across processes by a lock file (``filelock``), and across the
 renewals of one process by a lock of the cache object's own (the lock file is held once
-per process). A corrupt or truncated file, or an entry that is not a valid token, reads
-as empty (one WARNING): the next renewal rewrites it.
+per process; both in ``_host``). A corrupt or truncated file, or an entry that is not a
+valid token, reads as empty (one WARNING): the next renewal rewrites it.
 
 A write never replaces a token with one issued earlier (both with ``issued_at``, on
 this host's clock): a renewal whose answer comes late (its lock given up meanwhile)
@@ -26,24 +26,20 @@ import logging
 import os
 import stat
 import tempfile
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import _aio
-from .._fork import reset_after_fork
 from ..spec import read_json
 from ..token import Token
 from ._base import CacheError, token_from_entry
+from ._host import HostCache, HostLock, issued_later
 
 __all__ = ["FileTokenCache"]
 
 log = logging.getLogger("authplug")
 
 
-class FileTokenCache:
+class FileTokenCache(HostCache):
     """Tokens in one file, renewal single-flight across the processes of a host.
 
     Args:
@@ -66,38 +62,10 @@ class FileTokenCache:
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
-        self._lock = self._new_lock()
-        # The file lock is re-entered by any thread of this process (an async renewal
-        # takes it in one worker thread and stores in another), so it cannot keep two
-        # renewals of this process apart: this lock does, for lock()/alock() only.
-        self._renewing = threading.Lock()
-        # And one read-modify-write of the file at a time in this process (a write
-        # outside a renewal, from another thread, re-enters the file lock too).
-        self._writing = threading.Lock()
-        reset_after_fork(self)
+        self._host = HostLock(str(self.path) + ".lock", lock_timeout, repr(str(self.path)))
 
     def __repr__(self) -> str:
         return f"FileTokenCache({str(self.path)!r})"
-
-    @property
-    def max_wait(self) -> float:
-        """The longest a cache operation may wait (the lock)."""
-        return self.lock_timeout
-
-    def _new_lock(self) -> Any:
-        from filelock import FileLock
-
-        # thread_local=False: an async caller acquires in a worker thread and may
-        # release in another.
-        return FileLock(
-            str(self.path) + ".lock", timeout=self.lock_timeout, mode=0o600, thread_local=False
-        )
-
-    def _after_fork(self) -> None:
-        # A lock held by a parent's thread at fork time is not this process's to release.
-        self._lock = self._new_lock()
-        self._renewing = threading.Lock()
-        self._writing = threading.Lock()
 
     def _read_file(self, *, quiet: bool = False) -> dict[str, Any]:
         try:
@@ -153,9 +121,9 @@ class FileTokenCache:
         Raises:
             CacheError: the file cannot be locked, read or written, or is refused.
         """
-        with self._locked(), self._written():
+        with self._host.writing():
             data = self._read_file(quiet=True)  # a bad file was reported when read; now replaced
-            if _issued_later(data.get(key), token):
+            if issued_later(data.get(key), token):
                 log.info(
                     "the token file %s holds a token issued after the one being stored; "
                     "it stays (a late answer never replaces a newer refresh token)",
@@ -167,20 +135,10 @@ class FileTokenCache:
 
     def delete(self, key: str) -> None:
         """Remove the entry of ``key`` (after a revocation); nothing if there is none."""
-        with self._locked(), self._written():
+        with self._host.writing():
             data = self._read_file(quiet=True)
             if data.pop(key, None) is not None:
                 self._write(json.dumps(data).encode("utf-8"))
-
-    @contextlib.contextmanager
-    def _written(self) -> Iterator[None]:
-        """One read-modify-write of the file at a time in this process."""
-        if not self._writing.acquire(timeout=self.lock_timeout):
-            raise CacheError(f"timed out waiting to write {str(self.path)!r}")
-        try:
-            yield
-        finally:
-            self._writing.release()
 
     def _write(self, payload: bytes) -> None:
         folder = self.path.parent
@@ -199,84 +157,3 @@ class FileTokenCache:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise CacheError(f"cannot write {str(self.path)!r}: {exc.strerror}") from exc
-
-    @contextlib.contextmanager
-    def _locked(self, timeout: float | None = None) -> Iterator[None]:
-        from filelock import Timeout
-
-        lock = self._lock
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout as exc:
-            raise CacheError(f"timed out waiting for {lock.lock_file!r}") from exc
-        except OSError as exc:
-            raise CacheError(f"cannot lock {lock.lock_file!r}: {exc.strerror}") from exc
-        try:
-            yield
-        finally:
-            lock.release()
-
-    @contextlib.contextmanager
-    def _renewal(self, wait: float) -> Iterator[None]:
-        """One renewal of this process at a time, then the lock file (other processes)."""
-        end = time.monotonic() + wait
-        if not self._renewing.acquire(timeout=wait):
-            raise CacheError(f"timed out waiting for another renewal of {str(self.path)!r}")
-        try:
-            # One wait in all (``max_wait``), whichever lock it is spent on.
-            with self._locked(max(0.0, end - time.monotonic())):
-                yield
-        finally:
-            self._renewing.release()
-
-    #: :meth:`lock` takes ``hold=``: authplug asks for a lock a person's login may hold.
-    takes_hold = True
-
-    def lock(self, key: str, hold: float | None = None) -> contextlib.AbstractContextManager[None]:
-        """Hold the lock file (``path`` + ``".lock"``, one for every key) for the block,
-        against the other renewals of this process too.
-
-        Args:
-            key: the token's key.
-            hold: how long the holder may need the lock (a person logging in): the
-                others wait that long when it is longer than ``lock_timeout``.
-
-        Raises:
-            CacheError: another renewal held it for ``lock_timeout`` seconds (or
-                ``hold``), or it cannot be created.
-        """
-        return self._renewal(max(self.lock_timeout, hold or 0.0))
-
-    async def aget(self, key: str) -> Token | None:
-        """Async :meth:`get`, in a worker thread."""
-        return await _aio.to_thread(self.get, key)
-
-    async def aset(self, key: str, token: Token) -> None:
-        """Async :meth:`set`, in a worker thread."""
-        await _aio.to_thread(self.set, key, token)
-
-    async def adelete(self, key: str) -> None:
-        """Async :meth:`delete`, in a worker thread."""
-        await _aio.to_thread(self.delete, key)
-
-    @contextlib.asynccontextmanager
-    async def alock(self, key: str, hold: float | None = None) -> AsyncIterator[None]:
-        """Async :meth:`lock`: the lock file is taken and released in worker threads."""
-        locked = self._renewal(max(self.lock_timeout, hold or 0.0))
-        await _aio.to_thread(locked.__enter__)
-        try:
-            yield
-        finally:
-            await _aio.to_thread(locked.__exit__, None, None, None)
-
-
-def _issued_later(entry: Any, token: Token) -> bool:
-    """Whether the stored ``entry`` is a valid token issued after ``token`` (both must
-    say when). A bad entry is overwritten (it was reported when read)."""
-    if not isinstance(entry, dict) or token.issued_at is None:
-        return False
-    try:
-        stored = Token.from_dict(entry)
-    except Exception:  # anything unreadable is no reason to keep it
-        return False
-    return stored.issued_at is not None and stored.issued_at > token.issued_at
