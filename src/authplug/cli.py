@@ -1,5 +1,5 @@
 """The ``authplug`` command: ``authplug demo``, ``authplug token PROVIDER``, and a person's
-``authplug login``, ``authplug logout`` and ``authplug token`` (:mod:`._login_cli`).
+``authplug login``, ``authplug logout`` and ``authplug token`` (``authplug._login_cli``).
 
 ``authplug token`` takes each keyword argument of the provider's class as an option or
 an environment variable: ``client_id`` is ``--client-id`` or
