@@ -308,3 +308,40 @@ def test_no_secret_of_a_login_reaches_the_log(
     assert "?code=" not in text  # no callback URL
     assert "&code=" not in text
     assert "code_verifier" not in text
+
+
+@pytest.mark.parametrize("flow", ["code", "device"])
+def test_a_failed_login_shows_no_code_in_its_traceback(
+    emulator: OAuth2Emulator, clock: FakeClock, person: HeadlessPerson, flow: str
+) -> None:
+    """The code exchange (or the device poll) gets a garbled answer: the error, its message
+    and its traceback with every frame's locals formatted hold no code, verifier or device
+    code (each is a Secret from the moment it is read)."""
+    import traceback
+
+    emulator.malformed_next(1)
+    if flow == "code":
+        auth: Any = code_auth(emulator, clock, on_authorize=person.approve)
+    else:
+        auth = device_auth(emulator, clock, on_user_code=person.on_user_code)
+    # The renewal plan run as a leader runs it: the error as raised in the plans' frames
+    # (a caller gets a copy without them).
+    from authplug._renew.renewal import run_renewal
+
+    manager = auth._manager
+    plan = manager._renewer.renewal("first use", None, "first_use")
+    with pytest.raises(AuthError) as info:
+        run_renewal(plan, manager._cache, manager._key, manager._performer)
+    sent = emulator.token_requests[-1].form()
+    secrets = [sent[k] for k in ("code", "code_verifier", "device_code") if k in sent]
+    assert len(secrets) == (2 if flow == "code" else 1)
+    tb = info.value.__traceback__
+    assert tb is not None
+    error = info.value.with_traceback(tb.tb_next)  # from the package's frames on
+    rendered = "".join(
+        traceback.TracebackException.from_exception(error, capture_locals=True).format()
+    )
+    assert "login.py" in rendered  # the login plan's frames are there, locals and all
+    for secret in secrets:
+        assert secret not in rendered
+        assert secret not in str(info.value)
