@@ -345,3 +345,28 @@ def test_a_failed_login_shows_no_code_in_its_traceback(
     for secret in secrets:
         assert secret not in rendered
         assert secret not in str(info.value)
+
+
+def test_a_forged_callback_is_refused_and_the_login_waits_for_the_right_one(
+    emulator: OAuth2Emulator, clock: FakeClock, person: HeadlessPerson
+) -> None:
+    """on_authorize may return at once: authplug then waits for the redirect. A callback
+    with another state (a forged link) gets a 4xx and does not end the login."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import httpx
+
+    forged: list[int] = []
+
+    def on_authorize(url: str) -> None:
+        redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+        answer = httpx.get(redirect, params={"code": "forged", "state": "x"}, trust_env=False)
+        forged.append(answer.status_code)
+        person.approve_later(url)  # returns at once
+
+    auth = code_auth(emulator, clock, on_authorize=on_authorize)
+    token = auth.get_token()
+    person.wait()
+    assert forged == [400]
+    assert token.refresh_token
+    assert emulator.token_calls == {"authorization_code": 1}
