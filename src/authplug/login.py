@@ -45,14 +45,21 @@ class _PersonAuth(BaseAuth):
         scope: str | Iterable[str] | None,
         interactive: bool | None,
         login_timeout: float,
-        endpoints: dict[str, str | None],
-        callbacks: dict[str, Callable[..., object] | None],
+        endpoint: tuple[str, str | None],
+        callback: tuple[str, Callable[..., object] | None],
         redirect_uri: str | None = None,
         **options: Any,
     ) -> None:
         from ._call.login import LoginSettings
         from ._options import check_url, text
 
+        endpoint_name, url = endpoint
+        callback_name, function = callback
+        if options.get("issuer") is None and url is None:
+            raise ConfigurationError(
+                f"give issuer= (its metadata names the endpoints), or {endpoint_name}= and "
+                "token_url="
+            )
         text("client_id", client_id, required=True)
         if interactive is not None and not isinstance(interactive, bool):
             raise ConfigurationError("interactive= must be True, False or None")
@@ -63,12 +70,10 @@ class _PersonAuth(BaseAuth):
             or login_timeout <= 0
         ):
             raise ConfigurationError("login_timeout= must be a positive number of seconds")
-        for name, callback in callbacks.items():
-            if callback is not None and not callable(callback):
-                raise ConfigurationError(f"{name}= must be callable")
-        for name, url in endpoints.items():
-            if url is not None:
-                check_url(name, url)
+        if function is not None and not callable(function):
+            raise ConfigurationError(f"{callback_name}= must be callable")
+        if url is not None:
+            check_url(endpoint_name, url)
         if redirect_uri is not None:
             from ._call.loopback import loopback_parts
 
@@ -80,11 +85,11 @@ class _PersonAuth(BaseAuth):
             )
         self._settings = LoginSettings(
             flow=flow,
-            authorization_url=endpoints.get("authorization_url"),
-            device_authorization_url=endpoints.get("device_authorization_url"),
+            authorization_url=url if flow == "code" else None,
+            device_authorization_url=url if flow == "device" else None,
             redirect_uri=redirect_uri,
-            on_authorize=callbacks.get("on_authorize"),
-            on_user_code=callbacks.get("on_user_code"),
+            on_authorize=function if flow == "code" else None,
+            on_user_code=function if flow == "device" else None,
             interactive=interactive,
             login_timeout=float(login_timeout),
             hint=_hint(client_id, scope, options),
@@ -201,11 +206,6 @@ class OAuth2AuthorizationCodeAuth(_PersonAuth):
         login_timeout: float = 300.0,
         **options: Any,
     ) -> None:
-        if issuer is None and authorization_url is None:
-            raise ConfigurationError(
-                "give issuer= (its metadata names the authorization endpoint), or "
-                "authorization_url= and token_url="
-            )
         super().__init__(
             flow="code",
             spec=_CODE_SPEC,
@@ -213,8 +213,8 @@ class OAuth2AuthorizationCodeAuth(_PersonAuth):
             scope=scope,
             interactive=interactive,
             login_timeout=login_timeout,
-            endpoints={"authorization_url": authorization_url},
-            callbacks={"on_authorize": on_authorize},
+            endpoint=("authorization_url", authorization_url),
+            callback=("on_authorize", on_authorize),
             redirect_uri=redirect_uri,
             issuer=issuer,
             token_url=token_url,
@@ -262,11 +262,6 @@ class OAuth2DeviceCodeAuth(_PersonAuth):
         login_timeout: float = 300.0,
         **options: Any,
     ) -> None:
-        if issuer is None and device_authorization_url is None:
-            raise ConfigurationError(
-                "give issuer= (its metadata names the device authorization endpoint), or "
-                "device_authorization_url= and token_url="
-            )
         super().__init__(
             flow="device",
             spec=_DEVICE_SPEC,
@@ -274,8 +269,8 @@ class OAuth2DeviceCodeAuth(_PersonAuth):
             scope=scope,
             interactive=interactive,
             login_timeout=login_timeout,
-            endpoints={"device_authorization_url": device_authorization_url},
-            callbacks={"on_user_code": on_user_code},
+            endpoint=("device_authorization_url", device_authorization_url),
+            callback=("on_user_code", on_user_code),
             issuer=issuer,
             token_url=token_url,
             client_secret=client_secret,
