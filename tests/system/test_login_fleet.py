@@ -17,8 +17,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import select
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ LIFETIME = 3600.0  # the emulator's token lifetime: advancing the clock past it 
 PROCESSES = 8
 THREADS = 16
 EXPIRIES = 20
+GRACE = 1.0  # seconds given to other processes to arrive (never an assertion on time)
 ROOT = Path(__file__).resolve().parents[2]
 _NEEDS = {
     "httpx_trio": "trio",
@@ -268,3 +271,49 @@ def test_a_login_serves_the_other_flow_in_another_process(
         fleet.stop()
     assert idp.token_calls == made | {"refresh_token": 1}
     assert person.prompts == 1
+
+
+def test_while_one_process_logs_in_the_others_wait_and_use_its_login(
+    idp: OAuth2Emulator, clock: SharedClock, tmp_path: Path
+) -> None:
+    """Processes whose first requests come while another process's person is still
+    deciding wait for that login (the cache's lock) and use it: no LoginRequiredError,
+    one code exchange, one prompt."""
+    cache = tmp_path / "logins"
+    person = HeadlessPerson(idp)
+    asked, answer = threading.Event(), threading.Event()
+
+    def on_authorize(url: str) -> None:
+        asked.set()
+        answer.wait(GRACE * 20)
+        person.approve(url)
+
+    auth = OAuth2AuthorizationCodeAuth(
+        issuer=idp.issuer,
+        client_id=CLIENT_ID,
+        scope=SCOPE,
+        cache=FileTokenCache(cache),
+        clock=clock.fake,
+        on_authorize=on_authorize,
+    )
+    shares = [["requests"], ["httpx_async"]]
+    fleet = Fleet(shares, base_config(idp, clock, cache, "code") | {"threads": 4})
+    login = threading.Thread(target=auth.login)
+    try:
+        login.start()
+        assert asked.wait(GRACE * 20)
+        for worker in fleet.workers:
+            worker.go()
+        # Time for their requests to reach the lock; one that came later would find the
+        # login done and pass too (the test would then prove less, never fail wrongly).
+        pending = [worker.process.stdout for worker in fleet.workers]
+        assert select.select(pending, [], [], GRACE)[0] == []  # all still waiting
+        answer.set()
+        login.join(GRACE * 20)
+        assert failures([w.result() | {"kinds": w.kinds} for w in fleet.workers]) == []
+    finally:
+        answer.set()
+        fleet.stop()
+    assert idp.token_calls == {"authorization_code": 1}
+    assert person.prompts == 1
+    assert idp.api_calls == 2 * 4
