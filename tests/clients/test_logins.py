@@ -114,15 +114,19 @@ def _on_loop(driver: Driver, work: Callable[[], Any]) -> Any:
 
 def together(
     driver: Driver, auth: BaseAuth, url: str, gate: AllIn, count: int = CALLERS
-) -> list[int]:
+) -> list[int | Exception]:
     """``count`` concurrent requests: threads, each with a driver of ``driver``'s kind, for
-    a blocking client; tasks on ``driver``'s loop for an async one."""
+    a blocking client; tasks on ``driver``'s loop for an async one. Each gives its
+    status, or the exception it raised."""
     if not driver.is_async:
         drivers = [make_driver(driver.kind) for _ in range(count)]
 
-        def one(index: int) -> int:
+        def one(index: int) -> int | Exception:
             gate.start()
-            return drivers[index].send(auth, "GET", url).status
+            try:
+                return drivers[index].send(auth, "GET", url).status
+            except Exception as exc:
+                return exc
 
         try:
             with ThreadPoolExecutor(count) as pool:
@@ -131,19 +135,35 @@ def together(
             for made in drivers:
                 made.close()
 
-    async def run() -> list[int]:
-        statuses: list[int] = []
+    async def run() -> list[int | Exception]:
+        outcomes: list[int | Exception] = []
 
         async def one() -> None:
             gate.start()
-            statuses.append(await _one_async(driver, auth, url))
+            try:
+                outcomes.append(await _one_async(driver, auth, url))
+            except Exception as exc:
+                outcomes.append(exc)
 
         async with anyio.create_task_group() as tasks:
             for _ in range(count):
                 tasks.start_soon(one)
-        return statuses
+        return outcomes
 
     return list(_on_loop(driver, run))
+
+
+def one_prompt_for_all(driver: Driver, idp: OAuth2Emulator, **options: Any) -> None:
+    """16 concurrent first requests through ``driver`` ask once and exchange one code."""
+    person = HeadlessPerson(idp)
+    gate = AllIn(CALLERS)
+    auth = code_auth(idp, on_authorize=gate.then(person.approve), **options)
+    assert together(driver, auth, idp.api_url(), gate) == [200] * CALLERS
+    assert person.prompts == 1
+    assert person.last_status == 200  # authplug's landing page
+    assert idp.authorize_requests == 1
+    assert idp.token_calls == {"authorization_code": 1}
+    assert idp.api_calls == CALLERS  # each request went out once, with the new token
 
 
 def test_concurrent_first_requests_make_one_prompt_and_one_code_exchange(
@@ -151,15 +171,27 @@ def test_concurrent_first_requests_make_one_prompt_and_one_code_exchange(
 ) -> None:
     """16 concurrent first requests of one authorization-code object ask the person once
     and exchange one code; all 16 get a 200."""
-    person = HeadlessPerson(idp)
-    gate = AllIn(CALLERS)
-    auth = code_auth(idp, on_authorize=gate.then(person.approve))
-    assert together(driver, auth, idp.api_url(), gate) == [200] * CALLERS
-    assert person.prompts == 1
-    assert person.last_status == 200  # authplug's landing page
-    assert idp.authorize_requests == 1
-    assert idp.token_calls == {"authorization_code": 1}
-    assert idp.api_calls == CALLERS  # each request went out once, with the new token
+    one_prompt_for_all(driver, idp)
+
+
+def test_a_login_led_on_the_event_loop_is_one_prompt_too(
+    async_driver: Driver, idp: OAuth2Emulator
+) -> None:
+    """With a cache only the event loop can drive (the login then leads in a task on
+    the caller's loop), 16 concurrent first tasks still make one prompt and one
+    exchange."""
+    one_prompt_for_all(async_driver, idp, cache=LoopOnlyCache())
+
+
+def test_concurrent_first_requests_where_nobody_may_be_asked_all_raise(
+    driver: Driver, idp: OAuth2Emulator
+) -> None:
+    """With interactive=False and no login, 16 concurrent first requests each raise
+    LoginRequiredError, and nothing reaches the server's login or token endpoints."""
+    auth = code_auth(idp, interactive=False)
+    outcomes = together(driver, auth, idp.api_url(), AllIn(CALLERS))
+    assert [type(outcome) for outcome in outcomes] == [LoginRequiredError] * CALLERS
+    assert (idp.authorize_requests, idp.token_calls.total(), idp.api_calls) == (0, 0, 0)
 
 
 def test_concurrent_first_requests_make_one_device_login(
