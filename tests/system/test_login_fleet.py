@@ -173,11 +173,23 @@ def clock(tmp_path: Path) -> SharedClock:
     return SharedClock(tmp_path / "clock")
 
 
+class SpentOnUse(dict[str, "float | bool"]):
+    """The emulator's refresh tokens, each spent by its first presentation (the only
+    ``get`` the emulator makes of them, under its lock): refresh tokens then rotate
+    strictly, as at servers with reuse detection, and a process that sent a rotated-away
+    one would get ``invalid_grant``, and then LoginRequiredError."""
+
+    def get(self, key: str, default: float | bool | None = None) -> float | bool | None:  # type: ignore[override]
+        return self.pop(key, default)
+
+
 @pytest.fixture
 def idp(clock: SharedClock) -> Iterator[OAuth2Emulator]:
+    """A public client's server on the test's clock, whose refresh tokens rotate."""
     with OAuth2Emulator(
         client_id=CLIENT_ID, client_secret=None, token_lifetime=LIFETIME, clock=clock.fake
     ) as emulator:
+        emulator._refresh = SpentOnUse()  # no knob for strict rotation: see the class
         yield emulator
 
 
