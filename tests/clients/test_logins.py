@@ -241,13 +241,14 @@ def test_an_async_login_never_blocks_the_event_loop(
     person answers only after another task ran TICKS turns in each wait."""
     person = HeadlessPerson(idp)
     shown: list[str] = []
-    asked, let_go = threading.Event(), threading.Event()
+    asked, let_go, returned = threading.Event(), threading.Event(), threading.Event()
 
     def on_authorize(url: str) -> None:  # blocks until the loop turned TICKS times
         shown.append(url)
         asked.set()
         if not let_go.wait(SAFETY):
             raise AssertionError("the loop stood still while on_authorize ran")
+        returned.set()
 
     options = {"cache": LoopOnlyCache()} if leader == "loop" else {}
     auth = code_auth(idp, on_authorize=on_authorize, **options)
@@ -259,8 +260,10 @@ def test_an_async_login_never_blocks_the_event_loop(
             await anyio.lowlevel.checkpoint()
             turns["in on_authorize"] += 1
         let_go.set()
-        # on_authorize has returned or will; the login now waits for the redirect,
-        # which comes only once this task has turned TICKS times more.
+        # Once on_authorize has returned, the login waits for the redirect, which
+        # comes only after this task has turned TICKS times more. (The approval runs in
+        # a thread: the loop's turns before it are the evidence.)
+        assert await anyio.to_thread.run_sync(returned.wait, SAFETY)
         for _ in range(TICKS):
             await anyio.lowlevel.checkpoint()
             turns["waiting for the redirect"] += 1
