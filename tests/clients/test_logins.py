@@ -11,7 +11,7 @@ Everything here is counted: prompts, token calls by grant, statuses.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -53,6 +53,11 @@ def code_auth(idp: OAuth2Emulator, **options: Any) -> OAuth2AuthorizationCodeAut
     return OAuth2AuthorizationCodeAuth(
         issuer=idp.issuer, client_id=CLIENT_ID, scope=SCOPE, **options
     )
+
+
+def device_auth(idp: OAuth2Emulator, **options: Any) -> OAuth2DeviceCodeAuth:
+    options.setdefault("login_timeout", SAFETY)
+    return OAuth2DeviceCodeAuth(issuer=idp.issuer, client_id=CLIENT_ID, scope=SCOPE, **options)
 
 
 class AllIn:
@@ -201,14 +206,8 @@ def test_concurrent_first_requests_make_one_device_login(
     authorization, show one user code and make one successful device-code exchange."""
     person = HeadlessPerson(idp)
     gate = AllIn(CALLERS)
-    auth = OAuth2DeviceCodeAuth(
-        issuer=idp.issuer,
-        client_id=CLIENT_ID,
-        scope=SCOPE,
-        on_user_code=gate.then(person.on_user_code),
-        login_timeout=SAFETY,
-        clock=clock,  # the polls' waits advance the emulator's clock: nothing sleeps
-    )
+    # The polls' waits advance the emulator's clock: nothing sleeps.
+    auth = device_auth(idp, on_user_code=gate.then(person.on_user_code), clock=clock)
     assert together(driver, auth, idp.api_url(), gate) == [200] * CALLERS
     assert person.prompts == 1
     assert idp.device_authorizations == 1
@@ -223,6 +222,26 @@ def async_driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
     made = make_driver(request.param)
     yield made
     made.close()
+
+
+def beside(
+    driver: Driver, auth: BaseAuth, url: str, other_work: Callable[[], Awaitable[None]]
+) -> int:
+    """One request through an async driver, and ``other_work`` as a task on the same
+    loop at the same time; the request's status."""
+
+    async def run() -> int:
+        statuses: list[int] = []
+
+        async def request() -> None:
+            statuses.append(await _one_async(driver, auth, url))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(request)
+            tasks.start_soon(other_work)
+        return statuses[0]
+
+    return int(_on_loop(driver, run))
 
 
 class LoopOnlyCache(MemoryTokenCache):
@@ -269,18 +288,7 @@ def test_an_async_login_never_blocks_the_event_loop(
             turns["waiting for the redirect"] += 1
         await anyio.to_thread.run_sync(person.approve, shown[0])
 
-    async def run() -> int:
-        statuses: list[int] = []
-
-        async def request() -> None:
-            statuses.append(await _one_async(async_driver, auth, idp.api_url()))
-
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(request)
-            tasks.start_soon(other_work)
-        return statuses[0]
-
-    assert _on_loop(async_driver, run) == 200
+    assert beside(async_driver, auth, idp.api_url(), other_work) == 200
     assert turns == {"in on_authorize": TICKS, "waiting for the redirect": TICKS}
     assert (person.prompts, idp.token_calls) == (1, {"authorization_code": 1})
 
@@ -329,3 +337,36 @@ def test_a_refused_refresh_token_raises_login_required_where_nobody_may_be_asked
     assert token.refresh_token is not None
     assert token.refresh_token not in message
     assert (person.prompts, idp.token_calls["authorization_code"]) == (1, 1)
+
+
+@pytest.mark.parametrize("leader", ["thread", "loop"])
+def test_an_async_device_login_never_blocks_the_event_loop(
+    async_driver: Driver, idp: OAuth2Emulator, clock: FakeClock, leader: str
+) -> None:
+    """While ``on_user_code`` of an async client's first request waits, the loop
+    completes other work: the person types the code only after another task ran TICKS
+    turns."""
+    person = HeadlessPerson(idp)
+    asked, let_go = threading.Event(), threading.Event()
+
+    def on_user_code(code: Any) -> None:
+        asked.set()
+        if not let_go.wait(SAFETY):
+            raise AssertionError("the loop stood still while on_user_code ran")
+        person.on_user_code(code)
+
+    options = {"cache": LoopOnlyCache()} if leader == "loop" else {}
+    auth = device_auth(idp, on_user_code=on_user_code, clock=clock, **options)
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        assert await anyio.to_thread.run_sync(asked.wait, SAFETY)
+        for _ in range(TICKS):
+            await anyio.lowlevel.checkpoint()
+            turns += 1
+        let_go.set()
+
+    assert beside(async_driver, auth, idp.api_url(), other_work) == 200
+    assert turns == TICKS
+    assert (person.prompts, idp.token_calls) == (1, {DEVICE_GRANT: 1})
