@@ -11,7 +11,7 @@ Everything here is counted: prompts, token calls by grant, statuses.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -225,7 +225,7 @@ def async_driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
 
 
 def beside(
-    driver: Driver, auth: BaseAuth, url: str, other_work: Callable[[], Awaitable[None]]
+    driver: Driver, auth: BaseAuth, url: str, other_work: Callable[[], Coroutine[Any, Any, None]]
 ) -> int:
     """One request through an async driver, and ``other_work`` as a task on the same
     loop at the same time; the request's status."""
