@@ -18,6 +18,8 @@ import pytest
 
 from authplug.testing import HeadlessPerson, OAuth2Emulator
 
+pytestmark = pytest.mark.fleet
+
 PROCESSES = 4
 THREADS = 4
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
