@@ -40,6 +40,7 @@ from .spec import (
 
 if TYPE_CHECKING:
     from .cache import FileTokenCache, KeyringTokenCache, RedisTokenCache
+    from .exchange import OAuth2JWTBearerAuth, OAuth2TokenExchangeAuth
     from .login import OAuth2AuthorizationCodeAuth, OAuth2DeviceCodeAuth
     from .providers import DakotaAuth, LoginFormAuth, MogoplusAuth, SemansysAuth, TelmaiAuth
     from .token import DeviceCode, Token, TokenState
@@ -64,7 +65,9 @@ __all__ = [
     "OAuth2AuthorizationCodeAuth",
     "OAuth2ClientCredentialsAuth",
     "OAuth2DeviceCodeAuth",
+    "OAuth2JWTBearerAuth",
     "OAuth2PasswordAuth",
+    "OAuth2TokenExchangeAuth",
     "ProviderSpec",
     "RedisTokenCache",
     "SemansysAuth",
@@ -98,6 +101,8 @@ __getattr__, __dir__ = exports(
         "DeviceCode": ".token",
         "OAuth2AuthorizationCodeAuth": ".login",
         "OAuth2DeviceCodeAuth": ".login",
+        "OAuth2JWTBearerAuth": ".exchange",
+        "OAuth2TokenExchangeAuth": ".exchange",
         "TokenState": ".token",
     },
     __all__,

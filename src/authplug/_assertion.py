@@ -318,6 +318,31 @@ class SigningKey:
         )
         return Secret(signed if isinstance(signed, str) else signed.decode("ascii"))
 
+    def grant_assertion(self, issuer: str, subject: str, audience: str) -> Secret:
+        """A fresh assertion that is itself the grant (RFC 7523 §2.1): these claims, a
+        new ``jti`` each call, signed by joserfc."""
+        from joserfc import jwt
+
+        header: dict[str, Any] = {"alg": self.alg, "typ": "JWT"}
+        if self.kid is not None:
+            header["kid"] = self.kid
+        claims = _grant_claims(issuer, subject, audience, int(time.time()))
+        return Secret(jwt.encode(header, claims, self._key, algorithms=[self.alg]))
+
+
+def _grant_claims(issuer: str, subject: str, audience: str, now: int) -> dict[str, Any]:
+    """RFC 7523 §3: the claims of a JWT bearer grant's assertion, a fresh ``jti`` each."""
+    import secrets
+
+    return {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "iat": now,
+        "exp": now + ASSERTION_LIFETIME,
+        "jti": secrets.token_urlsafe(24),
+    }
+
 
 def _checked(value: object, where: str) -> str:
     if isinstance(value, bytes):
@@ -340,15 +365,16 @@ _FRESH = (
 )
 
 
-def _source_problem(source: object) -> Path | ConfigurationError:
-    """The file of ``client_assertion=``, or the error to raise (returned: this frame
-    holds the text, which may be an assertion or a key; it is described, never shown)."""
+def _source_problem(source: object, option: str) -> Path | ConfigurationError:
+    """The file of ``client_assertion=`` (or ``option``), or the error to raise (returned:
+    this frame holds the text, which may be an assertion or a key; it is described, never
+    shown)."""
     from ._inputs import kind_of, noun, plausible_path
 
     value = unhidden(source)
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         return ConfigurationError(
-            "client_assertion= takes a callable returning an assertion (sync or async) "
+            f"{option}= takes a callable returning an assertion (sync or async) "
             "or the path of a file holding one"
         )
     path = Path(value)
@@ -357,20 +383,20 @@ def _source_problem(source: object) -> Path | ConfigurationError:
     kind = kind_of(value) if isinstance(value, str) else None
     if kind in _ASSERTIONS:
         return ConfigurationError(
-            f"client_assertion= looks like an assertion itself{_ASSERTIONS[kind]}; {_FRESH}"
+            f"{option}= looks like an assertion itself{_ASSERTIONS[kind]}; {_FRESH}"
         )
     if kind is not None:
         return ConfigurationError(
-            f"client_assertion= is {noun(kind)}, not an assertion: a private key goes in "
+            f"{option}= is {noun(kind)}, not an assertion: a private key goes in "
             "private_key= (authplug then signs the assertions)"
         )
     if isinstance(value, str) and not plausible_path(value):
         return ConfigurationError(
-            "client_assertion= is neither an assertion nor an existing file: give a callable "
+            f"{option}= is neither an assertion nor an existing file: give a callable "
             "that returns one (sync or async), or the path of a file holding one"
         )
     return ConfigurationError(
-        f"client_assertion={os.fspath(path)!r} is not a file (give the path of the "
+        f"{option}={os.fspath(path)!r} is not a file (give the path of the "
         "file your platform keeps the assertion in)"
     )
 
@@ -384,15 +410,16 @@ class AssertionSource:
     callable serves async clients only.
     """
 
-    __slots__ = ("_source", "kind")
+    __slots__ = ("_option", "_source", "kind")
     __reduce__ = _refuse_pickle
 
-    def __init__(self, source: object) -> None:
+    def __init__(self, source: object, option: str = "client_assertion") -> None:
+        self._option = option  # named in the messages
         if callable(source):
             self._source: Path | Callable[[], Any] = source
             self.kind = "async" if inspect.iscoroutinefunction(source) else "sync"
             return
-        path = _source_problem(source)
+        path = _source_problem(source, option)
         del source  # a traceback's locals must not show it
         if isinstance(path, ConfigurationError):
             raise path from None  # nothing to chain: the error was made, not caught
@@ -424,10 +451,10 @@ class AssertionSource:
             return Secret(_checked(text, where))
         if self.kind == "async":
             raise ValueError(
-                "client_assertion= is an async function, which a sync client cannot await: "
+                f"{self._option}= is an async function, which a sync client cannot await: "
                 "give a plain function (it may serve async clients too)"
             )
-        return Secret(_checked(source(), "the client_assertion callable"))
+        return Secret(_checked(source(), f"the {self._option} callable"))
 
     def obtain_within(self, limit: float) -> Secret:
         """:meth:`obtain` in a thread of its own: a sync callable or a file that takes
@@ -446,7 +473,7 @@ class AssertionSource:
 
         source = self._source
         if self.kind == "async" and not isinstance(source, Path):
-            return Secret(_checked(await source(), "the client_assertion callable"))
+            return Secret(_checked(await source(), f"the {self._option} callable"))
         try:
             return await call_within(self.obtain, limit)
         except Overdue:
@@ -455,6 +482,5 @@ class AssertionSource:
     def _overdue(self, limit: float) -> ValueError:
         what = "file" if isinstance(self._source, Path) else "callable"
         return ValueError(
-            f"the client_assertion {what} did not return within {limit:g}s (the "
-            "token call's timeout)"
+            f"the {self._option} {what} did not return within {limit:g}s (the token call's timeout)"
         )

@@ -37,6 +37,7 @@ from .spec import ProviderSpec
 
 if TYPE_CHECKING:
     from ._assertion import AssertionSource, SigningKey
+    from ._call.derived import DerivedGrant
     from ._call.login import LoginSettings
     from ._dpop import DPoP
     from .events import Event
@@ -270,6 +271,8 @@ class Options:
     clock: Clock
     #: How a person logs in: set by the login classes (not a BaseAuth option); else None.
     login: LoginSettings | None = None
+    #: What a token exchange or JWT bearer grant is made from (authplug.derived); else None.
+    derived: DerivedGrant | None = None
 
     @classmethod
     def from_kwargs(

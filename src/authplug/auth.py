@@ -22,7 +22,6 @@ from .errors import ConfigurationError
 from .spec import GENERIC, ProviderSpec
 
 if TYPE_CHECKING:  # the docs resolve these without the clients and the machinery below
-    from ._call.login import LoginSettings
     from .events import Event
     from .token import Token
 
@@ -227,11 +226,11 @@ class BaseAuth(Plugged):
             cache=cache,
             clock=clock,
         )
-        login = self._login_settings()
-        if login is not None:  # a person's login (authplug.login): not a BaseAuth option
+        own = self._own_options()
+        if own:  # a person's login, a grant made from other credentials: not BaseAuth's
             import dataclasses
 
-            options = dataclasses.replace(options, login=login)
+            options = dataclasses.replace(options, **own)
         self.options = options
         self.spec = spec
         self.provider = spec.name
@@ -245,9 +244,10 @@ class BaseAuth(Plugged):
         if not isinstance(options.cache, MemoryTokenCache):
             self._assemble()  # a lasting cache: its manager guards SIGTERM from this thread
 
-    def _login_settings(self) -> LoginSettings | None:
-        """How a person logs in: None here; the login classes (:mod:`authplug.login`) say."""
-        return None
+    def _own_options(self) -> dict[str, Any]:
+        """Options of a subclass's own kind (``login``, ``derived``: see ``Options``) that
+        are not BaseAuth's: none here."""
+        return {}
 
     def __repr__(self) -> str:
         # getattr: a traceback's locals may show an object whose __init__ raised before
@@ -305,6 +305,14 @@ class BaseAuth(Plugged):
                 :class:`TokenResponseError`).
         """
         return await self._manager.aget()
+
+    def _token_newer_than(self, until: float | None) -> Token:
+        """This object's token for another to be made from (a token exchange): one that
+        expires after ``until``, the expiry of the one used last (renewed if need be)."""
+        return self._manager.newer_than(until)
+
+    async def _atoken_newer_than(self, until: float | None) -> Token:
+        return await self._manager.anewer_than(until)
 
     def revoke(self) -> bool:
         """Revoke the token at the server (RFC 7009), forget it, and drop it from the cache.

@@ -96,8 +96,8 @@ class _PersonAuth(BaseAuth):
         )
         super().__init__(spec=spec, client_id=client_id, scope=scope, **options)
 
-    def _login_settings(self) -> LoginSettings:
-        return self._settings
+    def _own_options(self) -> dict[str, Any]:
+        return {"login": self._settings}
 
     def login(self) -> Token:
         """Log the person in now, whatever is cached (to switch accounts, or before the

@@ -277,7 +277,8 @@ class ProviderSpec:
         name: lower-case provider name, carried by errors and log lines.
         grant_type: the full grant, ``"password"`` or ``"client_credentials"``; the
             login classes use ``"authorization_code"`` and the device grant's
-            ``"urn:ietf:params:oauth:grant-type:device_code"``.
+            ``"urn:ietf:params:oauth:grant-type:device_code"``; the token exchange and JWT
+            bearer classes theirs (RFC 8693, RFC 7523).
         body: ``"form"`` (application/x-www-form-urlencoded) or ``"json"``.
         grant_type_in: ``"body"``, or ``"query"`` for a grant type in the URL.
         params_in: ``"body"``, or ``"query"`` to send every parameter in the URL
@@ -298,6 +299,8 @@ class ProviderSpec:
         "client_credentials",
         "authorization_code",
         "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
     ] = "password"
     body: Literal["form", "json"] = "form"
     grant_type_in: Literal["body", "query"] = "body"

@@ -248,7 +248,7 @@ HTTP = {"requests", "httpx", "httpx2", "httpcore", "authlib", "urllib3", "aiohtt
 PLAN_VOCABULARY = {"._call.plan", "._call.messages"}
 # What sits above the three folders and wires them together.
 ABOVE = {"._assembly", ".auth", "._plugged", "._options", "._connect_options", ".cli", "._demo"}
-ABOVE |= {"._client_auth_options", ".login"}
+ABOVE |= {"._client_auth_options", ".login", ".exchange"}
 FOLDERS = {".", "._renew", "._call", "._adapters"}
 CLIENT_ADAPTERS = ("requests_hook", "niquests_hook", "httpx_flow", "aiohttp_middleware")
 

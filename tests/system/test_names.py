@@ -18,7 +18,7 @@ SAME_MEANING = {
     "_resend": "requests' and niquests' send-again of a request (twin drivers)",
     "_release": "requests' and niquests' consume-and-close of a refused response",
     "_answer": "httpx's and aiohttp's reading of a response into the exchange's Answer",
-    "_login_settings": "an auth class's login settings: BaseAuth's None, the login classes'",
+    "_own_options": "an auth class's options that are not BaseAuth's (none, or its own kind)",
 }
 
 

@@ -75,6 +75,8 @@ class TokenClient:
         self._answers = AnswerReader(spec, options.clock)
         #: How a person logs in, for the login classes (their "full grant"); else None.
         self.login: LoginSettings | None = options.login
+        #: What a token exchange or a JWT bearer grant is made from; else None.
+        self._derived = options.derived
 
     def __repr__(self) -> str:
         where = f"token_url={self.token_url!r}"
@@ -114,6 +116,11 @@ class TokenClient:
         if self.login is not None:
             return (yield from self._login(self.login, ask))
         token_url, _ = yield from self._endpoints()
+        if self._derived is not None:
+            from .derived import derived_grant
+
+            limit, name = self._transport.timeout, self.spec.name
+            return (yield from derived_grant(self._derived, self, token_url, limit, name))
         external = yield from self._external_assertion()
         scrub = self._scrub.with_secrets((external,))
         prepare = functools.partial(self._preparer.grant, token_url, external, scrub)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import _aio
 from ..errors import AuthError
+from ..token import TokenState
 from . import pool, report
 from .flight import Abandoned, Flight
 from .renewal import arun_renewal, run_renewal
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["ExplicitActions"]
 
 _LOGIN = "an explicit login"
+_DUE = "a token made from this one is due"
 
 
 class ExplicitActions:
@@ -61,13 +63,51 @@ class ExplicitActions:
     _lead: Callable[[Flight, Entry | None], None]
     _lead_in_thread: Callable[[Flight, Entry | None], None]
     _alead: Callable[[Flight, Entry | None], Coroutine[Any, Any, None]]
+    state: Callable[[Entry | None], TokenState]
+
+    # -- a token made from this one ---------------------------------------------------
+
+    def newer_than(self, until: float | None) -> Token:
+        """A valid token that expires after ``until`` (the expiry of the token last used to
+        make another from: None the first time), renewed now if this one does not.
+
+        A token exchange calls it for its subject token each time it renews: so each of its
+        renewals gets a subject it has not used, and the subject is renewed once for it
+        at most (never twice: an exchanged token's expiry is capped at its subject's).
+        """
+        while True:
+            entry = self._entry
+            token = self._newer(entry, until)
+            if token is not None:
+                return token
+            flight, leads = self._explicit_flight(None, _DUE, login=False)
+            if leads:
+                self._lead(flight, entry)
+                return flight.wait(self._wait_limit)
+            with contextlib.suppress(AuthError, Abandoned):
+                flight.wait(self._wait_limit)
+
+    async def anewer_than(self, until: float | None) -> Token:
+        """:meth:`newer_than` without blocking the event loop."""
+        loop = _aio.current()
+        where = None if self._threads else loop
+        while True:
+            entry = self._entry
+            token = self._newer(entry, until)
+            if token is not None:
+                return token
+            flight, leads = self._explicit_flight(where, _DUE, login=False)
+            if leads:
+                return await self._alead_explicit(flight, entry, where, loop)
+            with contextlib.suppress(AuthError, Abandoned):
+                await flight.await_outcome(self._wait_limit)
 
     # -- login ---------------------------------------------------------------------
 
     def login(self) -> Token:
         """Log the person in now (after any renewal under way), whatever is cached."""
         while True:
-            flight, leads = self._login_flight(None)
+            flight, leads = self._explicit_flight(None, _LOGIN, login=True)
             if leads:
                 self._lead(flight, None)
                 return flight.wait(self._wait_limit)
@@ -79,24 +119,42 @@ class ExplicitActions:
         loop = _aio.current()
         where = None if self._threads else loop
         while True:
-            flight, leads = self._login_flight(where)
-            if leads and where is None:
-                pool.spawn(functools.partial(self._lead_in_thread, flight, None))
-            elif leads:
-                self._detached.spawn(loop, self._alead(flight, None))
+            flight, leads = self._explicit_flight(where, _LOGIN, login=True)
             if leads:
-                return await flight.await_outcome(self._wait_limit)
+                return await self._alead_explicit(flight, None, where, loop)
             with contextlib.suppress(AuthError, Abandoned):
                 await flight.await_outcome(self._wait_limit)
 
-    def _login_flight(self, loop: _aio.Loop | None) -> tuple[Flight, bool]:
-        """``(the flight under way, False)``, or ``(a new login flight to lead, True)``."""
+    def _newer(self, entry: Entry | None, until: float | None) -> Token | None:
+        """``entry``'s token if it is valid and expires after ``until``; else None."""
+        if entry is None or self.state(entry) is TokenState.INVALID:
+            return None
+        token = entry.token
+        if until is None or token.expires_at is None or token.expires_at > until:
+            return token
+        return None
+
+    async def _alead_explicit(
+        self, flight: Flight, entry: Entry | None, where: _aio.Loop | None, loop: _aio.Loop
+    ) -> Token:
+        """Lead ``flight`` as an async caller does: in a thread, or (``where``) on the loop."""
+        if where is None:
+            pool.spawn(functools.partial(self._lead_in_thread, flight, entry))
+        else:
+            self._detached.spawn(loop, self._alead(flight, entry))
+        return await flight.await_outcome(self._wait_limit)
+
+    def _explicit_flight(
+        self, loop: _aio.Loop | None, reason: str, *, login: bool
+    ) -> tuple[Flight, bool]:
+        """``(the flight under way, False)``, or ``(a new flight to lead, True)``: a login
+        (``login``), or a renewal asked for by a token made from this one."""
         with self._lock:
             running = self._running_flight()
             if running is not None:
                 return running, False
-            flight = Flight(_LOGIN, loop, "first_use")
-            flight.login = True
+            flight = Flight(reason, loop, "first_use" if login else "stale")
+            flight.login = login
             self._flight = flight
             self._failure = None
             self._leaders.add()
