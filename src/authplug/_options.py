@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ._assertion import AssertionSource, SigningKey
     from ._call.derived import DerivedGrant
     from ._call.login import LoginSettings
+    from ._call.transport import TokenTransport
     from ._dpop import DPoP
     from .events import Event
     from .token import Token
@@ -271,8 +272,10 @@ class Options:
     clock: Clock
     #: How a person logs in: set by the login classes (not a BaseAuth option); else None.
     login: LoginSettings | None = None
-    #: What a token exchange or JWT bearer grant is made from (authplug.derived); else None.
+    #: What a token exchange or JWT bearer grant is made from (authplug.exchange); else None.
     derived: DerivedGrant | None = None
+    #: The token transport of the object this one is a sibling of (authplug._family).
+    shared_transport: TokenTransport | None = None
 
     @classmethod
     def from_kwargs(

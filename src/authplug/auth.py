@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._clock import CLOSE_TIMEOUT, Clock
+from ._family import Siblings
 from ._option_types import (
     JWT_BEARER,
     AssertionOption,
@@ -38,7 +39,7 @@ log = logging.getLogger("authplug")
 _A = TypeVar("_A", bound="BaseAuth")
 
 
-class BaseAuth(Plugged):
+class BaseAuth(Plugged, Siblings):
     """OAuth2 bearer authentication in one object for requests, httpx (sync, asyncio and
     trio), httpx2, aiohttp (a client middleware) and niquests (sync and async).
 
@@ -356,6 +357,8 @@ class BaseAuth(Plugged):
         under way finishes in its thread and its token is stored."""
         from ._renew import closing as _closing
 
+        for sibling in self._siblings_now():
+            sibling.close()  # type: ignore[attr-defined]
         _closing.close(
             self._manager,
             revoke=self.options.revoke_on_close,
@@ -367,6 +370,8 @@ class BaseAuth(Plugged):
         """:meth:`close` without blocking the event loop, within the same budget."""
         from ._renew import closing as _closing
 
+        for sibling in self._siblings_now():
+            await sibling.aclose()  # type: ignore[attr-defined]
         await _closing.aclose(
             self._manager,
             revoke=self.options.revoke_on_close,

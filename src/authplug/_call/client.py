@@ -67,7 +67,8 @@ class TokenClient:
         self._dpop = options.dpop
         self._warned_bearer = False
         self._assertion_source = options.client_assertion
-        self._transport = TokenTransport(
+        # A sibling (auth.for_resource(...)) shares its parent's connections.
+        self._transport = options.shared_transport or TokenTransport(
             timeout=options.timeout, verify=options.verify, cert=options.cert, proxy=options.proxy
         )
         self._preparer = RequestPreparer(options)
@@ -77,6 +78,8 @@ class TokenClient:
         self.login: LoginSettings | None = options.login
         #: What a token exchange or a JWT bearer grant is made from; else None.
         self._derived = options.derived
+        #: The expiry of each auth object's token it was made from last (by option).
+        self._used: dict[str, float | None] = {}
 
     def __repr__(self) -> str:
         where = f"token_url={self.token_url!r}"
@@ -120,7 +123,8 @@ class TokenClient:
             from .derived import derived_grant
 
             limit, name = self._transport.timeout, self.spec.name
-            return (yield from derived_grant(self._derived, self, token_url, limit, name))
+            plan = derived_grant(self._derived, self, token_url, limit, name, self._used)
+            return (yield from plan)
         external = yield from self._external_assertion()
         scrub = self._scrub.with_secrets((external,))
         prepare = functools.partial(self._preparer.grant, token_url, external, scrub)

@@ -61,16 +61,15 @@ class TokenInput:
     file or a callable (an :class:`~authplug._assertion.AssertionSource`), or a string.
 
     ``obtain``/``aobtain`` return the secret and, for an auth object's token, the wall
-    time it expires at (else None).
+    time it expires at (else None). ``used`` is the expiry of the auth object's token this
+    caller used last (None the first time): the one returned is newer.
     """
 
-    __slots__ = ("_literal", "_source", "_used_until", "option", "upstream")
+    __slots__ = ("_literal", "_source", "option", "upstream")
 
     def __init__(self, value: object, option: str) -> None:
         self.option = option
         self.upstream: Upstream | None = None
-        #: The expiry of the auth object's token used last: the next one must be newer.
-        self._used_until: float | None = None
         self._source: AssertionSource | None = None
         self._literal: Secret | None = None
         if hasattr(value, "_token_newer_than"):  # an auth object of this package
@@ -103,20 +102,18 @@ class TokenInput:
             return "auth"
         return self._source.kind if self._source is not None else "string"
 
-    def obtain(self, limit: float) -> tuple[Secret, float | None]:
+    def obtain(self, limit: float, used: float | None) -> tuple[Secret, float | None]:
         if self.upstream is not None:
-            token = self.upstream._token_newer_than(self._used_until)
-            self._used_until = token.expires_at
+            token = self.upstream._token_newer_than(used)
             return Secret(token.access_token), token.expires_at
         if self._source is not None:
             return self._source.obtain_within(limit), None
         assert self._literal is not None  # noqa: S101 - one of the three is set
         return self._literal, None
 
-    async def aobtain(self, limit: float) -> tuple[Secret, float | None]:
+    async def aobtain(self, limit: float, used: float | None) -> tuple[Secret, float | None]:
         if self.upstream is not None:
-            token = await self.upstream._atoken_newer_than(self._used_until)
-            self._used_until = token.expires_at
+            token = await self.upstream._atoken_newer_than(used)
             return Secret(token.access_token), token.expires_at
         if self._source is not None:
             return await self._source.aobtain(limit), None
@@ -177,17 +174,26 @@ class Exchanger(Protocol):
 
 
 def derived_grant(
-    grant: DerivedGrant, calls: Exchanger, token_url: str, limit: float, provider: str
+    grant: DerivedGrant,
+    calls: Exchanger,
+    token_url: str,
+    limit: float,
+    provider: str,
+    used: dict[str, float | None],
 ) -> Plan[Token]:
-    """One token call of a derived grant: its credentials obtained now, then the call."""
+    """One token call of a derived grant: its credentials obtained now, then the call.
+
+    ``used``: the caller's memory of the expiry of each auth object's token it used last
+    (by option name), updated here: the next renewal asks for newer ones.
+    """
     secrets: dict[str, Secret] = {}
     plain: dict[str, str] = {}
     expiries: list[float] = []
     if isinstance(grant, Exchange):
-        secrets["subject_token"] = yield _obtained(grant.subject, limit, expiries, provider)
+        secrets["subject_token"] = yield _obtained(grant.subject, limit, used, expiries, provider)
         plain["subject_token_type"] = grant.subject_type
         if grant.actor is not None and grant.actor_type is not None:
-            secrets["actor_token"] = yield _obtained(grant.actor, limit, expiries, provider)
+            secrets["actor_token"] = yield _obtained(grant.actor, limit, used, expiries, provider)
             plain["actor_token_type"] = grant.actor_type
         if grant.requested_token_type is not None:
             plain["requested_token_type"] = grant.requested_token_type
@@ -200,7 +206,7 @@ def derived_grant(
             )
         else:
             assert grant.assertion is not None  # noqa: S101 - one of the two is given
-            secrets["assertion"] = yield _obtained(grant.assertion, limit, expiries, provider)
+            secrets["assertion"] = yield _obtained(grant.assertion, limit, used, expiries, provider)
         grant_type = JWT_BEARER_GRANT
     token = yield from calls.exchange(token_url, grant_type, secrets, plain)
     if expiries and (token.expires_at is None or token.expires_at > min(expiries)):
@@ -209,8 +215,21 @@ def derived_grant(
     return token
 
 
-def _obtained(source: TokenInput, limit: float, expiries: list[float], provider: str) -> Call:
-    """The effect that obtains ``source``'s credential (its expiry noted in ``expiries``)."""
+def _obtained(
+    source: TokenInput,
+    limit: float,
+    used: dict[str, float | None],
+    expiries: list[float],
+    provider: str,
+) -> Call:
+    """The effect that obtains ``source``'s credential (its expiry noted in ``expiries``
+    and, as the one used last, in ``used``)."""
+
+    def noted(secret: Secret, until: float | None) -> Secret:
+        if until is not None:
+            expiries.append(until)
+        used[source.option] = until
+        return secret
 
     def failed(exc: Exception) -> TokenEndpointError:
         return TokenEndpointError(
@@ -219,24 +238,18 @@ def _obtained(source: TokenInput, limit: float, expiries: list[float], provider:
 
     def sync() -> Secret:
         try:
-            secret, until = source.obtain(limit)
+            return noted(*source.obtain(limit, used.get(source.option)))
         except AuthError:  # the other auth object's own error, as it is
             raise
         except Exception as exc:
             raise failed(exc) from (None if isinstance(exc, ValueError) else exc)
-        if until is not None:
-            expiries.append(until)
-        return secret
 
     async def asynchronous() -> Secret:
         try:
-            secret, until = await source.aobtain(limit)
+            return noted(*await source.aobtain(limit, used.get(source.option)))
         except AuthError:  # the other auth object's own error, as it is
             raise
         except Exception as exc:
             raise failed(exc) from (None if isinstance(exc, ValueError) else exc)
-        if until is not None:
-            expiries.append(until)
-        return secret
 
     return Call(sync, asynchronous)
