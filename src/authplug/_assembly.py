@@ -79,7 +79,18 @@ def assemble(options: Options) -> Parts:
         # A cache that outlives the process: a renewal under way is finished at exit.
         persist=None if isinstance(options.cache, MemoryTokenCache) else options.timeout,
     )
+    _follow_subjects(options, manager)
     return Parts(PlainHttpWarner(spec.name), client, manager)
+
+
+def _follow_subjects(options: Options, manager: TokenManager) -> None:
+    """A token exchange whose subject (or actor) is another auth object is renewed when
+    that object's token is replaced."""
+    derived = options.derived
+    for source in (getattr(derived, "subject", None), getattr(derived, "actor", None)):
+        upstream = getattr(source, "upstream", None)
+        if upstream is not None:
+            upstream._manager.follow(manager.subject_changed)
 
 
 def _blocking_ok(options: Options) -> bool:

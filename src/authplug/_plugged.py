@@ -42,13 +42,14 @@ __all__ = ["Plugged"]
 #: The working parts of an auth object, assembled on its first use (``_assemble``).
 _PARTS = frozenset({"_manager", "_client", "_binding"})
 # One lock for every object's assembly (milliseconds, once per object); a forked child
-# gets a new one, in case a thread of the parent held it.
-_assembling = threading.Lock()
+# gets a new one, in case a thread of the parent held it. Re-entrant: a token exchange's
+# assembly assembles the auth object its subject token comes from (to follow it).
+_assembling = threading.RLock()
 
 
 def _reset_after_fork() -> None:
     global _assembling
-    _assembling = threading.Lock()
+    _assembling = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)

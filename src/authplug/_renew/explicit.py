@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
     from typing import Any
 
+    from .._clock import Clock
     from ..cache import TokenCache
     from ..token import Token
     from .leaders import DetachedLeaders, Leaders
@@ -59,6 +60,7 @@ class ExplicitActions:
     _wait_limit: float
     _threads: bool
     _report: report.Reporter
+    _clock: Clock
     _running_flight: Callable[[], Flight | None]
     _lead: Callable[[Flight, Entry | None], None]
     _lead_in_thread: Callable[[Flight, Entry | None], None]
@@ -66,6 +68,41 @@ class ExplicitActions:
     state: Callable[[Entry | None], TokenState]
 
     # -- a token made from this one ---------------------------------------------------
+
+    def follow(self, changed: Callable[[], None]) -> None:
+        """Call ``changed()`` (a bound method, held weakly) each time this object's token
+        is replaced: a token made from it (an exchange) is then renewed too."""
+        import weakref
+
+        followers: list[weakref.WeakMethod[Callable[[], None]]]
+        followers = self.__dict__.setdefault("_followers", [])
+        with self._lock:
+            followers.append(weakref.WeakMethod(changed))
+
+    def tell_followers(self) -> None:
+        """This object's token was replaced: tell the tokens made from it."""
+        followers = self.__dict__.get("_followers")
+        if not followers:
+            return
+        with self._lock:
+            alive = [ref() for ref in followers]
+            followers[:] = [
+                ref for ref, call in zip(followers, alive, strict=True) if call is not None
+            ]
+        for call in alive:
+            if call is not None:
+                call()
+
+    def subject_changed(self) -> None:
+        """The token this one was made from was replaced: this one is due now (still sent
+        while valid; renewed in the background at the next request)."""
+        import dataclasses
+
+        with self._lock:
+            entry = self._entry
+            if entry is not None and entry.renew_at is not None:
+                now = self._clock.monotonic()
+                self._entry = dataclasses.replace(entry, renew_at=min(entry.renew_at, now))
 
     def newer_than(self, until: float | None) -> Token:
         """A valid token that expires after ``until`` (the expiry of the token last used to

@@ -439,6 +439,7 @@ class TokenManager(ExplicitActions):
         if kept:  # reported before the waiters wake: what they read next is complete
             self._report(report.Renewed(failures))
             flight.complete(entry.token, None)
+            self.tell_followers()
         if fetched:
             self._notify(entry.token)
 
