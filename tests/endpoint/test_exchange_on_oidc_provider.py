@@ -26,7 +26,6 @@ from tests.servers.oidc_provider import (
     JWT_TOKEN_TYPE,
     ORDERS_RESOURCE,
     TOKEN_EXCHANGE_GRANT,
-    WORKLOAD_ISSUER,
     OidcProviderServer,
 )
 
@@ -65,21 +64,6 @@ class Stats:
 
 def sign(key: Any, claims: dict[str, Any], kid: str = "workload") -> str:
     return str(jwt.encode({"alg": "ES256", "kid": kid}, claims, key))
-
-
-def workload_jwt(server: OidcProviderServer, *, key: Any = None, **claims: Any) -> str:
-    """A JWT of the workload issuer (a JWT subject token or a JWT bearer assertion)."""
-    now = int(time.time())
-    body = {
-        "iss": WORKLOAD_ISSUER,
-        "sub": "workload-1",
-        "aud": server.token_url,
-        "iat": now,
-        "exp": now + 120,
-        "jti": uuid.uuid4().hex,
-        **claims,
-    }
-    return sign(key or server.workload_key, {k: v for k, v in body.items() if v is not None})
 
 
 def post(
@@ -206,7 +190,7 @@ def test_a_token_exchanged_for_the_api_is_accepted_there(
 def test_an_actor_token_is_recorded_as_act(server: OidcProviderServer, http: httpx.Client) -> None:
     """A JWT subject (verified by signature) with an access-token actor (by introspection)
     answers a token for the subject whose act claim names the actor."""
-    subject = workload_jwt(server, sub="alice", aud="https://gateway.test")
+    subject = server.workload_jwt(sub="alice", aud="https://gateway.test")
     actor = client_token(server, http)
     body = ok(
         exchange(
@@ -247,7 +231,7 @@ def test_the_exchanged_token_never_outlives_its_subject(
 ) -> None:
     """expires_in is capped at the subject token's remaining life."""
     subject_exp = int(time.time()) + 90
-    subject = workload_jwt(server, exp=subject_exp)
+    subject = server.workload_jwt(exp=subject_exp)
     body = ok(exchange(server, http, subject, JWT_TOKEN_TYPE))
     assert 0 < body["expires_in"] <= 90
     assert server.introspect(body["access_token"])["exp"] <= subject_exp
@@ -292,9 +276,9 @@ def test_a_subject_token_that_fails_its_check_is_refused(
     subject = {
         "unknown": lambda: secrets.token_urlsafe(32),
         "revoked": lambda: revoked_token(server, http),
-        "expired": lambda: workload_jwt(server, iat=now - 600, exp=now - 300),
-        "foreign key": lambda: workload_jwt(server, key=jwk.ECKey.generate_key("P-256")),
-        "other issuer": lambda: workload_jwt(server, iss="https://elsewhere.test"),
+        "expired": lambda: server.workload_jwt(iat=now - 600, exp=now - 300),
+        "foreign key": lambda: server.workload_jwt(key=jwk.ECKey.generate_key("P-256")),
+        "other issuer": lambda: server.workload_jwt(iss="https://elsewhere.test"),
     }[case]()
     stats = Stats(server)
     response = exchange(server, http, subject, subject_type, audience=ORDERS_RESOURCE)
@@ -403,7 +387,7 @@ def test_a_signed_assertion_is_a_grant(
             http,
             {
                 "grant_type": JWT_BEARER_GRANT,
-                "assertion": workload_jwt(server, sub="svc-billing", aud=aud),
+                "assertion": server.workload_jwt(sub="svc-billing", aud=aud),
                 "resource": server.resource,
                 "scope": "api:read",
             },
@@ -445,7 +429,7 @@ def test_an_assertion_that_fails_its_check_is_refused(
         if name != "key"
     }
     key = jwk.ECKey.generate_key("P-256") if "key" in claims else None
-    assertion = workload_jwt(server, key=key, **changed)
+    assertion = server.workload_jwt(key=key, **changed)
     stats = Stats(server)
     response = post(
         server, http, {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}, "client_secret_post"
@@ -456,13 +440,13 @@ def test_an_assertion_that_fails_its_check_is_refused(
 
 def test_a_replayed_assertion_is_refused(server: OidcProviderServer, http: httpx.Client) -> None:
     """An assertion's jti is single use: the second use is refused, a fresh jti is not."""
-    assertion = workload_jwt(server)
+    assertion = server.workload_jwt()
     data = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
     stats = Stats(server)
     ok(post(server, http, data, "client_secret_post"))
     replayed = post(server, http, data, "client_secret_basic")
     assert refusal(replayed, "invalid_grant", assertion) == "assertion refused: jti replayed"
-    ok(post(server, http, {**data, "assertion": workload_jwt(server)}, "client_secret_post"))
+    ok(post(server, http, {**data, "assertion": server.workload_jwt()}, "client_secret_post"))
     assert stats.delta() == {
         BEARER_OK: 2,
         "jwt-bearer:ok:-": 2,

@@ -50,6 +50,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
+from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from . import AUTH_METHODS, PASSWORD, PLAIN_SECRET, TRICKY_SECRET, USERNAME, Client
@@ -390,6 +391,29 @@ class OidcProviderServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    # -- token exchange and JWT bearer (exchange=True) ------------------------------------------
+
+    def workload_jwt(self, *, key: ECKey | None = None, **claims: Any) -> str:
+        """A JWT of :data:`WORKLOAD_ISSUER` signed with :attr:`workload_key` (or ``key``): a JWT
+        subject token, or a JWT bearer assertion.
+
+        Defaults: ``sub`` ``"workload-1"``, ``aud`` the token endpoint, ``iat`` now, ``exp`` in
+        120 s, a fresh ``jti``; ``claims`` override them, and a claim given as None is left out.
+        """
+        now = int(time.time())
+        body = {
+            "iss": WORKLOAD_ISSUER,
+            "sub": "workload-1",
+            "aud": self.token_url,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(16),
+            **claims,
+        }
+        signer = key or self.workload_key
+        header = {"alg": "ES256", "kid": signer.kid or "workload"}
+        return jwt.encode(header, {k: v for k, v in body.items() if v is not None}, signer)
+
     # -- RealServer --------------------------------------------------------------------------
 
     @property
@@ -418,7 +442,9 @@ class OidcProviderServer:
     def stats(self) -> Counter[str]:
         """Since the last reset: token answers as ``"grant_type:outcome"`` (``ok`` or the
         error code), ``grant_revocations`` (``grant.revoked`` events: reuse detection
-        revoking a token family), and the API's answers as ``"api:STATUS"``."""
+        revoking a token family), the API's answers as ``"api:STATUS"``, and the tokens that
+        token exchange and JWT bearer issued by audience, ``"token-exchange:ok:<aud>"`` and
+        ``"jwt-bearer:ok:<aud>"`` (``-`` for none)."""
         response = self.http.get(f"{self.test_url}/stats")
         response.raise_for_status()
         return Counter({str(k): int(v) for k, v in response.json().items()})
