@@ -307,6 +307,7 @@ def test_an_actor_token_is_checked_like_a_subject(
         ({"subject_token_type": ""}, "invalid_request", "missing required parameter"),
         ({"subject_token_type": "urn:example:other"}, "invalid_request", "unsupported"),
         ({"actor_token_type": ACCESS_TOKEN_TYPE}, "invalid_request", "actor_token_type"),
+        ({"actor_token": "an-actor"}, "invalid_request", "actor_token_type"),
         ({"audience": "https://unknown.test"}, "invalid_target", "unknown resource"),
         ({"requested_token_type": JWT_TOKEN_TYPE}, "invalid_request", "JWT cannot be issued"),
         ({"requested_token_type": "urn:example:saml"}, "invalid_request", "requested_token_type"),

@@ -40,8 +40,9 @@
 //                     RFC 8693 token exchange, registered with registerGrantType as
 //                     urn:ietf:params:oauth:grant-type:token-exchange for clients that list it in
 //                     grant_types. See "Token exchange and JWT bearer" below.
-//   jwt_bearer        {"jwks": {"keys": [...]}, "issuer": "...", "subject": "..." | [...]}: RFC 7523
-//                     §2.1 JWT bearer grant (urn:ietf:params:oauth:grant-type:jwt-bearer), likewise.
+//   jwt_bearer        {"jwks": {"keys": [...]}, "issuer": "...", "subject": "..." | [...]}:
+//                     the RFC 7523 §2.1 JWT bearer grant
+//                     (urn:ietf:params:oauth:grant-type:jwt-bearer), registered likewise.
 //                     jwks is required; issuer and subject are optional (absent: any).
 //   refresh_delay_ms  hold each refresh_token answer this long after oidc-provider has rotated
 //                     (a client can then leave while its refresh is in flight)
@@ -486,7 +487,9 @@ if (exchangeConfig) {
     if (params.actor_token_type && !params.actor_token) {
       throw refused('invalid_request', 'actor_token_type without actor_token');
     }
-    const subject = await validatedToken(params.subject_token, params.subject_token_type, 'subject');
+    const subject = await validatedToken(
+      params.subject_token, params.subject_token_type, 'subject',
+    );
     const actor = params.actor_token
       ? await validatedToken(params.actor_token, params.actor_token_type, 'actor')
       : null;
