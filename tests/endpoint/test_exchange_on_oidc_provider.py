@@ -286,6 +286,32 @@ def test_a_subject_token_that_fails_its_check_is_refused(
     assert stats.delta() == {f"{TOKEN_EXCHANGE_GRANT}:invalid_grant": 1}
 
 
+def test_an_expired_access_token_is_refused(http: httpx.Client) -> None:
+    """A subject access token past its exp is inactive at introspection: invalid_grant.
+
+    oidc-provider's clock cannot be injected: its client-credentials tokens live 1 s here,
+    and the test waits until introspection itself says the token is inactive (no time is
+    asserted).
+    """
+    with OidcProviderServer(
+        exchange=True, logins=False, extra_config={"ttl": {"ClientCredentials": 1}}
+    ) as short:
+        subject = client_token(short, http)
+        assert short.introspect(subject)["active"] is True
+        for _ in range(100):
+            if not short.introspect(subject)["active"]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the 1 s token stayed active")
+        response = exchange(short, http, subject, audience=ORDERS_RESOURCE)
+        assert refusal(response, "invalid_grant", subject) == "the subject token is not active"
+        assert short.stats() == {
+            "client_credentials:ok": 1,
+            f"{TOKEN_EXCHANGE_GRANT}:invalid_grant": 1,
+        }
+
+
 def test_an_actor_token_is_checked_like_a_subject(
     server: OidcProviderServer, http: httpx.Client
 ) -> None:

@@ -385,15 +385,19 @@ function single(value, name) {
   return values[0];
 }
 
-// The resource server a token is for: an indicator, or a resource server's `audience`.
-function resolveTarget(params) {
+// The resource server a token is for: an indicator, or a resource server's `audience`, then
+// described by getResourceServerInfo as for oidc-provider's own grants (so features overrides
+// apply here too).
+async function resolveTarget(ctx) {
+  const { params, client } = ctx.oidc;
   const wanted = single(params.resource, 'resource') ?? single(params.audience, 'audience')
     ?? defaultResourceIndicator;
   if (wanted === undefined) return undefined;
-  const byAudience = Object.entries(resourceServers).find(([, info]) => info.audience === wanted);
-  const [indicator, info] = resourceServers[wanted] ? [wanted, resourceServers[wanted]]
-    : (byAudience ?? []);
-  if (!info) throw refused('invalid_target', 'unknown resource or audience');
+  const byAudience = Object.keys(resourceServers)
+    .find((indicator) => resourceServers[indicator].audience === wanted);
+  const indicator = resourceServers[wanted] ? wanted : byAudience;
+  if (!indicator) throw refused('invalid_target', 'unknown resource or audience');
+  const info = await features.resourceIndicators.getResourceServerInfo(ctx, indicator, client);
   return new provider.ResourceServer(indicator, info);
 }
 
@@ -420,7 +424,7 @@ async function issueAccessToken(ctx, { accountId, gty, scope, maxLife, extra, jw
   if (maxLife !== undefined && maxLife < 1) {
     throw refused('invalid_grant', 'the subject token has expired');
   }
-  const resourceServer = resolveTarget(ctx.oidc.params);
+  const resourceServer = await resolveTarget(ctx);
   const grant = new provider.Grant({ accountId, clientId: client.clientId });
   let scopes = [...new Set((scope ?? '').split(' ').filter(Boolean))];
   if (resourceServer) {
