@@ -19,6 +19,17 @@ refresh tokens through ``offline_access``, the device grant) and
 :data:`NO_REFRESH_CLIENT_ID` (the same without the refresh_token grant: never a refresh
 token). Both register :data:`LOGIN_REDIRECT_URI`, which matches on any port. The headless
 person who uses those pages is :class:`tests.servers.people.OidcProviderPerson`.
+
+Credentials from other credentials (``exchange=True``): RFC 8693 token exchange and the RFC 7523
+§2.1 JWT bearer grant, registered by ``server.mjs`` through oidc-provider's
+``registerGrantType`` (config keys ``token_exchange`` and ``jwt_bearer``). A subject token of
+type access token is checked by introspection, a JWT (and a JWT bearer assertion) by its
+signature against the public key of :attr:`OidcProviderServer.workload_key`, a key of the
+"workload identity issuer" :data:`WORKLOAD_ISSUER`. The clients: :data:`EXCHANGE_CLIENT_IDS`
+(client_secret_post and client_secret_basic, secret :data:`~tests.servers.PLAIN_SECRET`) and
+:data:`EXCHANGE_KEY_CLIENT_ID` (private_key_jwt, key :attr:`OidcProviderServer.client_key`),
+each allowed client_credentials, token exchange and JWT bearer. A second resource server,
+:data:`ORDERS_RESOURCE`, is another audience to exchange a token for.
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ from typing import IO, Any
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from . import AUTH_METHODS, PASSWORD, PLAIN_SECRET, TRICKY_SECRET, USERNAME, Client
 
@@ -63,6 +76,54 @@ NO_REFRESH_CLIENT_ID = "login-cli-no-refresh"
 #: Registered for both; a native client's loopback redirect matches on any port (RFC 8252 §7.3).
 LOGIN_REDIRECT_URI = "http://127.0.0.1/callback"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: RFC 8693 §3 token type identifiers.
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+#: The confidential clients of both grants (and client_credentials), by authentication method;
+#: their secret is PLAIN_SECRET.
+EXCHANGE_CLIENT_IDS = {method: f"exchange-{method}" for method in AUTH_METHODS}
+#: The same grants, authenticating with private_key_jwt (OidcProviderServer.client_key).
+EXCHANGE_KEY_CLIENT_ID = "exchange-private_key_jwt"
+#: ``iss`` of the JWT subject tokens and JWT bearer assertions the server accepts.
+WORKLOAD_ISSUER = "https://workload-issuer.test"
+#: Another resource server (its aud is its indicator), scopes ORDERS_SCOPE.
+ORDERS_RESOURCE = "https://orders.internal"
+ORDERS_SCOPE = "orders:read orders:write"
+
+
+def exchange_clients(client_jwks: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """oidc-provider metadata of the clients of token exchange and JWT bearer."""
+    grants = ["client_credentials", TOKEN_EXCHANGE_GRANT, JWT_BEARER_GRANT]
+    clients: list[dict[str, Any]] = [
+        {
+            "client_id": client_id,
+            "client_secret": PLAIN_SECRET,
+            "token_endpoint_auth_method": method,
+            "grant_types": grants,
+            "response_types": [],
+            "redirect_uris": [],
+        }
+        for method, client_id in EXCHANGE_CLIENT_IDS.items()
+    ]
+    clients.append(
+        {
+            "client_id": EXCHANGE_KEY_CLIENT_ID,
+            "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": "ES256",
+            "jwks": dict(client_jwks),
+            "grant_types": grants,
+            "response_types": [],
+            "redirect_uris": [],
+        }
+    )
+    return clients
+
+
+def public_jwks(key: ECKey) -> dict[str, Any]:
+    return {"keys": [{**key.as_dict(private=False), "alg": "ES256", "use": "sig"}]}
 
 
 def login_clients() -> list[dict[str, Any]]:
@@ -121,6 +182,10 @@ class OidcProviderServer:
     ``logins=True`` (the default) lets :data:`~tests.servers.USERNAME` log in through the
     login clients (see the module docstring); ``authorization_url`` and
     ``device_authorization_url`` are then set from discovery.
+
+    ``exchange=True`` turns on token exchange and JWT bearer (see the module docstring):
+    :attr:`workload_key` signs JWT subject tokens and assertions (kid ``workload``, ES256),
+    :attr:`client_key` is the private_key_jwt client's (kid ``client``, ES256).
     """
 
     name = "oidc-provider"
@@ -135,6 +200,7 @@ class OidcProviderServer:
         password_grant: bool = False,
         rotate_refresh_tokens: bool = False,
         logins: bool = True,
+        exchange: bool = False,
     ) -> None:
         if NODE is None:
             pytest.skip(MISSING_NODE)
@@ -177,6 +243,19 @@ class OidcProviderServer:
         if logins:
             config["logins"] = {"accounts": {USERNAME: PASSWORD}}
             metadata.extend(login_clients())
+        #: Signs JWT subject tokens and JWT bearer assertions (exchange=True).
+        self.workload_key = ECKey.generate_key("P-256", parameters={"kid": "workload"})
+        #: The private_key_jwt client's key (exchange=True).
+        self.client_key = ECKey.generate_key("P-256", parameters={"kid": "client"})
+        if exchange:
+            workload = {"jwks": public_jwks(self.workload_key), "issuer": WORKLOAD_ISSUER}
+            config["token_exchange"] = workload
+            config["jwt_bearer"] = workload
+            config["resource_servers"] = {
+                ORDERS_RESOURCE: {"scope": ORDERS_SCOPE, "accessTokenFormat": "opaque"},
+                **config.get("resource_servers", {}),
+            }
+            metadata.extend(exchange_clients(public_jwks(self.client_key)))
         for extra in extra_clients:
             metadata.append(client_metadata(extra) if isinstance(extra, Client) else dict(extra))
         metadata.extend(config.pop("clients", ()))
@@ -312,6 +391,29 @@ class OidcProviderServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    # -- token exchange and JWT bearer (exchange=True) ------------------------------------------
+
+    def workload_jwt(self, *, key: ECKey | None = None, **claims: Any) -> str:
+        """A JWT of :data:`WORKLOAD_ISSUER` signed with :attr:`workload_key` (or ``key``): a JWT
+        subject token, or a JWT bearer assertion.
+
+        Defaults: ``sub`` ``"workload-1"``, ``aud`` the token endpoint, ``iat`` now, ``exp`` in
+        120 s, a fresh ``jti``; ``claims`` override them, and a claim given as None is left out.
+        """
+        now = int(time.time())
+        body = {
+            "iss": WORKLOAD_ISSUER,
+            "sub": "workload-1",
+            "aud": self.token_url,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(16),
+            **claims,
+        }
+        signer = key or self.workload_key
+        header = {"alg": "ES256", "kid": signer.kid or "workload"}
+        return jwt.encode(header, {k: v for k, v in body.items() if v is not None}, signer)
+
     # -- RealServer --------------------------------------------------------------------------
 
     @property
@@ -340,7 +442,9 @@ class OidcProviderServer:
     def stats(self) -> Counter[str]:
         """Since the last reset: token answers as ``"grant_type:outcome"`` (``ok`` or the
         error code), ``grant_revocations`` (``grant.revoked`` events: reuse detection
-        revoking a token family), and the API's answers as ``"api:STATUS"``."""
+        revoking a token family), the API's answers as ``"api:STATUS"``, and the tokens that
+        token exchange and JWT bearer issued by audience, ``"token-exchange:ok:<aud>"`` and
+        ``"jwt-bearer:ok:<aud>"`` (``-`` for none)."""
         response = self.http.get(f"{self.test_url}/stats")
         response.raise_for_status()
         return Counter({str(k): int(v) for k, v in response.json().items()})

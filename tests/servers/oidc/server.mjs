@@ -36,6 +36,14 @@
 //                     (scope offline_access), so that oidc-provider's own refresh_token grant
 //                     (rotation with provider.rotateRefreshToken, reuse detection: a consumed
 //                     refresh token used again revokes its grant) is what the tests exercise.
+//   token_exchange    {"jwks": {"keys": [...]}, "issuer": "..."} (both optional; {} turns it on):
+//                     RFC 8693 token exchange, registered with registerGrantType as
+//                     urn:ietf:params:oauth:grant-type:token-exchange for clients that list it in
+//                     grant_types. See "Token exchange and JWT bearer" below.
+//   jwt_bearer        {"jwks": {"keys": [...]}, "issuer": "...", "subject": "..." | [...]}:
+//                     the RFC 7523 §2.1 JWT bearer grant
+//                     (urn:ietf:params:oauth:grant-type:jwt-bearer), registered likewise.
+//                     jwks is required; issuer and subject are optional (absent: any).
 //   refresh_delay_ms  hold each refresh_token answer this long after oidc-provider has rotated
 //                     (a client can then leave while its refresh is in flight)
 //   logins            {"accounts": {"<username>": "<password>"}}: people log in, on
@@ -82,12 +90,39 @@
 // anything else in resource_servers maps as given; the rest is invalid_target. Only one
 // resource per client_credentials request is allowed (oidc-provider's rule).
 // useGrantedResource matters only for code/refresh/device exchanges: left at its default (false).
+//
+// Token exchange and JWT bearer (both through provider.registerGrantType, as the password grant).
+// oidc-provider authenticates the client first (any of its methods: client_secret_basic/post,
+// private_key_jwt, ...) and checks that the client lists the grant type.
+// - Token exchange (RFC 8693 §2.1): subject_token and subject_token_type are required;
+//   actor_token needs actor_token_type. A token of type ...:access_token is checked BY
+//   INTROSPECTION at this provider's own introspection endpoint (as the API client): unknown,
+//   expired and revoked tokens are inactive and refused with invalid_grant. A token of type
+//   ...:jwt (or ...:id_token) is verified with jose against token_exchange.jwks (signature, exp
+//   and sub required, iss = token_exchange.issuer when given). Other types: invalid_request.
+//   The target is resource, else audience (an indicator, or a resource server's `audience`),
+//   else default_resource; one target at most (invalid_target otherwise, and for an unknown one).
+//   The answer is an oidc-provider AccessToken (its format is the resource server's: opaque for
+//   the API) bound to that resource server (aud), for sub = the subject's sub (its client_id when
+//   it has none), with `act` {"sub": actor} (nested when the actor token had its own act) as an
+//   extra claim that introspection shows, scope = the requested scope (else the subject's)
+//   filtered to the resource server's, expires_in = min(the AccessToken TTL, the subject's
+//   remaining life), issued_token_type ...:access_token (or ...:jwt when that was requested and
+//   the resource server issues JWTs; another requested_token_type is invalid_request).
+// - JWT bearer (RFC 7523 §2.1, §3): `assertion` verified with jose against jwt_bearer.jwks:
+//   signature, iss = jwt_bearer.issuer (when given), sub (= jwt_bearer.subject when given), aud =
+//   the token endpoint or the issuer, exp and jti required, a jti seen before (until its exp) is a
+//   replay: invalid_grant. Answers an AccessToken for that sub, target and scope as above.
+// Both count "token-exchange:ok:<aud or ->" / "jwt-bearer:ok:<aud or ->" in {test}/stats, besides
+// the usual "<grant_type>:<outcome>" key (the grant type being the full urn).
 
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as querystring from 'node:querystring';
-import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify } from 'jose';
+import {
+  calculateJwkThumbprint, createLocalJWKSet, EmbeddedJWK, jwtVerify,
+} from 'jose';
 
 // oidc-provider prints its NOTICEs with console.info (stdout): keep stdout for the ready line,
 // from before oidc-provider loads (hence its dynamic import).
@@ -169,6 +204,7 @@ const defaultResourceIndicator = config.default_resource === 'api'
   ? apiResource
   : (config.default_resource ?? undefined);
 
+const tokenExtras = new WeakMap(); // AccessToken -> its extra claims (act)
 const calls = new Map(); // grant_type -> token requests received
 const stats = new Map(); // "grant_type:outcome", "grant_revocations", "api:STATUS" -> count
 let holding = 0; // refresh answers held back right now (refresh_delay_ms)
@@ -276,6 +312,11 @@ const providerConfig = {
   // Every authorization request needs PKCE (the default asks it of public clients only).
   pkce: { required: () => true },
   findAccount,
+  // The exchange's `act` claim (tokenExtras, set by the grants below) rides in the token's
+  // `extra`, which introspection spreads into its answer.
+  async extraTokenClaims(ctx, token) {
+    return tokenExtras.get(token);
+  },
   ...config.provider,
 };
 
@@ -321,6 +362,188 @@ if (config.password_grant) {
       scope,
     };
   }, ['username', 'password', 'scope']);
+}
+
+// -- RFC 8693 token exchange and RFC 7523 JWT bearer (see the header) --------------------------
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const TT = 'urn:ietf:params:oauth:token-type:';
+const JWT_TYPES = new Set([`${TT}jwt`, `${TT}id_token`]);
+
+// An error answer whose error_description says which rule refused (oidc-provider's own error
+// classes keep a fixed description and put the detail where clients never see it).
+function refused(code, description) {
+  return new errors.CustomOIDCProviderError(code, description);
+}
+
+function single(value, name) {
+  // The grants below allow `resource` and `audience` more than once (RFC 8693 §2.1) to refuse
+  // several targets with RFC 8693's error rather than oidc-provider's generic duplicate one.
+  const values = [value ?? []].flat();
+  if (values.length > 1) throw refused('invalid_target', `only one ${name} is supported`);
+  return values[0];
+}
+
+// The resource server a token is for: an indicator, or a resource server's `audience`, then
+// described by getResourceServerInfo as for oidc-provider's own grants (so features overrides
+// apply here too).
+async function resolveTarget(ctx) {
+  const { params, client } = ctx.oidc;
+  const wanted = single(params.resource, 'resource') ?? single(params.audience, 'audience')
+    ?? defaultResourceIndicator;
+  if (wanted === undefined) return undefined;
+  const byAudience = Object.keys(resourceServers)
+    .find((indicator) => resourceServers[indicator].audience === wanted);
+  const indicator = resourceServers[wanted] ? wanted : byAudience;
+  if (!indicator) throw refused('invalid_target', 'unknown resource or audience');
+  const info = await features.resourceIndicators.getResourceServerInfo(ctx, indicator, client);
+  return new provider.ResourceServer(indicator, info);
+}
+
+function keySet(jwks, name) {
+  if (!jwks?.keys?.length) fail(`${name}.jwks needs {"keys": [...]}`);
+  return createLocalJWKSet(jwks);
+}
+
+async function verifiedJwt(token, jwks, options, what) {
+  try {
+    return (await jwtVerify(token, jwks, { clockTolerance: 5, ...options })).payload;
+  } catch (error) {
+    // jose's codes (ERR_JWS_SIGNATURE_VERIFICATION_FAILED, ERR_JWT_EXPIRED, ...) and claim names
+    // only: never the token.
+    const claim = error.claim ? ` (${error.claim})` : '';
+    throw refused('invalid_grant', `${what} refused: ${error.code ?? 'invalid'}${claim}`);
+  }
+}
+
+// Issues an AccessToken for `accountId` (under a new Grant, so introspection and revocation
+// treat it as any other), bound to the request's resource server, living at most `maxLife`.
+async function issueAccessToken(ctx, { accountId, gty, scope, maxLife, extra, jwtRequested }) {
+  const { client } = ctx.oidc;
+  if (maxLife !== undefined && maxLife < 1) {
+    throw refused('invalid_grant', 'the subject token has expired');
+  }
+  const resourceServer = await resolveTarget(ctx);
+  const grant = new provider.Grant({ accountId, clientId: client.clientId });
+  let scopes = [...new Set((scope ?? '').split(' ').filter(Boolean))];
+  if (resourceServer) {
+    scopes = scopes.filter((value) => resourceServer.scopes.has(value));
+    grant.addResourceScope(resourceServer.identifier(), scopes.join(' '));
+  }
+  if (jwtRequested && resourceServer?.accessTokenFormat !== 'jwt') {
+    throw refused('invalid_request', 'a JWT cannot be issued for this target');
+  }
+  const grantId = await grant.save();
+  const at = new provider.AccessToken({
+    accountId, client, grantId, gty, scope: scopes.join(' ') || undefined,
+  });
+  if (resourceServer) at.resourceServer = resourceServer;
+  if (extra) tokenExtras.set(at, extra);
+  if (maxLife !== undefined) at.expiresIn = Math.min(at.expiration, maxLife);
+  ctx.oidc.entity('AccessToken', at);
+  const value = await at.save();
+  const aud = at.aud ?? '-';
+  return {
+    body: {
+      access_token: value,
+      token_type: at.tokenType,
+      expires_in: at.expiration,
+      ...(at.scope ? { scope: at.scope } : {}),
+    },
+    aud,
+  };
+}
+
+const exchangeConfig = config.token_exchange;
+const exchangeJwks = exchangeConfig?.jwks ? keySet(exchangeConfig.jwks, 'token_exchange') : null;
+
+// A subject or actor token: {sub, exp, act}. By introspection (access tokens) or by signature.
+async function validatedToken(token, type, name) {
+  if (typeof token !== 'string' || !token) {
+    throw refused('invalid_request', `missing required parameter '${name}_token'`);
+  }
+  if (typeof type !== 'string' || !type) {
+    throw refused('invalid_request', `missing required parameter '${name}_token_type'`);
+  }
+  if (type === `${TT}access_token`) {
+    const info = await introspect(token);
+    if (!info.active) throw refused('invalid_grant', `the ${name} token is not active`);
+    return { sub: info.sub ?? info.client_id, exp: info.exp, act: info.act, scope: info.scope };
+  }
+  if (JWT_TYPES.has(type)) {
+    if (!exchangeJwks) throw refused('invalid_request', `${name}_token_type not supported here`);
+    const payload = await verifiedJwt(token, exchangeJwks, {
+      issuer: exchangeConfig.issuer, requiredClaims: ['exp', 'sub'],
+    }, `${name} token`);
+    return { sub: payload.sub, exp: payload.exp, act: payload.act, scope: payload.scope };
+  }
+  throw refused('invalid_request', `unsupported ${name}_token_type`);
+}
+
+if (exchangeConfig) {
+  provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
+    const { params } = ctx.oidc;
+    const requested = params.requested_token_type ?? `${TT}access_token`;
+    if (requested !== `${TT}access_token` && requested !== `${TT}jwt`) {
+      throw refused('invalid_request', 'unsupported requested_token_type');
+    }
+    if (params.actor_token_type && !params.actor_token) {
+      throw refused('invalid_request', 'actor_token_type without actor_token');
+    }
+    const subject = await validatedToken(
+      params.subject_token, params.subject_token_type, 'subject',
+    );
+    const actor = params.actor_token
+      ? await validatedToken(params.actor_token, params.actor_token_type, 'actor')
+      : null;
+    const act = actor ? { sub: actor.sub, ...(actor.act ? { act: actor.act } : {}) } : undefined;
+    const { body, aud } = await issueAccessToken(ctx, {
+      accountId: subject.sub,
+      gty: 'token_exchange',
+      scope: params.scope ?? subject.scope,
+      maxLife: subject.exp - Math.floor(Date.now() / 1000),
+      extra: act ? { act } : undefined,
+      jwtRequested: requested === `${TT}jwt`,
+    });
+    ctx.body = { ...body, issued_token_type: requested };
+    count(`token-exchange:ok:${aud}`);
+  }, [
+    'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
+    'requested_token_type', 'audience', 'resource', 'scope',
+  ], ['audience', 'resource']);
+}
+
+const bearerConfig = config.jwt_bearer;
+const bearerJwks = bearerConfig ? keySet(bearerConfig.jwks, 'jwt_bearer') : null;
+const seenAssertions = new Map(); // "iss jti" -> exp (a replay is refused until then)
+
+if (bearerConfig) {
+  provider.registerGrantType(JWT_BEARER, async (ctx) => {
+    const { params } = ctx.oidc;
+    if (typeof params.assertion !== 'string' || !params.assertion) {
+      throw refused('invalid_request', "missing required parameter 'assertion'");
+    }
+    const payload = await verifiedJwt(params.assertion, bearerJwks, {
+      issuer: bearerConfig.issuer,
+      subject: typeof bearerConfig.subject === 'string' ? bearerConfig.subject : undefined,
+      audience: [provider.urlFor('token'), provider.issuer],
+      requiredClaims: ['exp', 'jti', 'sub', 'iss', 'aud'],
+    }, 'assertion');
+    if (Array.isArray(bearerConfig.subject) && !bearerConfig.subject.includes(payload.sub)) {
+      throw refused('invalid_grant', 'assertion refused: unexpected subject (sub)');
+    }
+    const now = Math.floor(Date.now() / 1000);
+    for (const [key, exp] of seenAssertions) if (exp < now - 60) seenAssertions.delete(key);
+    const key = `${payload.iss} ${payload.jti}`;
+    if (seenAssertions.has(key)) throw refused('invalid_grant', 'assertion refused: jti replayed');
+    seenAssertions.set(key, payload.exp);
+    const { body, aud } = await issueAccessToken(ctx, {
+      accountId: payload.sub, gty: 'jwt_bearer', scope: params.scope,
+    });
+    ctx.body = body;
+    count(`jwt-bearer:ok:${aud}`);
+  }, ['assertion', 'audience', 'resource', 'scope'], ['audience', 'resource']);
 }
 
 provider.on('grant.revoked', () => count('grant_revocations'));
