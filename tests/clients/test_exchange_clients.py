@@ -1,0 +1,88 @@
+"""Token exchange, the JWT bearer grant and siblings on every client: the first request
+gets an exchanged token, a refusal renews the exchange (and its subject, once) and replays
+the request, and a sibling for another audience sends its own token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from joserfc.jwk import ECKey
+
+from authplug import OAuth2JWTBearerAuth, OAuth2PasswordAuth, OAuth2TokenExchangeAuth
+from authplug.testing import OAuth2Emulator
+
+from ..conftest import Driver
+
+ORDERS = "https://orders.internal"
+BILLING = "https://billing.internal"
+WORKLOAD = "https://ci.example.com"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+@pytest.fixture
+def key() -> ECKey:
+    return ECKey.generate_key("P-256")
+
+
+@pytest.fixture
+def idp(key: ECKey) -> Iterator[OAuth2Emulator]:
+    with OAuth2Emulator(trusted_issuers={WORKLOAD: key.as_dict(private=False)}) as emulator:
+        yield emulator
+
+
+def _exchange(idp: OAuth2Emulator) -> OAuth2TokenExchangeAuth:
+    upstream = OAuth2PasswordAuth(
+        token_url=idp.token_url,
+        username=idp.username,
+        password=idp.password,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+    )
+    return OAuth2TokenExchangeAuth(
+        token_url=idp.token_url,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+        subject_token=upstream,
+        audience=ORDERS,
+    )
+
+
+def test_an_exchanged_token_is_sent_and_renewed_on_a_refusal(
+    driver: Driver, idp: OAuth2Emulator
+) -> None:
+    auth = _exchange(idp)
+    first = driver.send(auth, "GET", idp.api_url())
+    assert first.status == 200
+    assert idp.exchanges_by_audience == {ORDERS: 1}
+    idp.revoke_all()  # the API refuses every token issued so far
+    again = driver.send(auth, "GET", idp.api_url())
+    assert again.status == 200  # renewed and replayed
+    assert idp.exchanges_by_audience == {ORDERS: 2}
+    assert idp.token_calls["password"] == 2  # the subject renewed once, for the exchange
+
+
+def test_a_sibling_for_another_audience_sends_its_own_token(
+    driver: Driver, idp: OAuth2Emulator
+) -> None:
+    auth = _exchange(idp)
+    billing = auth.for_audience(BILLING)
+    assert driver.send(auth, "GET", idp.api_url()).status == 200
+    assert driver.send(billing, "GET", idp.api_url()).status == 200
+    assert idp.exchanges_by_audience == {ORDERS: 1, BILLING: 1}
+    assert idp.token_calls["password"] == 1  # one subject token serves both
+    assert auth.token is not None
+    assert billing.token is not None
+    assert auth.token.access_token != billing.token.access_token
+
+
+def test_a_jwt_bearer_grant_signed_here(driver: Driver, idp: OAuth2Emulator, key: ECKey) -> None:
+    auth = OAuth2JWTBearerAuth(
+        token_url=idp.token_url,
+        private_key=key.as_dict(private=True),
+        assertion_issuer=WORKLOAD,
+        assertion_subject="job-42",
+    )
+    assert driver.send(auth, "GET", idp.api_url()).status == 200
+    assert idp.token_calls["urn:ietf:params:oauth:grant-type:jwt-bearer"] == 1
+    assert idp.token_calls[EXCHANGE] == 0
