@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -421,3 +422,16 @@ def test_no_token_or_assertion_in_reprs_or_logs(
     for secret in (subject, assertion, issued, SECRET):
         assert secret not in shown
     assert ISSUER in repr(sts.trusted_issuers)
+
+
+def test_concurrent_calls_are_counted_exactly(sts: OAuth2Emulator) -> None:
+    """100 exchanges, one per resource, from 64 threads: 100 calls, one per resource."""
+    subject = client_token(sts)
+    resources = [f"https://api{n}.example.com/" for n in range(100)]
+    with ThreadPoolExecutor(64) as pool:
+        statuses = list(
+            pool.map(lambda r: exchange(sts, subject, resource=r).status_code, resources)
+        )
+    assert statuses == [200] * 100
+    assert sts.token_calls[EXCHANGE] == 100
+    assert sts.exchanges_by_resource == dict.fromkeys(resources, 1)

@@ -51,7 +51,6 @@ TOKEN_TYPES = {name: _TYPE + name for name in ("access_token", "jwt", "id_token"
 # RFC 6749 §3.2: a parameter sent twice is invalid_request; RFC 8693 §2.1 and RFC 8707
 # allow these two more than once.
 _REPEATABLE = frozenset({"audience", "resource"})
-_SINGLE = ("subject_token", "subject_token_type", "actor_token", "actor_token_type")
 
 
 def _malformed_exchange(params: dict[str, str]) -> str | None:
@@ -160,8 +159,9 @@ class CredentialGrants:
         remaining = verified.expires_at - self.clock.time()
         # RFC 7521 §4.1: the token may live longer than the assertion (no refresh token).
         lifetime = self.token_lifetime if self.token_lifetime is not None else remaining
-        record = _Issued(None, jkt=jkt, sub=verified.subject, aud=tuple(targets))
-        return self._issue_credential(record, lifetime, params.get("scope"), None)
+        scope = params.get("scope")
+        record = _Issued(None, jkt=jkt, sub=verified.subject, aud=tuple(targets), scope=scope)
+        return self._issue_credential(record, lifetime, None)
 
     def _exchange(self, params: dict[str, str], targets: list[str], jkt: str | None) -> Response:
         why = _malformed_exchange(params)
@@ -187,7 +187,7 @@ class CredentialGrants:
         act = acting[0] if acting is not None else None
         record = _Issued(None, jkt=jkt, sub=sub, aud=tuple(targets), scope=granted, act=act)
         body_scope = granted if granted != asked else None
-        return self._issue_credential(record, lifetime, asked, body_scope)
+        return self._issue_credential(record, lifetime, body_scope)
 
     def _presented(
         self, token: str, token_type: str
@@ -204,6 +204,8 @@ class CredentialGrants:
                     return "the access token expired or was revoked"
                 left = issued.expires - now if issued.expires is not None else None
                 return (issued.sub, left, issued.scope)
+            if token.count(".") != 2:  # not a JWT either
+                return "not an access token issued here"
         try:
             verified = self.trusted_issuers.verify(token)
         except JWTRefused as refusal:
@@ -211,15 +213,13 @@ class CredentialGrants:
         return (verified.subject, verified.expires_at - self.clock.time(), None)
 
     def _issue_credential(
-        self, record: _Issued, lifetime: float | None, asked: str | None, scope: str | None
+        self, record: _Issued, lifetime: float | None, scope: str | None
     ) -> Response:
-        """Issue an access token described by ``record``, living ``lifetime`` seconds."""
+        """Issue an access token described by ``record``, living ``lifetime`` seconds;
+        ``scope`` is the answer's (when it differs from the one asked for)."""
         access = self.new_access_token()
         with self._lock:
-            now = self.clock.monotonic()
-            record.expires = now + lifetime if lifetime is not None else None
-            if record.scope is None:
-                record.scope = asked
+            record.expires = self.clock.monotonic() + lifetime if lifetime is not None else None
             self._access[access] = record
         body: dict[str, Any] = {
             "access_token": access,
