@@ -372,6 +372,14 @@ def test_each_rfc7523_check_is_invalid_grant(
     assert assertion not in description
 
 
+def test_an_issuer_is_trusted_later(sts: OAuth2Emulator, clock: FakeClock) -> None:
+    """trusted_issuers.trust() adds an issuer and its keys to a running emulator."""
+    form = {"grant_type": JWT_BEARER, "assertion": sign(claims_for(sts, clock), STRANGER)}
+    refused(token_call(sts, form), "invalid_grant")
+    sts.trusted_issuers.trust(ISSUER, STRANGER.as_dict(private=False))
+    assert token_call(sts, form).status_code == 200
+
+
 def test_a_bad_signature_is_invalid_grant(sts: OAuth2Emulator, clock: FakeClock) -> None:
     """A key the issuer does not have, an unsigned JWT, or no assertion: refused."""
     by_stranger = sign(claims_for(sts, clock), STRANGER)
@@ -435,3 +443,11 @@ def test_concurrent_calls_are_counted_exactly(sts: OAuth2Emulator) -> None:
     assert statuses == [200] * 100
     assert sts.token_calls[EXCHANGE] == 100
     assert sts.exchanges_by_resource == dict.fromkeys(resources, 1)
+
+
+def test_without_expiries_none_is_answered(sts: OAuth2Emulator) -> None:
+    """With token_lifetime None and a subject that never expires, expires_in is left out."""
+    sts.token_lifetime = None
+    answer = exchange(sts, client_token(sts)).json()
+    assert "expires_in" not in answer
+    assert api(sts, answer["access_token"]).status_code == 200

@@ -86,7 +86,8 @@ class CredentialGrants:
         def token_response(self, body: dict[str, Any]) -> Response: ...
 
     def _init_exchange(self, trusted_issuers: Mapping[str, Mapping[str, Any]]) -> None:
-        #: The issuers whose JWTs are accepted as assertions and subject or actor tokens.
+        #: The issuers whose JWTs are accepted as assertions and subject or actor tokens
+        #: (``trusted_issuers.trust(iss, jwks)`` adds one).
         self.trusted_issuers = TrustedIssuers(trusted_issuers, self.clock)
         #: When True, a token exchange needs no client authentication (a public client).
         self.exchange_public_clients = False

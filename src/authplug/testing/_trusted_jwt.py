@@ -107,6 +107,13 @@ class TrustedIssuers:
     def __repr__(self) -> str:
         return f"TrustedIssuers({sorted(self._keys)!r})"
 
+    def trust(self, issuer: str, keys: Mapping[str, Any]) -> None:
+        """Trust ``issuer`` from now on, with these public keys (a JWKS or one JWK),
+        in place of any it had."""
+        key_set = _key_set(keys)
+        with self._lock:
+            self._keys[issuer] = key_set
+
     def verify(self, token: str) -> VerifiedJWT:
         """Check a JWT's issuer, signature, ``sub`` and times.
 
@@ -130,7 +137,8 @@ class TrustedIssuers:
         if not isinstance(header, dict) or not isinstance(claims, dict):
             raise JWTRefused("the JWT's header or payload is not a JSON object")
         issuer, alg = claims.get("iss"), header.get("alg")
-        keys = self._keys.get(issuer) if isinstance(issuer, str) else None
+        with self._lock:
+            keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
             raise JWTRefused("the JWT's iss is not a trusted issuer")
         if alg not in ASYMMETRIC:
