@@ -83,9 +83,8 @@ def token_call(
     return requests.post(sts.token_url, data=data, auth=auth, timeout=10)
 
 
-def client_token(sts: OAuth2Emulator, scope: str | None = None) -> str:
-    data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
-    return str(token_call(sts, data).json()["access_token"])
+def client_token(sts: OAuth2Emulator) -> str:
+    return str(token_call(sts, {"grant_type": "client_credentials"}).json()["access_token"])
 
 
 def api(sts: OAuth2Emulator, access: str) -> requests.Response:
@@ -176,6 +175,35 @@ def test_a_trusted_jwt_is_exchanged(
     assert api(sts, answer["access_token"]).json()["sub"] == "repo:acme/api"
 
 
+def test_a_jwt_is_issued_when_asked_for(sts: OAuth2Emulator, clock: FakeClock) -> None:
+    """requested_token_type jwt gives a JWT signed by the emulator's key, token_type N_A
+    (RFC 8693 §2.2.1): not accepted as an access token, but exchangeable again."""
+    subject = exchange(sts, client_token(sts), scope="read").json()["access_token"]
+    clock.advance(3000)
+    actor = sign(claims_for(sts, clock, sub="spiffe://gateway"))
+    answer = exchange(
+        sts,
+        subject,
+        requested_token_type=JWT,
+        audience="orders",
+        actor_token=actor,
+        actor_token_type=JWT,
+    ).json()
+    assert (answer["token_type"], answer["issued_token_type"]) == ("N_A", JWT)
+    assert (answer["expires_in"], answer["scope"]) == (600, "read")
+    claims = jwt.decode(answer["access_token"], ECKey.import_key(sts.jwks["keys"][0])).claims
+    assert claims["iss"] == sts.issuer
+    assert (claims["sub"], claims["aud"], claims["act"]) == (
+        CLIENT,
+        ["orders"],
+        {"sub": "spiffe://gateway"},
+    )
+    assert claims["exp"] - claims["iat"] == 600
+    assert api(sts, answer["access_token"]).status_code == 401
+    again = exchange(sts, answer["access_token"], JWT, audience="billing").json()
+    assert api(sts, again["access_token"]).json()["sub"] == CLIENT
+
+
 def test_the_actor_is_recorded(sts: OAuth2Emulator, clock: FakeClock) -> None:
     """An actor token (RFC 8693 §2.1) is checked and its subject recorded as act."""
     actor = sign(claims_for(sts, clock, sub="spiffe://gateway"))
@@ -218,7 +246,7 @@ def _bad_exchanges(clock: FakeClock, sts: OAuth2Emulator) -> dict[str, dict[str,
         "no subject_token_type": {"subject_token": "x"},
         "actor_token without type": {"actor_token": "x"},
         "actor_token_type without token": {"actor_token_type": JWT},
-        "a JWT cannot be issued": {"requested_token_type": JWT},
+        "an id_token cannot be issued": {"requested_token_type": ID_TOKEN},
         "unknown access token": {"subject_token": "at-unknown"},
         "a refresh token type": {
             "subject_token_type": "urn:ietf:params:oauth:token-type:refresh_token"

@@ -7,11 +7,12 @@
   JWT signed by a trusted issuer (type ``jwt``, ``id_token`` or ``access_token``); any
   other is ``invalid_request`` (§2.2.2). ``audience`` and ``resource`` may be repeated; a
   ``resource`` is an absolute URI without a fragment (RFC 8707), and a target outside
-  :attr:`allowed_targets` is ``invalid_target``. Only access tokens are issued: another
-  ``requested_token_type`` is ``invalid_request``. A ``scope`` wider than the subject
-  token's (one issued here) is ``invalid_scope``. The answer carries
-  ``issued_token_type`` (§2.2.1) and ``scope`` when it differs from the one asked for, and
-  the new token never outlives its subject token.
+  :attr:`allowed_targets` is ``invalid_target``. An access token is issued, or a JWT
+  signed by the emulator's key (:attr:`jwks`) for ``requested_token_type`` ``...:jwt``
+  (``token_type`` ``N_A``); another type is ``invalid_request``. A ``scope`` wider than
+  the subject token's (one issued here) is ``invalid_scope``. The answer carries
+  ``issued_token_type`` (§2.2.1) and ``scope`` when it differs from the one asked for,
+  and the new token never outlives its subject token.
 - **JWT bearer**: the ``assertion`` is checked per RFC 7523 §3 by
   :class:`~._trusted_jwt.TrustedIssuers` (trusted ``iss`` and key, ``sub``, ``aud``
   naming the token URL or the issuer, ``exp``, ``nbf``, ``iat``, ``jti`` replay); each
@@ -25,6 +26,7 @@ answers (``sub``, ``act``, ``aud``, ``scope``).
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,7 @@ TOKEN_TYPES = {name: _TYPE + name for name in ("access_token", "jwt", "id_token"
 # RFC 6749 §3.2: a parameter sent twice is invalid_request; RFC 8693 §2.1 and RFC 8707
 # allow these two more than once.
 _REPEATABLE = frozenset({"audience", "resource"})
+_ISSUABLE = (TOKEN_TYPES["access_token"], TOKEN_TYPES["jwt"])
 
 
 def _malformed_exchange(params: dict[str, str]) -> str | None:
@@ -59,12 +62,20 @@ def _malformed_exchange(params: dict[str, str]) -> str | None:
         return "subject_token and subject_token_type are required"
     if bool(params.get("actor_token")) != bool(params.get("actor_token_type")):
         return "actor_token_type is given with an actor_token, and only then"
-    if (
-        params.get("requested_token_type", TOKEN_TYPES["access_token"])
-        != TOKEN_TYPES["access_token"]
-    ):
-        return "only access tokens are issued (requested_token_type)"
+    if params.get("requested_token_type", TOKEN_TYPES["access_token"]) not in _ISSUABLE:
+        return "requested_token_type: only access tokens and JWTs are issued"
     return None
+
+
+def _with_life_and_scope(
+    body: dict[str, Any], lifetime: float | None, scope: str | None
+) -> dict[str, Any]:
+    """``body`` with ``expires_in`` and ``scope`` when there are some."""
+    if lifetime is not None:
+        body["expires_in"] = max(0, int(lifetime))
+    if scope is not None:
+        body["scope"] = scope
+    return body
 
 
 class CredentialGrants:
@@ -89,6 +100,7 @@ class CredentialGrants:
         #: The issuers whose JWTs are accepted as assertions and subject or actor tokens
         #: (``trusted_issuers.trust(iss, jwks)`` adds one).
         self.trusted_issuers = TrustedIssuers(trusted_issuers, self.clock)
+        self._signing_key: Any = None  # made when the first JWT is issued
         #: When True, a token exchange needs no client authentication (a public client).
         self.exchange_public_clients = False
         #: When True (RFC 7523 §3), an assertion's ``jti`` is accepted once (until its
@@ -188,6 +200,8 @@ class CredentialGrants:
         act = acting[0] if acting is not None else None
         record = _Issued(None, jkt=jkt, sub=sub, aud=tuple(targets), scope=granted, act=act)
         body_scope = granted if granted != asked else None
+        if params.get("requested_token_type") == TOKEN_TYPES["jwt"]:
+            return self._issue_jwt(record, lifetime, body_scope)
         return self._issue_credential(record, lifetime, body_scope)
 
     def _presented(
@@ -227,8 +241,39 @@ class CredentialGrants:
             "issued_token_type": TOKEN_TYPES["access_token"],
             "token_type": "DPoP" if record.jkt is not None else "Bearer",
         }
+        return self.token_response(_with_life_and_scope(body, lifetime, scope))
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        """The public keys of the JWTs token exchange issues (``requested_token_type``
+        ``...:jwt``), as a JWKS; the emulator trusts them as its own issuer's."""
+        from joserfc.jwk import ECKey
+
+        with self._lock:
+            if self._signing_key is None:
+                self._signing_key = ECKey.generate_key("P-256", auto_kid=True)
+            public = self._signing_key.as_dict(private=False)
+        self.trusted_issuers.trust(self.issuer, public)
+        return {"keys": [public]}
+
+    def _issue_jwt(self, record: _Issued, lifetime: float | None, scope: str | None) -> Response:
+        """Issue a JWT (RFC 8693 §2.2.1: ``token_type`` ``N_A``, not an access token)."""
+        from joserfc import jwt
+
+        kid = self.jwks["keys"][0]["kid"]
+        now = int(self.clock.time())
+        claims: dict[str, Any] = {"iss": self.issuer, "sub": record.sub, "iat": now}
+        claims.update(jti=secrets.token_urlsafe(16), aud=list(record.aud) or self.issuer)
         if lifetime is not None:
-            body["expires_in"] = max(0, int(lifetime))
-        if scope is not None:
-            body["scope"] = scope
-        return self.token_response(body)
+            claims["exp"] = now + int(lifetime)
+        if record.scope:
+            claims["scope"] = record.scope
+        if record.act is not None:
+            claims["act"] = {"sub": record.act}  # RFC 8693 §4.1
+        token = jwt.encode({"alg": "ES256", "kid": kid}, claims, self._signing_key)
+        body: dict[str, Any] = {
+            "access_token": token,
+            "issued_token_type": TOKEN_TYPES["jwt"],
+            "token_type": "N_A",
+        }
+        return self.token_response(_with_life_and_scope(body, lifetime, scope))
