@@ -65,6 +65,15 @@ class _Issued:
     expires: float | None  # server monotonic time
     revoked: bool = False
     jkt: str | None = None  # the DPoP key it is bound to
+    sub: str | None = None  # whom it was issued for
+    aud: tuple[str, ...] = ()  # the audiences and resources it was issued for
+    scope: str | None = None
+    act: str | None = None  # the subject of the actor token of an exchange
+
+
+def _grant_of(issued: _Issued) -> dict[str, object]:
+    """What ``issued`` was issued for: ``sub``, ``act``, ``aud`` and ``scope``."""
+    return {"sub": issued.sub, "act": issued.act, "aud": list(issued.aud), "scope": issued.scope}
 
 
 class ResourceServer:
@@ -88,6 +97,14 @@ class ResourceServer:
         with self._lock:
             issued = self._access.get(access)
         return issued.jkt if issued is not None else None
+
+    def issued_for(self, access: str) -> dict[str, object] | None:
+        """What ``access`` was issued for, as the API answers it: ``sub`` (whom),
+        ``act`` (the actor of an exchange), ``aud`` (the audiences and resources asked
+        for) and ``scope``; None for a token not issued here."""
+        with self._lock:
+            issued = self._access.get(access)
+        return _grant_of(issued) if issued is not None else None
 
     def token_valid(self, access: str) -> bool:
         """Whether the API accepts ``access``: issued here, not revoked, not expired."""
@@ -117,6 +134,8 @@ class ResourceServer:
             target = request.args().get("to", "/")
             response = Response(302, b"", {"Location": target})
         elif ok:
+            with self._lock:
+                issued = self._access[access]
             response = Response.json(
                 200,
                 {
@@ -124,6 +143,8 @@ class ResourceServer:
                     "path": request.path,
                     "body_sha256": hashlib.sha256(request.body).hexdigest(),
                     "body_length": len(request.body),
+                    # what the token was issued for: a resource server checks these
+                    **{k: v for k, v in _grant_of(issued).items() if v},
                 },
             )
         else:

@@ -13,9 +13,10 @@ This module is the authorization server (token and revocation endpoints, the wir
 format subclasses change); :class:`OAuth2Emulator` combines it with the roles kept apart:
 the server lifecycle (``_lifecycle``), the discovery documents (``_metadata``), fault
 injection (``_faults``), the resource server (``_api``), the logins of people
-(``_logins``: authorization code with PKCE, device grant), and the kit's verifiers
-(``_dpop``, ``_assertion``). Every expiry is read on ``clock`` (a :class:`FakeClock`
-moves it by hand).
+(``_logins``: authorization code with PKCE, device grant), the grants that make
+credentials from credentials (``_exchange_grants``: token exchange, JWT bearer), and the
+kit's verifiers (``_dpop``, ``_assertion``, ``_trusted_jwt``). Every expiry is read on
+``clock`` (a :class:`FakeClock` moves it by hand).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._clock import Clock, SystemClock
 from ._api import ApiHit, JournalEntry, ResourceServer, _Issued
 from ._assertion import AssertionVerifier
 from ._dpop import DPoPVerifier
+from ._exchange_grants import EXCHANGE_GRANT, JWT_BEARER_GRANT, CredentialGrants
 from ._faults import FaultInjection
 from ._lifecycle import ServerLifecycle
 from ._logins import CODE_GRANT, DEVICE_GRANT, PersonLogins
@@ -42,9 +44,12 @@ from ._server import LoopbackServer, Request, Response
 __all__ = ["ApiHit", "JournalEntry", "OAuth2Emulator"]
 
 
-class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceServer, PersonLogins):
+class OAuth2Emulator(
+    ServerLifecycle, ServerMetadata, FaultInjection, ResourceServer, PersonLogins, CredentialGrants
+):
     """An RFC 6749 token endpoint (password, client credentials, refresh, the logins of
-    people: authorization code with PKCE, device code) and an API.
+    people: authorization code with PKCE, device code; token exchange, JWT bearer) and an
+    API.
 
     A context manager: entering starts it on a free loopback port, leaving stops it.
     The API, any path under :meth:`api_url`, accepts the tokens issued while they are
@@ -64,6 +69,8 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
         device_interval: the seconds between polls a device authorization asks for.
         device_expires_in: the seconds a device code lives.
         clock: where every expiry is read (a :class:`FakeClock`; default: the real one).
+        trusted_issuers: the issuers whose JWTs are accepted as JWT bearer assertions
+            and as exchanged tokens, each ``iss`` with its public keys (a JWKS or a JWK).
 
     Each argument is kept in the attribute of its name (``token_lifetime`` may be changed
     at any time).
@@ -111,6 +118,7 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
         device_interval: float = 5,
         device_expires_in: float = 600,
         clock: Clock | None = None,
+        trusted_issuers: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.username = username
         self.password = password
@@ -121,6 +129,7 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
         self.token_delay = token_delay
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._init_logins(redirect_uris, device_interval, device_expires_in)
+        self._init_exchange(trusted_issuers or {})
         self.reject_refresh = False
         self.token_calls: Counter[str] = Counter()
         self.token_requests: list[Request] = []
@@ -313,7 +322,10 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
 
     def grants(self) -> tuple[str, ...]:
         """The grant types the token endpoint accepts."""
-        return ("password", "client_credentials", "refresh_token", CODE_GRANT, DEVICE_GRANT)
+        return (
+            *("password", "client_credentials", "refresh_token", CODE_GRANT, DEVICE_GRANT),
+            *(EXCHANGE_GRANT, JWT_BEARER_GRANT),
+        )
 
     def new_access_token(self) -> str:
         """A new access token, in the provider's style."""
@@ -353,7 +365,7 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
             return demand
         if grant not in self.grants():
             return self.reject_grant_type(grant)
-        client_error = self.check_client(params)
+        client_error = self.check_grant_client(grant, params)
         if client_error is not None:
             return client_error
         if grant == "password":
@@ -376,6 +388,8 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
             jkt = check.jkt
         if grant in (CODE_GRANT, DEVICE_GRANT):
             return self._login_grant(grant, params, jkt)
+        if grant in (EXCHANGE_GRANT, JWT_BEARER_GRANT):
+            return self._credential_grant(grant, params, request, jkt)
         return self.issue(grant, jkt)
 
     def refresh_lifetime(self) -> float | None:
@@ -410,7 +424,9 @@ class OAuth2Emulator(ServerLifecycle, ServerMetadata, FaultInjection, ResourceSe
         with self._lock:
             now = self.clock.monotonic()
             expires = now + lifetime if lifetime is not None else None
-            self._access[access] = _Issued(expires, jkt=jkt)
+            # whom the token is for: the client itself, or the person
+            sub = self.client_id if grant == "client_credentials" else self.username
+            self._access[access] = _Issued(expires, jkt=jkt, sub=sub)
             if refresh is not None:
                 self._refresh[refresh] = (
                     now + refresh_lifetime if refresh_lifetime is not None else True

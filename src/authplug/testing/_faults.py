@@ -31,6 +31,8 @@ class FaultInjection:
         authorize_requests: int
         device_authorizations: int
         decisions: list[tuple[str, str, bool]]
+        exchanges_by_audience: Counter[str]
+        exchanges_by_resource: Counter[str]
 
     def revoke_all(self) -> None:
         """Every access token issued so far is refused from now on."""
@@ -73,7 +75,8 @@ class FaultInjection:
 
     def reset_counters(self) -> None:
         """Empty :attr:`token_calls`, :attr:`token_requests`, :attr:`api_log`,
-        :attr:`journal` and :attr:`decisions`, and set :attr:`api_calls`,
+        :attr:`journal`, :attr:`decisions`, :attr:`exchanges_by_audience` and
+        :attr:`exchanges_by_resource`, and set :attr:`api_calls`,
         :attr:`authorize_requests` and :attr:`device_authorizations` to 0."""
         with self._lock:
             self.token_calls.clear()
@@ -82,4 +85,6 @@ class FaultInjection:
             self.api_log.clear()
             self.journal.clear()
             self.decisions.clear()
+            self.exchanges_by_audience.clear()
+            self.exchanges_by_resource.clear()
             self.authorize_requests = self.device_authorizations = 0
