@@ -66,6 +66,8 @@ class ExplicitActions:
     _lead_in_thread: Callable[[Flight, Entry | None], None]
     _alead: Callable[[Flight, Entry | None], Coroutine[Any, Any, None]]
     state: Callable[[Entry | None], TokenState]
+    _renew: Callable[[Token | None], Token]
+    _arenew: Callable[[Token | None], Coroutine[Any, Any, Token]]
 
     # -- a token made from this one ---------------------------------------------------
 
@@ -117,6 +119,8 @@ class ExplicitActions:
             token = self._newer(entry, until)
             if token is not None:
                 return token
+            if entry is None or self.state(entry) is TokenState.INVALID:
+                return self._renew(None)  # the usual renewal, with its usual reasons
             flight, leads = self._explicit_flight(None, _DUE, login=False)
             if leads:
                 self._lead(flight, entry)
@@ -133,6 +137,8 @@ class ExplicitActions:
             token = self._newer(entry, until)
             if token is not None:
                 return token
+            if entry is None or self.state(entry) is TokenState.INVALID:
+                return await self._arenew(None)
             flight, leads = self._explicit_flight(where, _DUE, login=False)
             if leads:
                 return await self._alead_explicit(flight, entry, where, loop)
