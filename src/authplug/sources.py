@@ -1,0 +1,340 @@
+"""Workload identity sources: the tokens a platform gives a workload, as callables.
+
+Each source is a callable that returns the current token text, so it goes wherever
+authplug takes an assertion callable (``client_assertion=`` of every auth class):
+
+- :class:`KubernetesTokenFile`: a projected service-account token file.
+- :class:`AzureFederatedTokenFile`: the file named by ``AZURE_FEDERATED_TOKEN_FILE``
+  (Azure workload identity).
+- :class:`AWSWebIdentityTokenFile`: the file named by ``AWS_WEB_IDENTITY_TOKEN_FILE``
+  (EKS IAM roles for service accounts).
+- :class:`GitHubActionsToken`: an OIDC token asked of GitHub Actions
+  (``ACTIONS_ID_TOKEN_REQUEST_URL`` / ``ACTIONS_ID_TOKEN_REQUEST_TOKEN``).
+
+A file is read again when it changes: kubelet rotates a projected token by writing it
+into a new directory and swapping a ``..data`` symlink, so the file's resolved path,
+inode, size and times are looked at (a few system calls) at each call and the text is
+read only when one of them differs. A missing variable or file is a
+:class:`~authplug.errors.ConfigurationError` naming it, at construction. No repr,
+message or log line shows a token: the sources show their paths and variable names.
+
+The sources are plain blocking callables: authplug calls them in a thread of their own
+under an event loop (asyncio or trio), never on the loop's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ._redact import Secret, safe_url
+from .errors import (
+    ConfigurationError,
+    CredentialsRejectedError,
+    TokenEndpointError,
+    TokenResponseError,
+)
+
+__all__ = [
+    "AWSWebIdentityTokenFile",
+    "AzureFederatedTokenFile",
+    "GitHubActionsToken",
+    "KubernetesTokenFile",
+]
+
+log = logging.getLogger("authplug")
+
+#: Where kubelet projects a pod's service-account token.
+KUBERNETES_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+class _Seen(NamedTuple):
+    """What identifies one version of a file: a rotation changes at least one of these."""
+
+    target: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+class _TokenFile:
+    """A token kept in a file by the platform, read again when the file changes.
+
+    Args:
+        path: the file.
+        origin: how the path was given, for messages (``"path="``, ``"VARIABLE="``).
+    """
+
+    __slots__ = ("_lock", "_seen", "path")
+
+    def __init__(self, path: str | os.PathLike[str], origin: str) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigurationError(
+                f"{origin}{os.fspath(self.path)!r} is not a file: is the token projected "
+                "into this container, and is the path right?"
+            )
+        self._lock = threading.Lock()
+        # The version last read and its text (a Secret: a traceback's locals show ***).
+        self._seen: tuple[_Seen, Secret] | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({os.fspath(self.path)!r})"
+
+    def _version(self) -> _Seen:
+        """The file's identity now; ValueError naming it when it cannot be looked at."""
+        try:
+            target = os.path.realpath(self.path)
+            info = os.stat(target)
+        except OSError as exc:
+            raise ValueError(
+                f"the token file {os.fspath(self.path)!r} cannot be read "
+                f"({exc.strerror or type(exc).__name__})"
+            ) from None
+        return _Seen(
+            target, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+        )
+
+    def __call__(self) -> str:
+        """The token in the file now (read again when the file changed).
+
+        Raises:
+            ValueError: the file is gone, unreadable, not UTF-8, or empty; the message
+                names the file, never its content.
+        """
+        version = self._version()
+        seen = self._seen
+        if seen is not None and seen[0] == version:
+            return seen[1].reveal()
+        with self._lock:
+            # Looked at before the read: a rotation during it is seen at the next call.
+            text = self._read(version.target)
+            self._seen = (version, text)
+        return text.reveal()
+
+    def _read(self, target: str) -> Secret:
+        from ._inputs import FileProblem, read_small_file
+
+        where = f"the token file {os.fspath(self.path)!r}"
+        data = read_small_file(target)
+        if isinstance(data, FileProblem):
+            raise ValueError(f"{where} cannot be read ({data.reason})")
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"{where} is not UTF-8 text") from None
+        if not text:
+            raise ValueError(f"{where} is empty: has the platform written the token yet?")
+        return Secret(text)
+
+
+def _from_variable(name: str) -> str:
+    """The path in the environment variable ``name``; ConfigurationError naming it."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigurationError(
+            f"the environment variable {name} is not set: it names the token file the "
+            "platform projects (is workload identity enabled for this workload?)"
+        )
+    return value
+
+
+class KubernetesTokenFile(_TokenFile):
+    """A Kubernetes projected service-account token, read again when kubelet rotates it.
+
+    Args:
+        path: the token file; by default the pod's service-account token,
+            ``/var/run/secrets/kubernetes.io/serviceaccount/token``. A token projected
+            for another audience (a ``serviceAccountToken`` volume) has the path its
+            volume mount gives.
+
+    Raises:
+        ConfigurationError: no file is at ``path``.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(KUBERNETES_TOKEN_PATH if path is None else path, "path=")
+
+
+class AzureFederatedTokenFile(_TokenFile):
+    """The token file of Azure workload identity, named by ``AZURE_FEDERATED_TOKEN_FILE``
+    (as azure-identity's ``WorkloadIdentityCredential`` reads it), read again on change.
+
+    Raises:
+        ConfigurationError: the variable is not set, or names no file.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        name = "AZURE_FEDERATED_TOKEN_FILE"
+        super().__init__(_from_variable(name), f"{name}=")
+
+
+class AWSWebIdentityTokenFile(_TokenFile):
+    """The web identity token file of AWS (EKS IAM roles for service accounts), named by
+    ``AWS_WEB_IDENTITY_TOKEN_FILE``, read again on change.
+
+    Raises:
+        ConfigurationError: the variable is not set, or names no file.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        name = "AWS_WEB_IDENTITY_TOKEN_FILE"
+        super().__init__(_from_variable(name), f"{name}=")
+
+
+_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
+_BEARER = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+#: A token is asked for again this long before its ``exp``: what it authenticates (a
+#: token call) must reach the server while it is valid.
+EXPIRY_MARGIN = 60.0
+_TIMEOUT = 10.0
+_PROVIDER = "github-actions"
+
+
+class GitHubActionsToken:
+    """An OIDC token of the running GitHub Actions job, asked for again near its expiry.
+
+    GitHub gives a job with the ``id-token: write`` permission the variables
+    ``ACTIONS_ID_TOKEN_REQUEST_URL`` and ``ACTIONS_ID_TOKEN_REQUEST_TOKEN``; the token is
+    a GET of that URL with ``audience`` added, authenticated by the request token. It is
+    kept until a minute before its ``exp`` (read, not verified: the server that receives
+    it verifies it), and threads share one request.
+
+    Args:
+        audience: the ``aud`` the token is issued for (what the receiving server
+            expects); None: GitHub's default, the URL of the repository's owner.
+
+    Raises:
+        ConfigurationError: a variable is missing (the job lacks ``id-token: write``).
+    """
+
+    __slots__ = ("_bearer", "_kept", "_lock", "_url", "audience")
+
+    def __init__(self, audience: str | None = None) -> None:
+        missing = [name for name in (_URL, _BEARER) if not os.environ.get(name)]
+        if missing:
+            raise ConfigurationError(
+                f"{' and '.join(missing)} not set: run in a GitHub Actions job with "
+                "`permissions: id-token: write`"
+            )
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            raise ConfigurationError("audience= takes a non-empty string, or None")
+        self.audience = audience
+        self._url = os.environ[_URL]
+        self._bearer = Secret(os.environ[_BEARER])
+        self._lock = threading.Lock()
+        # The token and when to ask again (wall time: the token's exp is wall time).
+        self._kept: tuple[Secret, float] | None = None
+
+    def __repr__(self) -> str:
+        return f"GitHubActionsToken(audience={self.audience!r})"
+
+    def __call__(self) -> str:
+        """The job's OIDC token: the kept one, or a new one near its expiry.
+
+        Raises:
+            CredentialsRejectedError: GitHub refused the request token (400, 401, 403).
+            TokenEndpointError: no answer, or another error status, after one retry.
+            TokenResponseError: an answer without a usable token.
+        """
+        kept = self._kept
+        if kept is not None and time.time() < kept[1]:
+            return kept[0].reveal()
+        with self._lock:  # one request for all the threads that need a new token
+            kept = self._kept
+            if kept is None or time.time() >= kept[1]:
+                kept = self._fetch()
+                self._kept = kept
+        return kept[0].reveal()
+
+    def _request_url(self) -> str:
+        from urllib.parse import quote
+
+        if self.audience is None:
+            return self._url
+        joiner = "&" if "?" in self._url else "?"
+        return f"{self._url}{joiner}audience={quote(self.audience, safe='')}"
+
+    def _fetch(self) -> tuple[Secret, float]:
+        import httpx
+
+        url = self._request_url()
+        where = f"GitHub Actions' OIDC token endpoint ({safe_url(url)})"
+        with httpx.Client(timeout=_TIMEOUT) as client:
+            answer = self._attempt(client, url)
+            if isinstance(answer, str) or answer[0] >= 500:  # one retry: it may pass
+                answer = self._attempt(client, url)
+        if isinstance(answer, str):
+            raise TokenEndpointError(f"{where} could not be reached ({answer})", provider=_PROVIDER)
+        return _kept_token(answer[0], answer[1], where)
+
+    def _attempt(self, client: Any, url: str) -> tuple[int, bytes] | str:
+        """The answer's status and body, or the name of the network failure.
+
+        Returned, not raised: this frame holds the request token, which a traceback's
+        locals would show, and httpx's exception holds the request and its headers.
+        """
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self._bearer.reveal()}", "Accept": "application/json"}
+        try:
+            response = client.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        return response.status_code, response.content
+
+
+def _kept_token(status: int, body: bytes, where: str) -> tuple[Secret, float]:
+    """The token of a GitHub answer and when to ask again; or the error, scrubbed."""
+    import json
+
+    if status in (400, 401, 403):
+        raise CredentialsRejectedError(
+            f"{where} refused the request token (does the job have `id-token: write`?)",
+            provider=_PROVIDER,
+            status_code=status,
+        )
+    if status != 200:
+        raise TokenEndpointError(
+            f"{where} answered an error", provider=_PROVIDER, status_code=status
+        )
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        answer = None
+    value = answer.get("value") if isinstance(answer, dict) else None
+    del answer, body  # a traceback's locals must not show the token
+    if not isinstance(value, str) or value.count(".") != 2 or any(c.isspace() for c in value):
+        raise TokenResponseError(
+            f'{where} answered without a JWT in "value"', provider=_PROVIDER, status_code=status
+        )
+    expiry = _expiry(value)
+    log.debug("authplug: GitHub Actions issued an OIDC token (exp %s)", expiry)
+    # No readable exp: kept for no time at all, asked for at each call.
+    return Secret(value), (expiry - EXPIRY_MARGIN if expiry is not None else 0.0)
+
+
+def _expiry(jwt: str) -> float | None:
+    """The ``exp`` of a JWT's payload, unverified (only to know when to ask again)."""
+    import base64
+    import json
+
+    payload = jwt.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, TypeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
