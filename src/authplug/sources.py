@@ -114,11 +114,11 @@ class _TokenFile:
             return seen[1].reveal()
         with self._lock:
             # Looked at before the read: a rotation during it is seen at the next call.
-            text = self._read(version.target)
+            text = self._read_token(version.target)
             self._seen = (version, text)
         return text.reveal()
 
-    def _read(self, target: str) -> Secret:
+    def _read_token(self, target: str) -> Secret:
         from ._inputs import FileProblem, read_small_file
 
         where = f"the token file {os.fspath(self.path)!r}"
@@ -255,7 +255,7 @@ class GitHubActionsToken:
         with self._lock:  # one request for all the threads that need a new token
             kept = self._kept
             if kept is None or time.time() >= kept[1]:
-                kept = self._fetch()
+                kept = self._ask_github()
                 self._kept = kept
         return kept[0].reveal()
 
@@ -267,7 +267,7 @@ class GitHubActionsToken:
         joiner = "&" if "?" in self._url else "?"
         return f"{self._url}{joiner}audience={quote(self.audience, safe='')}"
 
-    def _fetch(self) -> tuple[Secret, float]:
+    def _ask_github(self) -> tuple[Secret, float]:
         import httpx
 
         url = self._request_url()

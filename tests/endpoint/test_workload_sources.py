@@ -6,6 +6,7 @@ request token and the JWT kept out of every message and log line."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -116,6 +117,9 @@ def test_a_rotated_file_is_picked_up_with_0_failed_requests(
                     finished[index] = started
                     settled.notify_all()
 
+    def caught_up(seen: int) -> bool:
+        return min(finished) >= seen
+
     main = requests.Session()
     assert main.get(emulator.api_url(), auth=auth, timeout=10).status_code == 200
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
@@ -127,7 +131,7 @@ def test_a_rotated_file_is_picked_up_with_0_failed_requests(
             # request still carries an older one (a refusal of the token that a refusal's
             # renewal just gave would make the package pause renewals on 401, rightly).
             with settled:
-                assert settled.wait_for(lambda g=generation: min(finished) >= g, timeout=60)
+                assert settled.wait_for(functools.partial(caught_up, generation), timeout=60)
             projected.append(signed(key, emulator.token_url))
             rotate(root, rotation, projected[-1])
             emulator.revoke_all()  # the old token is gone: the next request renews
