@@ -28,8 +28,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from ._redact import Secret, safe_url
 from .errors import (
@@ -63,7 +64,32 @@ class _Seen(NamedTuple):
     ctime_ns: int
 
 
-class _TokenFile:
+K = TypeVar("K")
+
+
+class _Kept(Generic[K]):
+    """A token kept with what tells whether it is still current (a file's version, a
+    renewal time); threads that find it stale share one renewal."""
+
+    __slots__ = ("_kept", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # The token (a Secret: a traceback's locals show ***) with its key.
+        self._kept: tuple[K, Secret] | None = None
+
+    def _kept_or_new(self, fits: Callable[[K], bool], new: Callable[[], tuple[K, Secret]]) -> str:
+        """The kept token if ``fits`` its key, else the one ``new()`` makes (kept)."""
+        kept = self._kept
+        if kept is None or not fits(kept[0]):
+            with self._lock:
+                kept = self._kept
+                if kept is None or not fits(kept[0]):
+                    kept = self._kept = new()
+        return kept[1].reveal()
+
+
+class _TokenFile(_Kept[_Seen]):
     """A token kept in a file by the platform, read again when the file changes.
 
     Args:
@@ -71,18 +97,16 @@ class _TokenFile:
         origin: how the path was given, for messages (``"path="``, ``"VARIABLE="``).
     """
 
-    __slots__ = ("_lock", "_seen", "path")
+    __slots__ = ("path",)
 
     def __init__(self, path: str | os.PathLike[str], origin: str) -> None:
+        super().__init__()
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigurationError(
                 f"{origin}{os.fspath(self.path)!r} is not a file: is the token projected "
                 "into this container, and is the path right?"
             )
-        self._lock = threading.Lock()
-        # The version last read and its text (a Secret: a traceback's locals show ***).
-        self._seen: tuple[_Seen, Secret] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({os.fspath(self.path)!r})"
@@ -109,14 +133,10 @@ class _TokenFile:
                 names the file, never its content.
         """
         version = self._version()
-        seen = self._seen
-        if seen is not None and seen[0] == version:
-            return seen[1].reveal()
-        with self._lock:
-            # Looked at before the read: a rotation during it is seen at the next call.
-            text = self._read_token(version.target)
-            self._seen = (version, text)
-        return text.reveal()
+        # Looked at before the read: a rotation during it is seen at the next call.
+        return self._kept_or_new(
+            version.__eq__, lambda: (version, self._read_token(version.target))
+        )
 
     def _read_token(self, target: str) -> Secret:
         from ._inputs import FileProblem, read_small_file
@@ -134,15 +154,21 @@ class _TokenFile:
         return Secret(text)
 
 
-def _from_variable(name: str) -> str:
-    """The path in the environment variable ``name``; ConfigurationError naming it."""
-    value = os.environ.get(name, "")
-    if not value:
-        raise ConfigurationError(
-            f"the environment variable {name} is not set: it names the token file the "
-            "platform projects (is workload identity enabled for this workload?)"
-        )
-    return value
+class _VariableTokenFile(_TokenFile):
+    """A token file named by the environment variable :attr:`variable`."""
+
+    __slots__ = ()
+    variable: ClassVar[str]
+
+    def __init__(self) -> None:
+        name = self.variable
+        path = os.environ.get(name, "")
+        if not path:
+            raise ConfigurationError(
+                f"the environment variable {name} is not set: it names the token file the "
+                "platform projects (is workload identity enabled for this workload?)"
+            )
+        super().__init__(path, f"{name}=")
 
 
 class KubernetesTokenFile(_TokenFile):
@@ -164,7 +190,7 @@ class KubernetesTokenFile(_TokenFile):
         super().__init__(KUBERNETES_TOKEN_PATH if path is None else path, "path=")
 
 
-class AzureFederatedTokenFile(_TokenFile):
+class AzureFederatedTokenFile(_VariableTokenFile):
     """The token file of Azure workload identity, named by ``AZURE_FEDERATED_TOKEN_FILE``
     (as azure-identity's ``WorkloadIdentityCredential`` reads it), read again on change.
 
@@ -173,13 +199,10 @@ class AzureFederatedTokenFile(_TokenFile):
     """
 
     __slots__ = ()
-
-    def __init__(self) -> None:
-        name = "AZURE_FEDERATED_TOKEN_FILE"
-        super().__init__(_from_variable(name), f"{name}=")
+    variable = "AZURE_FEDERATED_TOKEN_FILE"
 
 
-class AWSWebIdentityTokenFile(_TokenFile):
+class AWSWebIdentityTokenFile(_VariableTokenFile):
     """The web identity token file of AWS (EKS IAM roles for service accounts), named by
     ``AWS_WEB_IDENTITY_TOKEN_FILE``, read again on change.
 
@@ -188,10 +211,7 @@ class AWSWebIdentityTokenFile(_TokenFile):
     """
 
     __slots__ = ()
-
-    def __init__(self) -> None:
-        name = "AWS_WEB_IDENTITY_TOKEN_FILE"
-        super().__init__(_from_variable(name), f"{name}=")
+    variable = "AWS_WEB_IDENTITY_TOKEN_FILE"
 
 
 _URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
@@ -203,7 +223,7 @@ _TIMEOUT = 10.0
 _PROVIDER = "github-actions"
 
 
-class GitHubActionsToken:
+class GitHubActionsToken(_Kept[float]):
     """An OIDC token of the running GitHub Actions job, asked for again near its expiry.
 
     GitHub gives a job with the ``id-token: write`` permission the variables
@@ -220,7 +240,7 @@ class GitHubActionsToken:
         ConfigurationError: a variable is missing (the job lacks ``id-token: write``).
     """
 
-    __slots__ = ("_bearer", "_kept", "_lock", "_url", "audience")
+    __slots__ = ("_bearer", "_url", "audience")
 
     def __init__(self, audience: str | None = None) -> None:
         missing = [name for name in (_URL, _BEARER) if not os.environ.get(name)]
@@ -231,12 +251,10 @@ class GitHubActionsToken:
             )
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ConfigurationError("audience= takes a non-empty string, or None")
+        super().__init__()
         self.audience = audience
         self._url = os.environ[_URL]
         self._bearer = Secret(os.environ[_BEARER])
-        self._lock = threading.Lock()
-        # The token and when to ask again (wall time: the token's exp is wall time).
-        self._kept: tuple[Secret, float] | None = None
 
     def __repr__(self) -> str:
         return f"GitHubActionsToken(audience={self.audience!r})"
@@ -249,15 +267,8 @@ class GitHubActionsToken:
             TokenEndpointError: no answer, or another error status, after one retry.
             TokenResponseError: an answer without a usable token.
         """
-        kept = self._kept
-        if kept is not None and time.time() < kept[1]:
-            return kept[0].reveal()
-        with self._lock:  # one request for all the threads that need a new token
-            kept = self._kept
-            if kept is None or time.time() >= kept[1]:
-                kept = self._ask_github()
-                self._kept = kept
-        return kept[0].reveal()
+        # Kept with when to ask again (wall time: the token's exp is wall time).
+        return self._kept_or_new(lambda renew_at: time.time() < renew_at, self._ask_github)
 
     def _request_url(self) -> str:
         from urllib.parse import quote
@@ -267,7 +278,7 @@ class GitHubActionsToken:
         joiner = "&" if "?" in self._url else "?"
         return f"{self._url}{joiner}audience={quote(self.audience, safe='')}"
 
-    def _ask_github(self) -> tuple[Secret, float]:
+    def _ask_github(self) -> tuple[float, Secret]:
         import httpx
 
         url = self._request_url()
@@ -296,7 +307,7 @@ class GitHubActionsToken:
         return response.status_code, response.content
 
 
-def _kept_token(status: int, body: bytes, where: str) -> tuple[Secret, float]:
+def _kept_token(status: int, body: bytes, where: str) -> tuple[float, Secret]:
     """The token of a GitHub answer and when to ask again; or the error, scrubbed."""
     import json
 
@@ -323,7 +334,7 @@ def _kept_token(status: int, body: bytes, where: str) -> tuple[Secret, float]:
     expiry = _expiry(value)
     log.debug("authplug: GitHub Actions issued an OIDC token (exp %s)", expiry)
     # No readable exp: kept for no time at all, asked for at each call.
-    return Secret(value), (expiry - EXPIRY_MARGIN if expiry is not None else 0.0)
+    return (expiry - EXPIRY_MARGIN if expiry is not None else 0.0), Secret(value)
 
 
 def _expiry(jwt: str) -> float | None:
