@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from ._redact import Secret, safe_url
 from .errors import (
@@ -39,6 +39,9 @@ from .errors import (
     TokenEndpointError,
     TokenResponseError,
 )
+
+if TYPE_CHECKING:
+    from ._inputs import FileProblem
 
 __all__ = [
     "AWSWebIdentityTokenFile",
@@ -114,8 +117,11 @@ class _TokenFile(_Kept[_Seen]):
     def _version(self) -> _Seen:
         """The file's identity now; ValueError naming it when it cannot be looked at."""
         try:
+            # Each follows the links at its own moment: a swap between the two gives a
+            # mixed version, which the next call sees as another (one read more), never
+            # a failure (kubelet removes the old directory right after the swap).
             target = os.path.realpath(self.path)
-            info = os.stat(target)
+            info = os.stat(self.path)
         except OSError as exc:
             raise ValueError(
                 f"the token file {os.fspath(self.path)!r} cannot be read "
@@ -133,25 +139,33 @@ class _TokenFile(_Kept[_Seen]):
                 names the file, never its content.
         """
         version = self._version()
-        # Looked at before the read: a rotation during it is seen at the next call.
-        return self._kept_or_new(
-            version.__eq__, lambda: (version, self._read_token(version.target))
-        )
+        # Looked at before the read: a rotation during it is seen at the next call. Read
+        # by its path (the links followed once, at open), not by the old target.
+        return self._kept_or_new(version.__eq__, lambda: (version, self._read_token()))
 
-    def _read_token(self, target: str) -> Secret:
-        from ._inputs import FileProblem, read_small_file
+    def _read_token(self) -> Secret:
+        from ._inputs import read_small_file
 
-        where = f"the token file {os.fspath(self.path)!r}"
-        data = read_small_file(target)
-        if isinstance(data, FileProblem):
-            raise ValueError(f"{where} cannot be read ({data.reason})")
-        try:
-            text = data.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise ValueError(f"{where} is not UTF-8 text") from None
-        if not text:
-            raise ValueError(f"{where} is empty: has the platform written the token yet?")
-        return Secret(text)
+        token = _token_text(read_small_file(self.path))
+        if isinstance(token, str):
+            raise ValueError(f"the token file {os.fspath(self.path)!r} {token}")
+        return token
+
+
+def _token_text(data: bytes | FileProblem) -> Secret | str:
+    """The token in a file's content, or what is wrong with it (returned, not raised:
+    this frame holds the content, which a traceback's locals would show)."""
+    from ._inputs import FileProblem
+
+    if isinstance(data, FileProblem):
+        return f"cannot be read ({data.reason})"
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    if not text:
+        return "is empty: has the platform written the token yet?"
+    return Secret(text)
 
 
 class _VariableTokenFile(_TokenFile):
@@ -257,7 +271,8 @@ class GitHubActionsToken(_Kept[float]):
         self._bearer = Secret(os.environ[_BEARER])
 
     def __repr__(self) -> str:
-        return f"GitHubActionsToken(audience={self.audience!r})"
+        # getattr: a traceback's locals may show one whose __init__ raised.
+        return f"GitHubActionsToken(audience={getattr(self, 'audience', None)!r})"
 
     def __call__(self) -> str:
         """The job's OIDC token: the kept one, or a new one near its expiry.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import traceback
 from pathlib import Path
 
 import pytest
@@ -163,7 +164,8 @@ def test_an_empty_or_vanished_file_fails_the_call_naming_the_file(tmp_path: Path
 
 
 def test_reprs_and_errors_never_show_the_token(tmp_path: Path) -> None:
-    """The repr shows the path, the errors name it; the token is in neither."""
+    """The repr shows the path, the errors name it; neither they nor a traceback's
+    locals show the token."""
     path = tmp_path / "token"
     path.write_text(TOKEN, encoding="utf-8")
     source = KubernetesTokenFile(path)
@@ -174,6 +176,9 @@ def test_reprs_and_errors_never_show_the_token(tmp_path: Path) -> None:
         source()
     assert TOKEN not in str(caught.value)
     assert TOKEN not in repr(source)
+    frames = [frame for frame, _ in traceback.walk_tb(caught.value.__traceback__)]
+    shown = [repr(value) for frame in frames for value in frame.f_locals.values()]
+    assert not [text for text in shown if TOKEN in text]
 
 
 def test_github_variables_are_named_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
