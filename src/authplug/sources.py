@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from ._redact import Secret, safe_url
 from .errors import (
+    AuthError,
     ConfigurationError,
     CredentialsRejectedError,
     TokenEndpointError,
@@ -304,7 +305,11 @@ class GitHubActionsToken(_Kept[float]):
                 answer = self._attempt(client, url)
         if isinstance(answer, str):
             raise TokenEndpointError(f"{where} could not be reached ({answer})", provider=_PROVIDER)
-        return _kept_token(answer[0], answer[1], where)
+        kept = _kept_token(answer[0], answer[1], where)
+        del answer  # the body: a traceback's locals must not show it
+        if isinstance(kept, AuthError):
+            raise kept from None  # nothing to chain: the error was made, not caught
+        return kept
 
     def _attempt(self, client: Any, url: str) -> tuple[int, bytes] | str:
         """The answer's status and body, or the name of the network failure.
@@ -322,18 +327,19 @@ class GitHubActionsToken(_Kept[float]):
         return response.status_code, response.content
 
 
-def _kept_token(status: int, body: bytes, where: str) -> tuple[float, Secret]:
-    """The token of a GitHub answer and when to ask again; or the error, scrubbed."""
+def _kept_token(status: int, body: bytes, where: str) -> tuple[float, Secret] | AuthError:
+    """The token of a GitHub answer and when to ask again; or the error to raise
+    (returned, not raised: this frame holds the body, which may hold a token)."""
     import json
 
     if status in (400, 401, 403):
-        raise CredentialsRejectedError(
+        return CredentialsRejectedError(
             f"{where} refused the request token (does the job have `id-token: write`?)",
             provider=_PROVIDER,
             status_code=status,
         )
     if status != 200:
-        raise TokenEndpointError(
+        return TokenEndpointError(
             f"{where} answered an error", provider=_PROVIDER, status_code=status
         )
     try:
@@ -341,9 +347,8 @@ def _kept_token(status: int, body: bytes, where: str) -> tuple[float, Secret]:
     except (ValueError, RecursionError):
         answer = None
     value = answer.get("value") if isinstance(answer, dict) else None
-    del answer, body  # a traceback's locals must not show the token
     if not isinstance(value, str) or value.count(".") != 2 or any(c.isspace() for c in value):
-        raise TokenResponseError(
+        return TokenResponseError(
             f'{where} answered without a JWT in "value"', provider=_PROVIDER, status_code=status
         )
     expiry = _expiry(value)

@@ -10,8 +10,10 @@ import functools
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,8 +265,10 @@ def test_github_failures_are_retried_once_and_reported_without_secrets(
     github: tuple[GitHub, LoopbackServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 5xx is retried once; a second 5xx, a refusal, a bad answer or no server is the
-    package's error, and no message or log line shows the request token or a JWT."""
+    package's error, and no message, log line or traceback local shows the request
+    token or a JWT."""
     app, server = github
+    here = sys._getframe().f_code
     caplog.set_level(logging.DEBUG)
     source = GitHubActionsToken(audience="api://orders")
     app.lifetime = 30  # never kept: each call asks
@@ -303,6 +307,9 @@ def test_github_failures_are_retried_once_and_reported_without_secrets(
 
     secrets = [REQUEST_TOKEN, *app.issued]
     texts = [str(e) for e in errors] + [repr(e) for e in errors] + [caplog.text, repr(source)]
+    for error in errors:  # nor the locals of the package's frames that raised them
+        frames = [f for f, _ in traceback.walk_tb(error.__traceback__) if f.f_code != here]
+        texts += [repr(value) for frame in frames for value in frame.f_locals.values()]
     assert not [s for s in secrets for t in texts if s in t]
     assert "api-version" not in " ".join(map(str, errors))  # nor the URL's query
     assert "GitHub Actions issued an OIDC token" in caplog.text
