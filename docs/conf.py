@@ -92,6 +92,7 @@ PUBLIC_MODULES = (
     "authplug.spec",
     "authplug.cache",
     "authplug.events",
+    "authplug.sources",
     "authplug.providers",
     "authplug.providers.semansys",
     "authplug.providers.mogoplus",
