@@ -115,7 +115,7 @@ class CredentialGrants:
 
     def check_grant_client(self, grant: str, params: dict[str, str]) -> Response | None:
         """The client check of a token call: optional for the JWT bearer grant (RFC 7523
-        §2.1) and, with :attr:`exchange_public_clients`, for token exchange, when the
+        §2.1) and, with ``exchange_public_clients``, for token exchange, when the
         client sends no credentials; otherwise :meth:`check_client`."""
         optional = grant == JWT_BEARER_GRANT or (
             grant == EXCHANGE_GRANT and self.exchange_public_clients

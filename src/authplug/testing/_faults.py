@@ -75,8 +75,8 @@ class FaultInjection:
 
     def reset_counters(self) -> None:
         """Empty :attr:`token_calls`, :attr:`token_requests`, :attr:`api_log`,
-        :attr:`journal`, :attr:`decisions`, :attr:`exchanges_by_audience` and
-        :attr:`exchanges_by_resource`, and set :attr:`api_calls`,
+        :attr:`journal`, :attr:`decisions`, ``exchanges_by_audience`` and
+        ``exchanges_by_resource``, and set :attr:`api_calls`,
         :attr:`authorize_requests` and :attr:`device_authorizations` to 0."""
         with self._lock:
             self.token_calls.clear()
