@@ -274,7 +274,7 @@ class Options:
     login: LoginSettings | None = None
     #: What a token exchange or JWT bearer grant is made from (authplug.exchange); else None.
     derived: DerivedGrant | None = None
-    #: The token transport of the object this one is a sibling of (authplug._family).
+    #: The token transport of the object this one is a sibling of (``for_resource()``).
     shared_transport: TokenTransport | None = None
 
     @classmethod

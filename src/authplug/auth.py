@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._clock import CLOSE_TIMEOUT, Clock
-from ._family import Siblings
 from ._option_types import (
     JWT_BEARER,
     AssertionOption,
@@ -16,7 +15,7 @@ from ._option_types import (
     PrivateKeyOption,
     VerifyOption,
 )
-from ._plugged import Plugged
+from ._plugged import Plugged, Siblings
 from ._redact import Secret, hidden
 from .cache import MemoryTokenCache, TokenCache
 from .errors import ConfigurationError

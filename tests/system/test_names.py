@@ -18,6 +18,8 @@ SAME_MEANING = {
     "_resend": "requests' and niquests' send-again of a request (twin drivers)",
     "_release": "requests' and niquests' consume-and-close of a refused response",
     "_answer": "httpx's and aiohttp's reading of a response into the exchange's Answer",
+    "_token_newer_than": "an auth object's token for another to be made from (and its Protocol)",
+    "_atoken_newer_than": "the same, awaited (BaseAuth, and the Protocol naming it)",
     "_own_options": "an auth class's options that are not BaseAuth's (none, or its own kind)",
 }
 
