@@ -39,6 +39,7 @@ __all__ = [
     "Bearer",
     "DerivedGrant",
     "Exchange",
+    "Exchanger",
     "TokenInput",
     "derived_grant",
 ]
@@ -162,7 +163,8 @@ DerivedGrant = Exchange | Bearer
 
 
 class Exchanger(Protocol):
-    """The token call a derived grant makes (:meth:`TokenClient.exchange`)."""
+    """The token call a derived grant (or a login) makes: a grant of ``grant_type`` with
+    these secrets and plain parameters (:meth:`TokenClient.exchange`)."""
 
     def exchange(
         self,

@@ -20,7 +20,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -28,6 +28,7 @@ from .._redact import Scrubber, Secret
 from ..errors import AuthError, CredentialsRejectedError, LoginRequiredError, TokenResponseError
 from ..spec import describe_body, read_json
 from ..token import DeviceCode, parse_number
+from .derived import Exchanger
 from .loopback import Loopback
 from .plan import Call, Plan, Sleep
 
@@ -87,18 +88,10 @@ class LoginSettings:
         return AUTHORIZATION_CODE if self.flow == "code" else DEVICE_CODE
 
 
-class LoginCalls(Protocol):
+class LoginCalls(Exchanger, Protocol):
     """The token calls a login makes (implemented by :class:`TokenClient`): the code or
-    device-code exchange, the device authorization request (its 2xx answer; a refusal
-    raised), and the authorization URL."""
-
-    def exchange(
-        self,
-        token_url: str,
-        grant_type: str,
-        secrets: Mapping[str, Secret],
-        plain: Mapping[str, str],
-    ) -> Plan[Token]: ...
+    device-code exchange (:class:`~authplug._call.derived.Exchanger`), the device
+    authorization request (its 2xx answer; a refusal raised), and the authorization URL."""
 
     def device_authorization(self, url: str, scrub: Scrubber) -> Plan[RawResponse]: ...
 
