@@ -87,3 +87,20 @@ def test_a_jwt_bearer_grant_signed_here(driver: Driver, idp: OAuth2Emulator, key
     assert driver.send(auth, "GET", idp.api_url()).status == 200
     assert idp.token_calls["urn:ietf:params:oauth:grant-type:jwt-bearer"] == 1
     assert idp.token_calls[EXCHANGE] == 0
+
+
+def test_a_replaced_subject_token_renews_the_exchange(driver: Driver, idp: OAuth2Emulator) -> None:
+    """When the auth object the subject comes from replaces its token (here: the API
+    refused it), the exchanged token is renewed at the next request (in the background,
+    the current one still sent), with the new subject: no surprise past its subject."""
+    auth = _exchange(idp)
+    upstream = auth.options.derived.subject.upstream  # type: ignore[union-attr]
+    assert driver.send(auth, "GET", idp.api_url()).status == 200
+    first = auth.token
+    assert first is not None
+    upstream._manager.renew_rejected(upstream.token)  # the subject's token is replaced
+    assert driver.send(auth, "GET", idp.api_url()).status == 200
+    assert idp.exchanges_by_audience == {ORDERS: 2}
+    assert auth.token is not None
+    assert auth.token.access_token != first.access_token
+    assert idp.token_calls["password"] + idp.token_calls["refresh_token"] == 2
