@@ -288,7 +288,8 @@ class Renewer:
         Returns the token forgotten, or None when there was none."""
         cached, _ = yield from self._lock_and_read_cache()
         entry = current()
-        token = entry.token if entry is not None else cached
+        # The shared login first: with rotation, its refresh token is the newest.
+        token = cached if cached is not None else entry.token if entry is not None else None
         revoked = False
         if token is not None:
             try:
