@@ -50,8 +50,9 @@ _assembling = threading.RLock()
 
 
 def _reset_after_fork() -> None:
-    global _assembling
+    global _assembling, _making
     _assembling = threading.RLock()
+    _making = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -248,6 +249,9 @@ class Siblings:
 
     def _sibling(self: _S, field: str, value: Any) -> _S:
         key = (field, value)
+        made = self.__dict__.get("_siblings", {}).get(key)
+        if made is not None:  # the usual case, on a request's path: no lock
+            return made  # type: ignore[no-any-return]
         with _making:
             family: dict[tuple[str, Any], Any] = self.__dict__.setdefault("_siblings", {})
             made = family.get(key)
