@@ -96,8 +96,14 @@ def _follow_subjects(options: Options, manager: TokenManager) -> None:
 def _blocking_ok(options: Options) -> bool:
     """Whether renewals may run in threads, with blocking calls: not with a cache that
     only an event loop can drive (a redis.asyncio client), nor with an async
-    ``client_assertion`` callable (each then runs on the caller's loop)."""
+    ``client_assertion`` callable, or an async callable a token is made from (each then
+    runs on the caller's loop)."""
     assertion = options.client_assertion
     if assertion is not None and assertion.kind == "async":
         return False
+    derived = options.derived  # a subject, actor or assertion from an async callable
+    for name in ("subject", "actor", "assertion"):
+        source = getattr(derived, name, None)
+        if source is not None and source.kind == "async":
+            return False
     return bool(getattr(options.cache, "serves_sync", True))
