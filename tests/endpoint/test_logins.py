@@ -370,3 +370,19 @@ def test_a_forged_callback_is_refused_and_the_login_waits_for_the_right_one(
     assert forged == [400]
     assert token.refresh_token
     assert emulator.token_calls == {"authorization_code": 1}
+
+
+def test_a_callback_that_raises_ends_the_login_with_an_auth_error(
+    emulator: OAuth2Emulator, clock: FakeClock
+) -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError("the SDK's window could not open")
+
+    for auth in (
+        code_auth(emulator, clock, on_authorize=broken),
+        device_auth(emulator, clock, on_user_code=broken),
+    ):
+        with pytest.raises(AuthError, match="could not open") as info:
+            auth.get_token()
+        assert info.value.error in ("on_authorize", "on_user_code")
+    assert emulator.token_calls.total() == 0

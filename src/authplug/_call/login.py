@@ -146,7 +146,9 @@ def code_login(
     listener = Loopback(settings.redirect_uri, state, provider)
     try:
         url = calls.authorization_url(endpoint, listener.redirect_uri, state, verifier)
-        show = functools.partial(_show_url, settings.on_authorize, url)
+        show = _told(
+            functools.partial(_show_url, settings.on_authorize, url), "on_authorize", provider
+        )
         limit = settings.login_timeout
 
         def sync() -> Secret:
@@ -165,6 +167,21 @@ def code_login(
         return (yield from calls.exchange(token_url, AUTHORIZATION_CODE, secrets, plain))
     finally:
         listener.close()
+
+
+def _told(show: Callable[[], None], name: str, provider: str) -> Callable[[], None]:
+    """``show``, whose failure (a user's callback raising) ends the login as an AuthError
+    that names the callback (the person was never asked)."""
+
+    def told() -> None:
+        try:
+            show()
+        except Exception as exc:
+            raise AuthError(
+                f"{name} raised {type(exc).__name__}: {exc}", provider=provider, error=name
+            ) from exc
+
+    return told
 
 
 def _show_url(on_authorize: Callable[[str], object] | None, url: str) -> None:
@@ -213,7 +230,9 @@ def device_login(
     decides (``interval`` honoured, 5 s more after each ``slow_down``)."""
     raw = yield from calls.device_authorization(endpoint, scrub)
     device_code, shown = read_device_answer(raw, scrub, provider)
-    tell = functools.partial(_show_user_code, settings.on_user_code, shown)
+    tell = _told(
+        functools.partial(_show_user_code, settings.on_user_code, shown), "on_user_code", provider
+    )
 
     def sync() -> Secret:
         tell()
