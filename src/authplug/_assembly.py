@@ -86,11 +86,9 @@ def assemble(options: Options) -> Parts:
 def _follow_subjects(options: Options, manager: TokenManager) -> None:
     """A token exchange whose subject (or actor) is another auth object is renewed when
     that object's token is replaced."""
-    derived = options.derived
-    for source in (getattr(derived, "subject", None), getattr(derived, "actor", None)):
-        upstream = getattr(source, "upstream", None)
-        if upstream is not None:
-            upstream._manager.follow(manager.subject_changed)
+    for source in options.derived.inputs() if options.derived is not None else ():
+        if source.upstream is not None:
+            source.upstream._manager.follow(manager.subject_changed)  # type: ignore[attr-defined]
 
 
 def _blocking_ok(options: Options) -> bool:
@@ -101,9 +99,8 @@ def _blocking_ok(options: Options) -> bool:
     assertion = options.client_assertion
     if assertion is not None and assertion.kind == "async":
         return False
-    derived = options.derived  # a subject, actor or assertion from an async callable
-    for name in ("subject", "actor", "assertion"):
-        source = getattr(derived, name, None)
-        if source is not None and source.kind == "async":
-            return False
-    return bool(getattr(options.cache, "serves_sync", True))
+    inputs = options.derived.inputs() if options.derived is not None else ()
+    return bool(getattr(options.cache, "serves_sync", True)) and all(
+        source.kind != "async"
+        for source in inputs  # made from an async callable
+    )

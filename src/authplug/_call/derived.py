@@ -146,6 +146,10 @@ class Exchange:
     actor_type: str | None = None
     requested_token_type: str | None = None
 
+    def inputs(self) -> tuple[TokenInput, ...]:
+        """What the token is made from, obtained at each token call."""
+        return (self.subject,) if self.actor is None else (self.subject, self.actor)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Bearer:
@@ -157,6 +161,10 @@ class Bearer:
     issuer: str | None = None
     subject: str | None = None
     audience: str | None = None
+
+    def inputs(self) -> tuple[TokenInput, ...]:
+        """What the token is made from, obtained at each token call (none when signed here)."""
+        return () if self.assertion is None else (self.assertion,)
 
 
 DerivedGrant = Exchange | Bearer
