@@ -30,6 +30,9 @@ class ScriptedSource:
     wait_limit = 5.0
     needs_person = False
 
+    def before_lock(self) -> Generator[Any, Any, None]:
+        yield from ()
+
     def __init__(self, clock: FakeClock, *answers: str | Token | AuthError) -> None:
         self.clock = clock
         self.answers = list(answers)

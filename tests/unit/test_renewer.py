@@ -30,6 +30,9 @@ class Source:
     wait_limit = 5.0
     needs_person = False
 
+    def before_lock(self) -> Generator[Any, Any, None]:
+        yield from ()
+
     def __init__(self, *answers: Token | AuthError) -> None:
         self.answers = list(answers)
         self.calls: list[str] = []

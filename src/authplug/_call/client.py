@@ -80,6 +80,8 @@ class TokenClient:
         self._derived = options.derived
         #: The expiry of each auth object's token it was made from last (by option).
         self._used: dict[str, float | None] = {}
+        #: Those tokens, obtained for the renewal under way before its cache lock.
+        self._ready: dict[str, tuple[Secret, float | None]] = {}
 
     def __repr__(self) -> str:
         where = f"token_url={self.token_url!r}"
@@ -122,13 +124,23 @@ class TokenClient:
         if self._derived is not None:
             from .derived import derived_grant
 
-            limit, name = self._transport.timeout, self.spec.name
-            plan = derived_grant(self._derived, self, token_url, limit, name, self._used)
+            limit, name, ready = self._transport.timeout, self.spec.name, self._ready
+            plan = derived_grant(self._derived, self, token_url, limit, name, self._used, ready)
             return (yield from plan)
         external = yield from self._external_assertion()
         scrub = self._scrub.with_secrets((external,))
         prepare = functools.partial(self._preparer.grant, token_url, external, scrub)
         return (yield from self._call(prepare, scrub, token_url))
+
+    def before_lock(self) -> Plan[None]:
+        """What a renewal needs before it takes the cache's lock: the tokens of the auth
+        objects a token exchange is made from (:func:`.derived.upstream_tokens`)."""
+        self._ready = {}
+        if self._derived is not None:
+            from .derived import upstream_tokens
+
+            limit, name = self._transport.timeout, self.spec.name
+            self._ready = yield from upstream_tokens(self._derived, limit, name, self._used)
 
     def refresh(self, token: Token) -> Plan[Token]:
         """A refresh-token grant with ``token``'s refresh token."""

@@ -42,6 +42,7 @@ __all__ = [
     "Exchanger",
     "TokenInput",
     "derived_grant",
+    "upstream_tokens",
 ]
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -183,6 +184,24 @@ class Exchanger(Protocol):
     ) -> Plan[Token]: ...
 
 
+Ready = dict[str, tuple[Secret, "float | None"]]
+
+
+def upstream_tokens(
+    grant: DerivedGrant, limit: float, provider: str, used: dict[str, float | None]
+) -> Plan[Ready]:
+    """The tokens of the auth objects ``grant`` is made from, obtained before the renewal
+    takes its cache's lock: their own renewals take locks of their own (the same file's,
+    when they share a cache), which must never wait for the lock this one holds."""
+    ready: Ready = {}
+    for source in grant.inputs():
+        if source.upstream is not None:
+            expiries: list[float] = []
+            secret = yield _obtained(source, limit, used, expiries, provider)
+            ready[source.option] = (secret, expiries[0] if expiries else None)
+    return ready
+
+
 def derived_grant(
     grant: DerivedGrant,
     calls: Exchanger,
@@ -190,8 +209,10 @@ def derived_grant(
     limit: float,
     provider: str,
     used: dict[str, float | None],
+    ready: Ready,
 ) -> Plan[Token]:
-    """One token call of a derived grant: its credentials obtained now, then the call.
+    """One token call of a derived grant: its credentials obtained now (or ``ready``,
+    taken before the cache's lock by :func:`upstream_tokens`), then the call.
 
     ``used``: the caller's memory of the expiry of each auth object's token it used last
     (by option name), updated here: the next renewal asks for newer ones.
@@ -199,11 +220,21 @@ def derived_grant(
     secrets: dict[str, Secret] = {}
     plain: dict[str, str] = {}
     expiries: list[float] = []
+
+    def credential(source: TokenInput) -> Plan[Secret]:
+        if source.option in ready:
+            secret, until = ready.pop(source.option)
+            if until is not None:
+                expiries.append(until)
+            return secret
+        obtained: Secret = yield _obtained(source, limit, used, expiries, provider)
+        return obtained
+
     if isinstance(grant, Exchange):
-        secrets["subject_token"] = yield _obtained(grant.subject, limit, used, expiries, provider)
+        secrets["subject_token"] = yield from credential(grant.subject)
         plain["subject_token_type"] = grant.subject_type
         if grant.actor is not None and grant.actor_type is not None:
-            secrets["actor_token"] = yield _obtained(grant.actor, limit, used, expiries, provider)
+            secrets["actor_token"] = yield from credential(grant.actor)
             plain["actor_token_type"] = grant.actor_type
         if grant.requested_token_type is not None:
             plain["requested_token_type"] = grant.requested_token_type
@@ -216,7 +247,7 @@ def derived_grant(
             )
         else:
             assert grant.assertion is not None  # noqa: S101 - one of the two is given
-            secrets["assertion"] = yield _obtained(grant.assertion, limit, used, expiries, provider)
+            secrets["assertion"] = yield from credential(grant.assertion)
         grant_type = JWT_BEARER_GRANT
     token = yield from calls.exchange(token_url, grant_type, secrets, plain)
     if expiries and (token.expires_at is None or token.expires_at > min(expiries)):

@@ -51,9 +51,6 @@ class HostLock:
         self._private_folder = private_folder
         self._file = self._new_file_lock()
         self._renewing = threading.Lock()
-        #: The thread whose renewal holds the locks (a renewal inside it, an exchange's
-        #: subject token sharing this cache, goes on under them).
-        self._renewer: int | None = None
         self._writing = threading.Lock()
         reset_after_fork(self)
 
@@ -67,7 +64,6 @@ class HostLock:
     def _after_fork(self) -> None:
         self._file = self._new_file_lock()
         self._renewing = threading.Lock()
-        self._renewer = None
         self._writing = threading.Lock()
 
     @contextlib.contextmanager
@@ -115,25 +111,16 @@ class HostLock:
                 self._writing.release()
 
     @contextlib.contextmanager
-    def renewal(self, hold: float | None = None, *, by_thread: bool = True) -> Iterator[None]:
+    def renewal(self, hold: float | None = None) -> Iterator[None]:
         """One renewal of this process at a time, then the lock file (other processes).
 
         ``hold``: how long the holder may need it (a person logging in): the wait is that
-        long when it is longer than ``timeout``. ``by_thread``: the block runs in this
-        thread (a renewal inside it, in the same thread, goes on under the same locks);
-        False for an async caller, whose block spans worker threads that serve others.
+        long when it is longer than ``timeout``.
 
         Raises:
             CacheError: another renewal held either for ``timeout`` (or ``hold``) seconds
                 in all, or the lock file cannot be created.
         """
-        me = threading.get_ident() if by_thread else None
-        if me is not None and self._renewer == me:
-            # A renewal within this thread's renewal (a token exchange renewing the auth
-            # object its subject token comes from, both in this cache): the locks are
-            # held already, by this very renewal.
-            yield
-            return
         wait = max(self.timeout, hold or 0.0)
         end = time.monotonic() + wait
         if not self._renewing.acquire(timeout=wait):
@@ -141,18 +128,14 @@ class HostLock:
         try:
             # One wait in all (the caches' ``max_wait``), whichever lock it is spent on.
             with self.held(max(0.0, end - time.monotonic())):
-                self._renewer = me
-                try:
-                    yield
-                finally:
-                    self._renewer = None
+                yield
         finally:
             self._renewing.release()
 
     @contextlib.asynccontextmanager
     async def arenewal(self, hold: float | None = None) -> AsyncIterator[None]:
         """Async :meth:`renewal`: the locks are taken and released in worker threads."""
-        locked = self.renewal(hold, by_thread=False)
+        locked = self.renewal(hold)
         await _aio.to_thread(locked.__enter__)
         try:
             yield
