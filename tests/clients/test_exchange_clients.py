@@ -104,3 +104,21 @@ def test_a_replaced_subject_token_renews_the_exchange(driver: Driver, idp: OAuth
     assert auth.token is not None
     assert auth.token.access_token != first.access_token
     assert idp.token_calls["password"] + idp.token_calls["refresh_token"] == 2
+
+
+def test_a_late_word_of_a_subject_already_used_changes_nothing(idp: OAuth2Emulator) -> None:
+    """The subject's object tells its followers after it wakes its waiters: an exchange
+    that already made its token from the new subject meanwhile is not renewed again
+    (the race that cost extra token calls under load)."""
+    from authplug import TokenState
+
+    auth = _exchange(idp)
+    upstream = auth.options.derived.subject.upstream  # type: ignore[union-attr]
+    auth.get_token()
+    upstream._manager.renew_rejected(upstream.token)  # a new subject; the exchange is due
+    assert auth._manager.state() is TokenState.STALE
+    auth._manager.renew_rejected(auth.token)  # renewed from the new subject
+    assert auth._manager.state() is TokenState.FRESH
+    auth._manager.subject_changed(upstream.token)  # the word comes late
+    assert auth._manager.state() is TokenState.FRESH
+    assert idp.exchanges_by_audience == {ORDERS: 2}

@@ -33,6 +33,9 @@ class ScriptedSource:
     def before_lock(self) -> Generator[Any, Any, None]:
         yield from ()
 
+    def made_from(self, token: Token) -> bool:
+        return False
+
     def __init__(self, clock: FakeClock, *answers: str | Token | AuthError) -> None:
         self.clock = clock
         self.answers = list(answers)

@@ -33,6 +33,9 @@ class Source:
     def before_lock(self) -> Generator[Any, Any, None]:
         yield from ()
 
+    def made_from(self, token: Token) -> bool:
+        return False
+
     def __init__(self, *answers: Token | AuthError) -> None:
         self.answers = list(answers)
         self.calls: list[str] = []

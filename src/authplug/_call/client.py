@@ -142,6 +142,11 @@ class TokenClient:
             limit, name = self._transport.timeout, self.spec.name
             self._ready = yield from upstream_tokens(self._derived, limit, name, self._used)
 
+    def made_from(self, token: Token) -> bool:
+        """Whether ``token`` (another auth object's) is the one the last token of a token
+        exchange was made from (by its expiry, as :func:`.derived.derived_grant` notes it)."""
+        return token.expires_at is not None and token.expires_at in self._used.values()
+
     def refresh(self, token: Token) -> Plan[Token]:
         """A refresh-token grant with ``token``'s refresh token."""
         _, refresh_url = yield from self._endpoints()

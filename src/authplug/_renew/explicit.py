@@ -71,18 +71,18 @@ class ExplicitActions:
 
     # -- a token made from this one ---------------------------------------------------
 
-    def follow(self, changed: Callable[[], None]) -> None:
-        """Call ``changed()`` (a bound method, held weakly) each time this object's token
-        is replaced: a token made from it (an exchange) is then renewed too."""
+    def follow(self, changed: Callable[[Token], None]) -> None:
+        """Call ``changed(token)`` (a bound method, held weakly) each time this object's
+        token is replaced: a token made from it (an exchange) is then renewed too."""
         import weakref
 
-        followers: list[weakref.WeakMethod[Callable[[], None]]]
+        followers: list[weakref.WeakMethod[Callable[[Token], None]]]
         followers = self.__dict__.setdefault("_followers", [])
         with self._lock:
             followers.append(weakref.WeakMethod(changed))
 
-    def tell_followers(self) -> None:
-        """This object's token was replaced: tell the tokens made from it."""
+    def tell_followers(self, token: Token) -> None:
+        """This object's token was replaced by ``token``: tell the tokens made from it."""
         followers = self.__dict__.get("_followers")
         if not followers:
             return
@@ -93,13 +93,17 @@ class ExplicitActions:
             ]
         for call in alive:
             if call is not None:
-                call()
+                call(token)
 
-    def subject_changed(self) -> None:
-        """The token this one was made from was replaced: this one is due now (still sent
-        while valid; renewed in the background at the next request)."""
+    def subject_changed(self, subject: Token) -> None:
+        """The token this one was made from was replaced by ``subject``: this one is due
+        now (still sent while valid; renewed in the background at the next request),
+        unless it was made from ``subject`` already (a renewal of this object that
+        obtained it while the other was still telling its followers)."""
         import dataclasses
 
+        if self._renewer.made_from(subject):
+            return
         with self._lock:
             entry = self._entry
             if entry is not None and entry.renew_at is not None:

@@ -439,7 +439,7 @@ class TokenManager(ExplicitActions):
         if kept:  # reported before the waiters wake: what they read next is complete
             self._report(report.Renewed(failures))
             flight.complete(entry.token, None)
-            self.tell_followers()
+            self.tell_followers(entry.token)
         if fetched:
             self._notify(entry.token)
 

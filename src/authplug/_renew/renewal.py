@@ -121,6 +121,7 @@ class TokenSource(Protocol):
     @property
     def needs_person(self) -> bool: ...
     def before_lock(self) -> Plan[None]: ...
+    def made_from(self, token: Token) -> bool: ...
     def grant(self, ask: bool | None = None) -> Plan[Token]: ...
     def refresh(self, token: Token) -> Plan[Token]: ...
     def revoke(self, token: Token) -> Plan[str]: ...
@@ -218,6 +219,11 @@ class Renewer:
         self._report = reporter
         self._grant_type = grant_type
         self._lost_refresh: AuthError | None = None
+
+    def made_from(self, token: Token) -> bool:
+        """Whether ``token`` (another auth object's) is the one this object's tokens were
+        made from last (a token exchange's subject)."""
+        return self._source.made_from(token)
 
     def entry_for(self, token: Token) -> Entry:
         """``token`` with its due times, from now."""
