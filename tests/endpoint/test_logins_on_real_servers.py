@@ -34,6 +34,18 @@ def no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
 
 
+def code_login(oidc: OidcProviderServer, **options: Any) -> OAuth2AuthorizationCodeAuth:
+    """A login on oidc-provider's public native client, with offline_access."""
+    options.setdefault("scope", SCOPE)
+    return OAuth2AuthorizationCodeAuth(issuer=oidc.issuer, client_id=LOGIN_CLIENT_ID, **options)
+
+
+def device_login(oidc: OidcProviderServer, **options: Any) -> OAuth2DeviceCodeAuth:
+    """The same client's device login."""
+    options.setdefault("scope", SCOPE)
+    return OAuth2DeviceCodeAuth(issuer=oidc.issuer, client_id=LOGIN_CLIENT_ID, **options)
+
+
 @pytest.fixture
 def oidc(running_servers: dict[str, Any]) -> OidcProviderServer:
     server: OidcProviderServer = running_servers["oidc-provider"]
@@ -57,10 +69,8 @@ def test_oidc_provider_code_login_lasts_and_refreshes(
     person = OidcProviderPerson(oidc.issuer)
     clock = FakeClock()
     cache = tmp_path / "logins"
-    auth = OAuth2AuthorizationCodeAuth(
-        issuer=oidc.issuer,
-        client_id=LOGIN_CLIENT_ID,
-        scope=SCOPE,
+    auth = code_login(
+        oidc,
         on_authorize=person.approve,
         cache=FileTokenCache(cache),
         clock=clock,
@@ -71,10 +81,8 @@ def test_oidc_provider_code_login_lasts_and_refreshes(
     assert oidc.introspect(token.access_token)["sub"] == USERNAME
     assert person.prompts == {"login": 1, "consent": 1}
 
-    later = OAuth2AuthorizationCodeAuth(
-        issuer=oidc.issuer,
-        client_id=LOGIN_CLIENT_ID,
-        scope=SCOPE,
+    later = code_login(
+        oidc,
         cache=FileTokenCache(cache),
         interactive=False,
         clock=clock,
@@ -95,10 +103,8 @@ def test_oidc_provider_logout_revokes_the_refresh_token(
     person = OidcProviderPerson(oidc.issuer)
     clock = FakeClock()
     cache = tmp_path / "logins"
-    auth = OAuth2AuthorizationCodeAuth(
-        issuer=oidc.issuer,
-        client_id=LOGIN_CLIENT_ID,
-        scope=SCOPE,
+    auth = code_login(
+        oidc,
         on_authorize=person.approve,
         cache=FileTokenCache(cache),
         clock=clock,
@@ -108,10 +114,8 @@ def test_oidc_provider_logout_revokes_the_refresh_token(
     assert token.refresh_token is not None
     assert oidc.introspect(token.refresh_token)["active"] is False
     with pytest.raises(LoginRequiredError):
-        OAuth2AuthorizationCodeAuth(
-            issuer=oidc.issuer,
-            client_id=LOGIN_CLIENT_ID,
-            scope=SCOPE,
+        code_login(
+            oidc,
             cache=FileTokenCache(cache),
             interactive=False,
         ).get_token()
@@ -119,9 +123,7 @@ def test_oidc_provider_logout_revokes_the_refresh_token(
 
 def test_oidc_provider_denied_code_login(oidc: OidcProviderServer) -> None:
     person = OidcProviderPerson(oidc.issuer)
-    auth = OAuth2AuthorizationCodeAuth(
-        issuer=oidc.issuer, client_id=LOGIN_CLIENT_ID, scope="openid", on_authorize=person.deny
-    )
+    auth = code_login(oidc, scope="openid", on_authorize=person.deny)
     with pytest.raises(AuthError) as info:
         auth.get_token()
     assert info.value.error == "access_denied"
@@ -137,10 +139,8 @@ def test_oidc_provider_device_login_serves_the_code_flow_too(
     person = OidcProviderPerson(oidc.issuer)
     clock = FakeClock()
     cache = tmp_path / "logins"
-    auth = OAuth2DeviceCodeAuth(
-        issuer=oidc.issuer,
-        client_id=LOGIN_CLIENT_ID,
-        scope=SCOPE,
+    auth = device_login(
+        oidc,
         on_user_code=person.on_user_code,
         cache=FileTokenCache(cache),
         clock=clock,
@@ -149,10 +149,8 @@ def test_oidc_provider_device_login_serves_the_code_flow_too(
     assert token.refresh_token
     assert clock.sleeps == [5.0]  # one wait of the default interval, then the tokens
     assert oidc.stats()[f"{DEVICE_GRANT}:ok"] == 1
-    code = OAuth2AuthorizationCodeAuth(
-        issuer=oidc.issuer,
-        client_id=LOGIN_CLIENT_ID,
-        scope=SCOPE,
+    code = code_login(
+        oidc,
         cache=FileTokenCache(cache),
         interactive=False,
     )
@@ -161,9 +159,8 @@ def test_oidc_provider_device_login_serves_the_code_flow_too(
 
 def test_oidc_provider_denied_device_login(oidc: OidcProviderServer) -> None:
     person = OidcProviderPerson(oidc.issuer)
-    auth = OAuth2DeviceCodeAuth(
-        issuer=oidc.issuer,
-        client_id=LOGIN_CLIENT_ID,
+    auth = device_login(
+        oidc,
         scope="openid",
         on_user_code=lambda code: person.enter_user_code(code.user_code, approve=False),
         clock=FakeClock(),

@@ -8,14 +8,13 @@ request per thread through requests, and prints the statuses as JSON, one line.
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from authplug import FileTokenCache, OAuth2PasswordAuth, OAuth2TokenExchangeAuth
+
+from .fleet_worker import send_together
 
 
 def main() -> None:
@@ -38,17 +37,7 @@ def main() -> None:
         audience="https://orders.internal",
         cache=cache,
     )
-    barrier = threading.Barrier(count)
-
-    def one(_: int) -> int:
-        barrier.wait()
-        return requests.get(api_url, auth=auth, timeout=60).status_code
-
-    print("ready", flush=True)
-    sys.stdin.readline()
-    with ThreadPoolExecutor(count) as pool:
-        statuses = list(pool.map(one, range(count)))
-    print(json.dumps(statuses), flush=True)
+    send_together(lambda _: requests.get(api_url, auth=auth, timeout=120).status_code, count)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -34,6 +35,23 @@ def make_cache(spec: str) -> TokenCache:
     return RedisTokenCache(redis.Redis(host="127.0.0.1", port=int(where)))
 
 
+def send_together(send: Callable[[int], int], count: int) -> None:
+    """The workers' protocol: print ``ready``, wait for a line on stdin (every process
+    starts together), call ``send(index)`` from ``count`` threads at the same moment, and
+    print the statuses as JSON, one line."""
+    barrier = threading.Barrier(count)
+
+    def one(index: int) -> int:
+        barrier.wait()
+        return send(index)
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    with ThreadPoolExecutor(count) as pool:
+        statuses = list(pool.map(one, range(count)))
+    print(json.dumps(statuses), flush=True)
+
+
 def main() -> None:
     cache_spec, token_url, api_url, threads = sys.argv[1:5]
     count = int(threads)
@@ -46,20 +64,14 @@ def main() -> None:
         cache=make_cache(cache_spec),
     )
     client = httpx.Client(auth=auth, timeout=60)
-    barrier = threading.Barrier(count)
 
     def one(index: int) -> int:
-        barrier.wait()
         if index % 2:
             return client.get(api_url).status_code
         return requests.get(api_url, auth=auth, timeout=60).status_code
 
-    print("ready", flush=True)
-    sys.stdin.readline()
-    with ThreadPoolExecutor(count) as pool:
-        statuses = list(pool.map(one, range(count)))
-    client.close()
-    print(json.dumps(statuses), flush=True)
+    with client:
+        send_together(one, count)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,13 @@ test plays the person with it). Prints the statuses as JSON, one line.
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from authplug import DeviceCode, OAuth2DeviceCodeAuth
 
-from .fleet_worker import make_cache
+from .fleet_worker import make_cache, send_together
 
 
 def main() -> None:
@@ -36,17 +33,7 @@ def main() -> None:
         cache=make_cache(cache_spec),
         login_timeout=60,
     )
-    barrier = threading.Barrier(count)
-
-    def one(index: int) -> int:
-        barrier.wait()
-        return requests.get(api_url, auth=auth, timeout=120).status_code
-
-    print("ready", flush=True)
-    sys.stdin.readline()
-    with ThreadPoolExecutor(count) as pool:
-        statuses = list(pool.map(one, range(count)))
-    print(json.dumps(statuses), flush=True)
+    send_together(lambda _: requests.get(api_url, auth=auth, timeout=120).status_code, count)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ import logging
 import os
 import socket
 import stat
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +36,7 @@ from authplug.testing import (
 )
 
 from ..conftest import Driver, key_for, password_auth
+from ..forked import run_together
 
 #: Enough to contend across processes and within each (more proves nothing more).
 PROCESSES = 3
@@ -64,43 +63,8 @@ def seed_expired(emulator: OAuth2Emulator, cache: TokenCache) -> None:
 
 def run_fleet(cache_spec: str, emulator: OAuth2Emulator) -> list[list[int]]:
     """PROCESSES worker processes of THREADS threads each, released together."""
-    root = Path(__file__).resolve().parents[2]
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.system.fleet_worker",
-                cache_spec,
-                emulator.token_url,
-                emulator.api_url(),
-                str(THREADS),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=root,
-        )
-        for _ in range(PROCESSES)
-    ]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None
-            assert worker.stdout.readline().strip() == "ready"
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-        results = []
-        for worker in workers:
-            out, _ = worker.communicate(timeout=120)
-            assert worker.returncode == 0
-            results.append(json.loads(out))
-        return results
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
+    args = [cache_spec, emulator.token_url, emulator.api_url(), str(THREADS)]
+    return run_together("tests.system.fleet_worker", args, PROCESSES)
 
 
 # -- the file cache ---------------------------------------------------------------------

@@ -4,17 +4,15 @@ exchange's renewal renews its subject within the lock it holds)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from authplug import FileTokenCache, OAuth2PasswordAuth, OAuth2TokenExchangeAuth
 from authplug.testing import OAuth2Emulator
+
+from ..forked import run_together
 
 pytestmark = pytest.mark.fleet
 
@@ -52,44 +50,9 @@ def test_an_exchange_and_its_subject_share_a_file_cache_without_waiting(
 
 def test_processes_share_one_exchange_and_one_subject(tmp_path: Path) -> None:
     processes_count, threads = 4, 8
-    root = Path(__file__).parents[2]
     with OAuth2Emulator() as idp:
-        processes = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.system.exchange_worker",
-                    str(tmp_path / "tokens"),
-                    idp.token_url,
-                    idp.api_url(),
-                    str(threads),
-                ],
-                cwd=root,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])},
-            )
-            for _ in range(processes_count)
-        ]
-        try:
-            for process in processes:
-                assert process.stdout is not None
-                assert process.stdout.readline().strip() == "ready"
-            for process in processes:
-                assert process.stdin is not None
-                process.stdin.write("go\n")
-                process.stdin.flush()
-            statuses = []
-            for process in processes:
-                out, _ = process.communicate(timeout=120)
-                statuses.append(json.loads(out.strip().splitlines()[-1]))
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait(10)
+        args = [str(tmp_path / "tokens"), idp.token_url, idp.api_url(), str(threads)]
+        statuses = run_together("tests.system.exchange_worker", args, processes_count)
         assert statuses == [[200] * threads] * processes_count
         assert idp.exchanges_by_audience == {ORDERS: 1}
         assert idp.token_calls["password"] == 1
